@@ -1,0 +1,151 @@
+# shellcheck shell=bash
+# Shared by dev.sh and test.sh: find or install PostgreSQL and Redis, and run
+# private instances of them under a state directory on their own ports, so a
+# system PostgreSQL/Redis is never touched. Source it; it defines functions only.
+
+# Set by start_postgres/start_redis for their callers: 1 when that call started
+# the server (so the caller stops it), 0 when one was already running.
+# shellcheck disable=SC2034
+PG_STARTED=0 REDIS_STARTED=0
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs Debian packages when we may (root + apt-get); otherwise says what to install.
+ensure_packages() {
+  local missing=("$@")
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} (apt-get)"
+    # Another apt process (unattended upgrades) may hold the lock for a while.
+    local i
+    for i in $(seq 1 60); do
+      if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+        return 0
+      fi
+      if [ "$i" -eq 1 ]; then apt-get update -q >/dev/null 2>&1 || true; fi
+      sleep 5
+    done
+    die "apt-get could not install ${missing[*]}"
+  fi
+  die "please install ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]}), or set DATABASE_URL and REDIS_URL to running servers"
+}
+
+# Prints the directory holding initdb/pg_ctl, which is often not on PATH.
+pg_bindir() {
+  local d
+  if command -v pg_config >/dev/null 2>&1; then
+    d=$(pg_config --bindir 2>/dev/null || true)
+    if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
+  fi
+  # Newest major version first.
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r | while read -r b; do
+    [ -x "$b/initdb" ] && { echo "$b"; break; }
+  done)
+  if [ -n "$d" ]; then echo "$d"; return 0; fi
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return 0; fi
+  return 1
+}
+
+ensure_postgres_installed() {
+  if ! pg_bindir >/dev/null; then
+    ensure_packages postgresql postgresql-contrib
+  fi
+  pg_bindir >/dev/null || die "PostgreSQL server binaries (initdb, pg_ctl) not found after install"
+}
+
+ensure_redis_installed() {
+  command -v redis-server >/dev/null 2>&1 || ensure_packages redis-server
+}
+
+# initdb and pg_ctl refuse to run as root: run them as the postgres user then.
+as_pg_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# start_postgres DIR PORT [extra server options...]
+# Starts (or reuses) a private cluster. Sets PG_STARTED=1 when this call started it.
+start_postgres() {
+  local dir=$1 port=$2; shift 2
+  local bindir; bindir=$(pg_bindir)
+  # shellcheck disable=SC2034
+  PG_STARTED=0
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$dir"
+    # The postgres user must reach the directory; a repo under /root may not allow it.
+    if ! runuser -u postgres -- test -w "$dir"; then
+      die "$dir is not reachable by the postgres user; move the checkout (e.g. under /work or /srv) or set DATABASE_URL"
+    fi
+  fi
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    log "initialising a private PostgreSQL cluster in $dir"
+    as_pg_owner "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null \
+      || as_pg_owner "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 >/dev/null
+  fi
+  if as_pg_owner "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    log "PostgreSQL already running on port $port"
+  else
+    log "starting PostgreSQL on 127.0.0.1:$port"
+    as_pg_owner "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 $*" >/dev/null \
+      || { tail -20 "$dir/server.log" >&2; die "PostgreSQL did not start (log above)"; }
+    # shellcheck disable=SC2034
+    PG_STARTED=1
+  fi
+}
+
+stop_postgres() {
+  local dir=$1
+  local bindir; bindir=$(pg_bindir) || return 0
+  as_pg_owner "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# start_redis DIR PORT. Sets REDIS_STARTED=1 when this call started it.
+start_redis() {
+  local dir=$1 port=$2
+  REDIS_STARTED=0
+  mkdir -p "$dir"
+  if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+    log "Redis already running on port $port"
+    return 0
+  fi
+  log "starting Redis on 127.0.0.1:$port"
+  # Nothing in Redis needs to survive a restart: no RDB, no AOF.
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+  local i
+  for i in $(seq 1 50); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+      # shellcheck disable=SC2034
+      REDIS_STARTED=1
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "Redis did not start (see $dir/redis.log)"
+}
+
+stop_redis() {
+  local port=$1
+  redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+# create_database URL-without-db NAME: creates NAME if missing.
+create_database() {
+  local port=$1 name=$2
+  local bindir; bindir=$(pg_bindir)
+  if ! "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "CREATE DATABASE \"$name\"" >/dev/null
+  fi
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null 2>&1 \
+    || die "cargo not found: install Rust from https://rustup.rs (stable, 1.85 or newer)"
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real PostgreSQL and Redis.
+#
+# Without DATABASE_URL/REDIS_URL it starts private instances under
+# target/test-services/ (PostgreSQL on 127.0.0.1:55433, Redis on :56380),
+# installing the packages first when run as root on Debian/Ubuntu, and stops
+# whatever it started when the tests end. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/services.sh
+. scripts/lib/services.sh
+
+ensure_rust
+state_dir="$PWD/target/test-services"
+pg_port=${TEST_PG_PORT:-55433}
+redis_port=${TEST_REDIS_PORT:-56380}
+started_pg=0
+started_redis=0
+
+cleanup() {
+  [ "$started_pg" = 1 ] && stop_postgres "$state_dir/pg"
+  [ "$started_redis" = 1 ] && stop_redis "$redis_port"
+  return 0
+}
+trap cleanup EXIT
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  ensure_postgres_installed
+  # Test data is disposable: skip fsync so commits cost microseconds, not milliseconds.
+  start_postgres "$state_dir/pg" "$pg_port" -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+  started_pg=$PG_STARTED
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+if [ -z "${REDIS_URL:-}" ]; then
+  ensure_redis_installed
+  start_redis "$state_dir/redis" "$redis_port"
+  started_redis=$REDIS_STARTED
+  export REDIS_URL="redis://127.0.0.1:$redis_port"
+fi
+
+log "cargo test (DATABASE_URL=$DATABASE_URL, REDIS_URL=$REDIS_URL)"
+cargo test --workspace "$@"

@@ -1,0 +1,117 @@
+//! Assembles every domain's API into one poem `Route` and one OpenAPI document.
+//! `build` is what `serve` and the tests call.
+
+use std::sync::Arc;
+
+use poem::{
+    get, handler, http::StatusCode, web::Data, Endpoint, EndpointExt, IntoResponse, Request,
+    Response, Route,
+};
+use poem_openapi::OpenApiService;
+use sqlx::PgPool;
+
+use crate::{cache::Cache, config::Config, ops::OpsApi, telemetry};
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub cache: Cache,
+    pub config: Arc<Config>,
+}
+
+pub type Apis = OpsApi;
+
+const API_DESCRIPTION: &str = "\
+The system of record for what is in stock, where, and why it changed.
+
+Authenticate with `POST /api/v1/auth/login`, then press **Authorize** and paste the \
+`access_token`. Scanner devices send their device key the same way. Errors are RFC 9457 \
+`application/problem+json`. Lists use keyset pagination: pass `next_cursor` back as `cursor`.";
+
+/// The OpenAPI service (routes and document) for every domain.
+pub fn api_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(OpsApi, "Inventory API", env!("CARGO_PKG_VERSION"))
+        .description(API_DESCRIPTION)
+}
+
+/// The spec as YAML: what `inventory-api openapi` prints and `openapi/openapi.yaml` holds.
+pub fn spec_yaml() -> String {
+    api_service().spec_yaml()
+}
+
+pub fn spec_json() -> String {
+    api_service().spec()
+}
+
+#[handler]
+fn metrics_endpoint() -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(telemetry::render_prometheus())
+}
+
+#[handler]
+fn spec_json_endpoint(spec: Data<&Arc<Specs>>) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/json")
+        .body(spec.json.clone())
+}
+
+#[handler]
+fn spec_yaml_endpoint(spec: Data<&Arc<Specs>>) -> Response {
+    Response::builder()
+        .content_type("application/yaml")
+        .body(spec.yaml.clone())
+}
+
+/// The rendered document, built once at start-up.
+struct Specs {
+    json: String,
+    yaml: String,
+}
+
+/// Refuses bodies over `max` bytes: by Content-Length up front (413), and for
+/// chunked bodies by cutting the stream, which the JSON/CSV parser then reports
+/// as malformed. (poem's SizeLimit would demand a Content-Length even on GETs.)
+async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max as u64 => {
+            return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Some(_) => {}
+        None => {
+            use tokio::io::AsyncReadExt;
+            let body = req.take_body().into_async_read().take(max as u64);
+            req.set_body(poem::Body::from_async_read(body));
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The whole HTTP application.
+pub fn build(state: AppState) -> impl Endpoint {
+    let api = api_service();
+    let specs = Arc::new(Specs {
+        json: api.spec(),
+        yaml: api.spec_yaml(),
+    });
+    let docs = api.swagger_ui();
+    let max_body = state.config.max_body_bytes;
+    Route::new()
+        .at("/metrics", get(metrics_endpoint))
+        .at("/openapi.json", get(spec_json_endpoint))
+        .at("/openapi.yaml", get(spec_yaml_endpoint))
+        .nest("/docs", docs)
+        .nest("/", api)
+        .data(state)
+        .data(specs)
+        .around(move |ep, req| limit_body(ep, req, max_body))
+        .around(telemetry::observe)
+}

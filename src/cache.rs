@@ -1,0 +1,246 @@
+//! Redis access for everything that can be rebuilt: cached reads, rate-limit
+//! counters and the live event stream.
+//!
+//! Redis is optional and may die at any time. Every call here has a short
+//! timeout and turns failure into "no answer" (a cache miss, no counter), so the
+//! API keeps serving from PostgreSQL. Nothing that must not be lost is ever
+//! written only to Redis. This module does not decide what to cache; domains do.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use redis::{aio::ConnectionManager, AsyncCommands};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// How long a Redis call may take before we carry on without it.
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisState {
+    Ok,
+    Down,
+    Disabled,
+}
+
+impl RedisState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Down => "down",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Cache {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    /// Prepended to every key, so deployments (and parallel tests) sharing one
+    /// Redis never read each other's entries.
+    prefix: String,
+    client: redis::Client,
+    // Filled by the connector task once Redis answers; ConnectionManager then
+    // reconnects by itself.
+    conn: RwLock<Option<ConnectionManager>>,
+}
+
+impl Cache {
+    /// A cache that never stores anything (REDIS_URL unset).
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// Starts connecting in the background; until Redis answers every call is a miss.
+    pub fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let inner = Arc::new(Inner {
+            prefix: prefix.to_owned(),
+            client,
+            conn: RwLock::new(None),
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(1)))
+                    .set_number_of_retries(2);
+                match ConnectionManager::new_with_config(inner.client.clone(), config).await {
+                    Ok(conn) => {
+                        *inner.conn.write().expect("lock not poisoned") = Some(conn);
+                        tracing::info!("connected to Redis");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Redis unavailable; retrying in 5 s"),
+                }
+                drop(inner);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        Ok(Self { inner: Some(inner) })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    fn key(&self, key: &str) -> String {
+        match &self.inner {
+            Some(inner) => format!("{}{key}", inner.prefix),
+            None => key.to_owned(),
+        }
+    }
+
+    /// Waits up to `timeout` for the first connection (tests, start-up logs).
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.conn().is_some() || self.inner.is_none() {
+                return self.inner.is_some();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn conn(&self) -> Option<ConnectionManager> {
+        self.inner
+            .as_ref()?
+            .conn
+            .read()
+            .expect("lock not poisoned")
+            .clone()
+    }
+
+    /// Runs one Redis call with the timeout; any failure is logged and becomes None.
+    async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn()?;
+        match tokio::time::timeout(CALL_TIMEOUT, f(conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, op = what, "Redis call failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(op = what, "Redis call timed out");
+                None
+            }
+        }
+    }
+
+    pub async fn state(&self) -> RedisState {
+        if self.inner.is_none() {
+            return RedisState::Disabled;
+        }
+        let pong: Option<String> = self
+            .call("ping", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await;
+        match pong {
+            Some(_) => RedisState::Ok,
+            None => RedisState::Down,
+        }
+    }
+
+    /// A cached JSON value, recording hit/miss under `cache` for the metrics.
+    pub async fn get_json<T: DeserializeOwned>(&self, cache: &'static str, key: &str) -> Option<T> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let key = self.key(key);
+        let raw: Option<Option<Vec<u8>>> = self
+            .call("get", |mut c| async move { c.get(key).await })
+            .await;
+        let value = raw.flatten().and_then(|b| serde_json::from_slice(&b).ok());
+        let result = if value.is_some() { "hit" } else { "miss" };
+        crate::telemetry::metrics().cache_requests.add(
+            1,
+            &[
+                opentelemetry::KeyValue::new("cache", cache),
+                opentelemetry::KeyValue::new("result", result),
+            ],
+        );
+        value
+    }
+
+    pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        if !self.is_enabled() {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            return;
+        };
+        let secs = ttl.as_secs().max(1);
+        let key = self.key(key);
+        let _: Option<()> = self
+            .call(
+                "set",
+                |mut c| async move { c.set_ex(key, bytes, secs).await },
+            )
+            .await;
+    }
+
+    pub async fn delete(&self, keys: &[String]) {
+        if !self.is_enabled() || keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let _: Option<()> = self
+            .call("del", |mut c| async move { c.del(&keys).await })
+            .await;
+    }
+
+    /// Increments a fixed-window counter, setting its expiry on first use.
+    /// Returns the new count and the seconds left in the window, or None without Redis.
+    pub async fn incr_window(&self, key: &str, window: Duration) -> Option<(u64, u64)> {
+        let secs = window.as_secs().max(1);
+        let key = self.key(key);
+        let key = key.as_str();
+        self.call("incr", |mut c| async move {
+            let (count, ttl): (u64, i64) = redis::pipe()
+                .atomic()
+                .incr(key, 1u64)
+                .cmd("EXPIRE")
+                .arg(key)
+                .arg(secs)
+                .arg("NX")
+                .ignore()
+                .ttl(key)
+                .query_async(&mut c)
+                .await?;
+            Ok((count, ttl.max(1) as u64))
+        })
+        .await
+    }
+
+    /// Appends an event to a Redis stream (capped, approximately).
+    pub async fn xadd(&self, stream: &str, fields: &[(&str, String)]) -> bool {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let stream = self.key(stream);
+        let stream = stream.as_str();
+        self.call("xadd", |mut c| async move {
+            redis::cmd("XADD")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(100_000)
+                .arg("*")
+                .arg(&fields)
+                .query_async::<String>(&mut c)
+                .await
+        })
+        .await
+        .is_some()
+    }
+}

@@ -1,0 +1,3 @@
+//! The catalog: products, categories and their barcodes.
+
+pub mod barcode;

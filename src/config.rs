@@ -1,0 +1,212 @@
+//! Typed configuration, read once at start-up from environment variables.
+//!
+//! This is the only module that reads the environment. Every variable may also
+//! be given as `NAME_FILE` (a path whose contents are the value), which is how
+//! Docker secrets arrive. A missing or malformed value stops start-up with one
+//! line naming the variable; nothing here guesses.
+
+use std::{net::SocketAddr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where log lines go and in which shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production; what log shippers parse).
+    Json,
+    /// Human-readable, coloured (development).
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    /// None disables Redis: caching and the event stream are off, rate limits are
+    /// kept in process. The API itself keeps working.
+    pub redis_url: Option<SecretString>,
+    pub jwt_secret: SecretString,
+    pub bind_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    pub database_max_connections: u32,
+    pub cache_ttl: Duration,
+    /// Largest request body accepted (CSV imports are the big ones).
+    pub max_body_bytes: usize,
+}
+
+/// A configuration problem, phrased for the person starting the service.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {name}: {message}")]
+pub struct ConfigError {
+    pub name: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(name: &str, message: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Minimum HS256 key length: shorter secrets can be brute-forced offline from
+/// any token a client holds.
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can supply a map instead
+    /// of mutating the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+
+        let database_url = env.required("DATABASE_URL")?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        let redis_url = env.optional("REDIS_URL")?;
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::new(
+                    "REDIS_URL",
+                    "must be a redis:// or rediss:// URL (leave unset to run without Redis)",
+                ));
+            }
+        }
+        let jwt_secret = env.required("JWT_SECRET")?;
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes (try: openssl rand -hex 32)"
+                ),
+            ));
+        }
+        let bind_addr = env.parsed("BIND_ADDR", "0.0.0.0:8080".parse().expect("valid default"))?;
+        let log_format = match env.optional("LOG_FORMAT")?.as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be json or pretty, not {other:?}"),
+                ))
+            }
+        };
+        let bootstrap_admin = match (
+            env.optional("BOOTSTRAP_ADMIN_EMAIL")?,
+            env.optional("BOOTSTRAP_ADMIN_PASSWORD")?,
+        ) {
+            (Some(email), Some(password)) => Some(BootstrapAdmin {
+                email,
+                password: password.into(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "BOOTSTRAP_ADMIN_PASSWORD",
+                    "must be set when BOOTSTRAP_ADMIN_EMAIL is",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "BOOTSTRAP_ADMIN_EMAIL",
+                    "must be set when BOOTSTRAP_ADMIN_PASSWORD is",
+                ))
+            }
+        };
+        let database_max_connections: u32 = env.parsed("DATABASE_MAX_CONNECTIONS", 20)?;
+        if database_max_connections == 0 {
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        let cache_ttl = Duration::from_secs(env.parsed("CACHE_TTL_SECONDS", 60)?);
+        let max_body_bytes = env.parsed("MAX_BODY_BYTES", 8 * 1024 * 1024)?;
+
+        Ok(Self {
+            database_url: database_url.into(),
+            redis_url: redis_url.map(Into::into),
+            jwt_secret: jwt_secret.into(),
+            bind_addr,
+            log_format,
+            bootstrap_admin,
+            database_max_connections,
+            cache_ttl,
+            max_body_bytes,
+        })
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+/// Just `DATABASE_URL` (and its pool size), for the subcommands that only touch the
+/// database (`migrate`, `create-user`), so they do not demand a JWT secret.
+pub fn database_from_env() -> Result<(SecretString, u32), ConfigError> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let env = Env { lookup: &lookup };
+    let url = env.required("DATABASE_URL")?;
+    let max = env.parsed("DATABASE_MAX_CONNECTIONS", 5)?;
+    Ok((url.into(), max))
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// `NAME`, else the contents of the file named by `NAME_FILE`; empty counts as unset.
+    fn optional(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        if let Some(value) = (self.lookup)(name).filter(|v| !v.is_empty()) {
+            return Ok(Some(value));
+        }
+        let file_var = format!("{name}_FILE");
+        match (self.lookup)(&file_var).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(path) => {
+                let contents = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::new(&file_var, format!("cannot read {path}: {e}")))?;
+                // Secret files usually end with a newline that is not part of the value.
+                let value = contents.trim_end_matches(['\n', '\r']).to_owned();
+                Ok(Some(value).filter(|v| !v.is_empty()))
+            }
+        }
+    }
+
+    fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.optional(name)?.ok_or_else(|| {
+            ConfigError::new(name, format!("is required (set {name} or {name}_FILE)"))
+        })
+    }
+
+    fn parsed<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name)? {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?}: {e}"))),
+        }
+    }
+}

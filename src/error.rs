@@ -1,0 +1,456 @@
+//! One error type for the whole API, rendered as RFC 9457 problem+json.
+//!
+//! Handlers return [`Result<T>`]; database and Redis failures become a fixed
+//! message here and their text goes only to the log. Constraint violations are
+//! turned into 409/422 answers by name (see [`constraint_problem`]), so the
+//! database stays the judge of uniqueness and ranges while the client still
+//! gets a message it can act on. Errors poem raises before a handler runs
+//! (unknown route, malformed JSON, missing credentials) pass through
+//! [`render_any`] and come out in the same shape.
+
+use poem::{http::StatusCode, Response};
+use poem_openapi::{
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::ToJSON,
+    ApiResponse, Object,
+};
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Problem types are relative URI references: stable identifiers clients may
+/// switch on. The README lists them.
+const PROBLEM_BASE: &str = "/problems/";
+
+/// One input field the server refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
+pub struct FieldError {
+    /// The JSON field (or `row N: field` for CSV imports) at fault.
+    pub field: String,
+    /// What is wrong with it, phrased for the person who typed it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem document; every error answer has this shape.
+#[derive(Debug, Object)]
+#[oai(rename = "Problem")]
+pub struct ProblemDoc {
+    /// Stable identifier of the kind of problem, e.g. `/problems/insufficient-stock`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What happened here and what to do about it.
+    pub detail: String,
+    /// Field errors, when the input is at fault.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<FieldError>>,
+    /// For `insufficient-stock`: the quantity that is available.
+    #[oai(skip_serializing_if_is_none)]
+    pub available: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 409 with a problem slug of its own (e.g. `sku-taken`).
+    #[error("conflict ({slug}): {detail}")]
+    Conflict { slug: &'static str, detail: String },
+    #[error("insufficient stock: {available} available, {requested} requested")]
+    InsufficientStock { available: i64, requested: i64 },
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 422 that is not about one field (e.g. an idempotency key reused with another body).
+    #[error("unprocessable ({slug}): {detail}")]
+    Unprocessable { slug: &'static str, detail: String },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::NotFound(format!("{what} does not exist"))
+    }
+
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn to_problem(&self) -> ProblemDoc {
+        let (slug, title, detail) = match self {
+            Self::BadRequest(d) => ("bad-request", "Bad request", d.clone()),
+            Self::Unauthorized => (
+                "unauthorized",
+                "Unauthorized",
+                "Missing, invalid or expired credentials: send Authorization: Bearer <token>."
+                    .to_owned(),
+            ),
+            Self::Forbidden(d) => ("forbidden", "Forbidden", d.clone()),
+            Self::NotFound(d) => ("not-found", "Not found", d.clone()),
+            Self::Conflict { slug, detail } => (*slug, "Conflict", detail.clone()),
+            Self::InsufficientStock {
+                available,
+                requested,
+            } => (
+                "insufficient-stock",
+                "Insufficient stock",
+                format!("Only {available} available; {requested} requested."),
+            ),
+            Self::PreconditionFailed(d) => {
+                ("precondition-failed", "Precondition failed", d.clone())
+            }
+            Self::Validation(_) => (
+                "validation",
+                "Validation failed",
+                "One or more fields are invalid; see errors.".to_owned(),
+            ),
+            Self::Unprocessable { slug, detail } => {
+                (*slug, "Unprocessable request", detail.clone())
+            }
+            Self::TooManyRequests { retry_after_secs } => (
+                "too-many-requests",
+                "Too many requests",
+                format!("Slow down; retry after {retry_after_secs} seconds."),
+            ),
+            Self::Unavailable(what) => (
+                "unavailable",
+                "Service unavailable",
+                format!("{what} is unavailable; retry shortly."),
+            ),
+            Self::Internal(_) => (
+                "internal",
+                "Internal server error",
+                "An unexpected error occurred; it has been logged.".to_owned(),
+            ),
+        };
+        ProblemDoc {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title: title.to_owned(),
+            status: self.status().as_u16(),
+            detail,
+            errors: match self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+            available: match self {
+                Self::InsufficientStock { available, .. } => Some(*available),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem_response(status: StatusCode, problem: &ProblemDoc) -> Response {
+    let body = problem.to_json_string();
+    Response::builder()
+        .status(status)
+        .content_type("application/problem+json")
+        .body(body)
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        if let Self::Internal(e) = self {
+            // The chain goes to the log; the client gets the fixed text above.
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        let mut resp = problem_response(self.status(), &self.to_problem());
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                retry_after_secs
+                    .to_string()
+                    .parse()
+                    .expect("digits are a valid header"),
+            );
+        }
+        resp
+    }
+}
+
+impl poem::IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        poem::error::ResponseError::as_response(&self)
+    }
+}
+
+/// Documents every operation's error answers as one `default` problem+json response.
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "An RFC 9457 problem: 400 malformed input, 401 missing or bad \
+                              credentials, 403 role not allowed, 404 unknown resource, 409 \
+                              conflict (duplicate, insufficient stock), 412 stale If-Match, 422 \
+                              validation failed, 429 throttled, 503 database unavailable.",
+                status: None,
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/problem+json",
+                    schema: <ProblemDoc as poem_openapi::types::Type>::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <ProblemDoc as poem_openapi::types::Type>::register(registry);
+    }
+}
+
+/// Constraint names (from migrations/) that have a message of their own.
+fn constraint_problem(constraint: &str) -> Option<ApiError> {
+    let conflict = |slug, detail: &str| Some(ApiError::conflict(slug, detail));
+    let field = |f: &str, m: &str| Some(ApiError::field(f, m));
+    match constraint {
+        "users_email_key" => conflict("email-taken", "A user with this email already exists."),
+        "products_sku_key" => conflict("sku-taken", "A product with this SKU already exists."),
+        "product_barcodes_pkey" => conflict(
+            "barcode-taken",
+            "This barcode (or an equivalent GTIN form) already belongs to a product.",
+        ),
+        "warehouses_code_key" => {
+            conflict("code-taken", "A warehouse with this code already exists.")
+        }
+        "categories_sibling_name_key" => conflict(
+            "category-name-taken",
+            "A category with this name already exists under the same parent.",
+        ),
+        "categories_no_cycle" | "categories_not_own_parent" => field(
+            "parent_id",
+            "a category cannot be placed under itself or one of its descendants",
+        ),
+        "products_sku_format" => field(
+            "sku",
+            "1-64 characters: letters, digits, '.', '_', '/', '-'; starting with a letter or digit",
+        ),
+        "warehouses_code_format" => field(
+            "code",
+            "1-32 characters: letters, digits, '.', '_', '-'; starting with a letter or digit",
+        ),
+        "product_barcodes_pack_quantity_positive" => field("pack_quantity", "must be at least 1"),
+        "stock_levels_quantity_non_negative" => Some(ApiError::conflict(
+            "insufficient-stock",
+            "The movement would make stock negative.",
+        )),
+        _ => None,
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("The database")
+            }
+            sqlx::Error::RowNotFound => {
+                ApiError::NotFound("The requested record does not exist.".into())
+            }
+            sqlx::Error::Database(db) => {
+                if let Some(problem) = db.constraint().and_then(constraint_problem) {
+                    return problem;
+                }
+                // Generic answers for constraints without a message of their own; the
+                // constraint name and SQL text stay in the log.
+                tracing::warn!(error = %db, constraint = ?db.constraint(), "constraint violation");
+                match db.kind() {
+                    sqlx::error::ErrorKind::UniqueViolation => {
+                        ApiError::conflict("conflict", "This conflicts with an existing record.")
+                    }
+                    sqlx::error::ErrorKind::ForeignKeyViolation => ApiError::Unprocessable {
+                        slug: "reference-invalid",
+                        detail: "The request refers to a record that does not exist, or removes one that is still in use.".into(),
+                    },
+                    sqlx::error::ErrorKind::CheckViolation
+                    | sqlx::error::ErrorKind::NotNullViolation => ApiError::Unprocessable {
+                        slug: "validation",
+                        detail: "A value is out of the allowed range.".into(),
+                    },
+                    _ => ApiError::Internal(anyhow::Error::new(err).context("database error")),
+                }
+            }
+            _ => ApiError::Internal(anyhow::Error::new(err).context("database error")),
+        }
+    }
+}
+
+/// Collects field errors so a client learns about every bad field at once.
+#[derive(Debug, Default)]
+pub struct Validation(Vec<FieldError>);
+
+impl Validation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `message` against `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) -> &mut Self {
+        if !ok {
+            self.push(field, message);
+        }
+        self
+    }
+
+    pub fn push(&mut self, field: &str, message: impl Into<String>) -> &mut Self {
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+/// Renders any error that reached the top of the stack as problem+json.
+///
+/// `ApiError`s render themselves. Errors raised by poem and poem-openapi before a
+/// handler runs (unknown route, bad JSON, wrong content type, missing
+/// credentials) keep their status; their message is about the request, so it is
+/// safe and useful to show. Anything 5xx that is not ours gets a fixed text.
+pub fn render_any(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return poem::error::ResponseError::as_response(api);
+    }
+    let status = err.status();
+    let (slug, title, detail) = match status {
+        StatusCode::NOT_FOUND => (
+            "not-found",
+            "Not found",
+            "No resource at this path; see /docs for the API.".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "Method not allowed",
+            "This path does not accept that method; see /docs.".to_owned(),
+        ),
+        StatusCode::UNAUTHORIZED => return ApiError::Unauthorized.into_response_inner(),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            "Payload too large",
+            "The request body exceeds the size limit.".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("{err}; send Content-Type: application/json."),
+        ),
+        s if s.is_client_error() => ("bad-request", "Bad request", err.to_string()),
+        _ => {
+            tracing::error!(error = %err, status = %status, "unhandled error");
+            (
+                "internal",
+                "Internal server error",
+                "An unexpected error occurred; it has been logged.".to_owned(),
+            )
+        }
+    };
+    let problem = ProblemDoc {
+        kind: format!("{PROBLEM_BASE}{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: None,
+        available: None,
+    };
+    problem_response(status, &problem)
+}
+
+impl ApiError {
+    fn into_response_inner(self) -> Response {
+        poem::error::ResponseError::as_response(&self)
+    }
+}
+
+/// Convenience for JSON bodies outside poem-openapi (e.g. health answers).
+pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_collects_every_field() {
+        let mut v = Validation::new();
+        v.check(false, "sku", "required")
+            .check(true, "name", "x")
+            .push("price", "negative");
+        let Err(ApiError::Validation(errors)) = v.finish() else {
+            panic!("expected validation error")
+        };
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].field, "sku");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_text() {
+        let err = ApiError::Internal(anyhow::anyhow!("password=hunter2 in SQL"));
+        let problem = err.to_problem();
+        assert!(!problem.detail.contains("hunter2"));
+        assert_eq!(problem.status, 500);
+    }
+}

@@ -1,0 +1,32 @@
+//! Inventory API: products, warehouses, an append-only stock ledger and
+//! barcode scanners, over PostgreSQL, with Redis as a rebuildable cache.
+
+/// Assembles the domain APIs into one application (`app::build`).
+pub mod app;
+/// Users, roles, passwords, tokens, device keys.
+pub mod auth;
+/// Redis: cache, rate-limit counters, event stream; optional.
+pub mod cache;
+/// Products, categories, barcodes.
+pub mod catalog;
+/// Environment configuration (the only reader of env vars).
+pub mod config;
+/// PostgreSQL pool and migrations.
+pub mod db;
+/// ApiError and its problem+json rendering.
+pub mod error;
+/// Liveness and readiness.
+pub mod ops;
+/// Scanner devices, scan events, GS1 parsing, counts.
+pub mod scanner;
+/// Logging and metrics.
+pub mod telemetry;
+
+use poem_openapi::Tags as OaiTags;
+
+/// Groups of operations on the Swagger page.
+#[derive(OaiTags)]
+pub enum Tags {
+    /// Liveness and readiness probes.
+    Ops,
+}

@@ -1,0 +1,201 @@
+//! The `inventory-api` binary: parse the command line, load configuration, run.
+
+use std::{io::Read, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use inventory_api::{
+    app::{self, AppState},
+    auth::{self, Role},
+    cache::Cache,
+    config::{self, Config},
+    db, telemetry,
+};
+use poem::{listener::TcpListener, Server};
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(name = "inventory-api", version, about = "Inventory system of record")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve HTTP until SIGTERM/SIGINT.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi {
+        #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
+        format: SpecFormat,
+    },
+    /// Create a user. The password is read from --password-file, else from stdin.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Defaults to the part of the email before '@'.
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SpecFormat {
+    Yaml,
+    Json,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "must be one of admin, manager, clerk, viewer".to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line for configuration mistakes; the chain for everything else.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Openapi { format } => {
+            let spec = match format {
+                SpecFormat::Yaml => app::spec_yaml(),
+                SpecFormat::Json => app::spec_json(),
+            };
+            println!("{spec}");
+            Ok(())
+        }
+        Command::Migrate => {
+            let (url, max) = config::database_from_env()?;
+            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::CreateUser {
+            email,
+            role,
+            display_name,
+            password_file,
+        } => create_user(email, role, display_name, password_file).await,
+        Command::Serve => serve().await,
+    }
+}
+
+async fn create_user(
+    email: String,
+    role: Role,
+    display_name: Option<String>,
+    password_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (url, max) = config::database_from_env()?;
+    let password = match password_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the password from stdin")?;
+            s
+        }
+    };
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    if let Some(why) = auth::password::policy_violation(&password) {
+        anyhow::bail!("password {why}");
+    }
+    let display_name =
+        display_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
+    let pool = db::pool_from_url(url.expose_secret(), max)?;
+    db::migrate(&pool).await?;
+    let hash = auth::password::hash(password).await?;
+    match auth::repo::insert_user(&pool, &email, &display_name, role, &hash).await {
+        Ok(id) => {
+            println!("created {} user {email} ({id})", role.as_str());
+            Ok(())
+        }
+        Err(e) if e.as_database_error().and_then(|d| d.constraint()) == Some("users_email_key") => {
+            anyhow::bail!("a user with email {email} already exists")
+        }
+        Err(e) => Err(e).context("Failed to create the user"),
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    telemetry::init_logging(config.log_format);
+    let started = std::time::Instant::now();
+
+    let pool = db::pool(&config)?;
+    db::migrate(&pool).await?;
+    if let Some(admin) = &config.bootstrap_admin {
+        let hash = auth::password::hash(admin.password.expose_secret().to_owned()).await?;
+        if auth::repo::bootstrap_admin(&pool, &admin.email, &hash).await? {
+            tracing::info!(email = %admin.email, "created the bootstrap admin");
+        }
+    }
+    let cache = match &config.redis_url {
+        Some(url) => Cache::connect(url.expose_secret(), "inv:")?,
+        None => Cache::disabled(),
+    };
+    let bind_addr = config.bind_addr;
+    let state = AppState {
+        db: pool.clone(),
+        cache,
+        config: Arc::new(config),
+    };
+    let app = app::build(state);
+
+    tracing::info!(
+        %bind_addr,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening; Swagger UI at /docs"
+    );
+    Server::new(TcpListener::bind(bind_addr))
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
+        .await
+        .context("HTTP server failed")?;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then get up to 30 s to finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

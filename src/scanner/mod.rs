@@ -1,0 +1,3 @@
+//! Scanner devices: scan events, GS1 element strings, count sessions.
+
+pub mod gs1;

@@ -1,0 +1,132 @@
+//! Test harness: each test gets a fresh migrated database (from `#[sqlx::test]`),
+//! the real application on an ephemeral port, and the Redis of the test services
+//! (`REDIS_URL`, started by scripts/test.sh) under a key prefix of its own.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use inventory_api::{
+    app::{self, AppState},
+    cache::Cache,
+    config::Config,
+};
+use poem::{listener::TcpAcceptor, Server};
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+pub fn test_config(overrides: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = HashMap::from([
+        (
+            "DATABASE_URL".into(),
+            "postgres://unused@127.0.0.1/unused".into(),
+        ),
+        ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+        ("LOG_FORMAT".into(), "pretty".into()),
+        ("MAX_BODY_BYTES".into(), "65536".into()),
+    ]);
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|name| env.get(name).cloned()).expect("test config is valid")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub cache: Cache,
+}
+
+impl TestApp {
+    /// The app on `db`, with Redis when REDIS_URL is set.
+    pub async fn spawn(db: PgPool) -> Self {
+        let cache = match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => {
+                let prefix = format!("test:{}:", uuid::Uuid::new_v4());
+                let cache = Cache::connect(&url, &prefix).expect("valid REDIS_URL");
+                assert!(
+                    cache.wait_connected(Duration::from_secs(5)).await,
+                    "REDIS_URL is set but Redis does not answer"
+                );
+                cache
+            }
+            _ => Cache::disabled(),
+        };
+        Self::spawn_with(db, cache, test_config(&[])).await
+    }
+
+    pub async fn spawn_with(db: PgPool, cache: Cache, config: Config) -> Self {
+        // Quiet by default; TEST_LOG=1 shows the service's logs.
+        if std::env::var("TEST_LOG").is_ok() {
+            inventory_api::telemetry::init_logging(config.log_format);
+        }
+        let state = AppState {
+            db: db.clone(),
+            cache: cache.clone(),
+            config: Arc::new(config),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let addr = listener.local_addr().expect("local addr");
+        let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
+        let endpoint = app::build(state);
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor).run(endpoint).await;
+        });
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            db,
+            cache,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Asserts a problem+json answer with `status` and a `type` ending in `slug`; returns the body.
+pub async fn assert_problem(resp: reqwest::Response, status: u16, slug: &str) -> Value {
+    let got = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = resp.json().await.expect("problem body is JSON");
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    assert_eq!(body["status"], status, "body: {body}");
+    let kind = body["type"].as_str().unwrap_or_default();
+    assert!(
+        kind.ends_with(&format!("/{slug}")),
+        "type {kind:?} is not {slug}; body: {body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "body: {body}"
+    );
+    body
+}

@@ -1,0 +1,278 @@
+//! The foundation: ops endpoints, error rendering, spec, schema invariants.
+
+mod common;
+
+use common::{assert_problem, test_config, TestApp};
+use inventory_api::{cache::Cache, db};
+use serde_json::Value;
+use sqlx::PgPool;
+
+#[sqlx::test]
+async fn health_answers_ok(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let resp = app.get("/health").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[sqlx::test]
+async fn ready_reports_database_and_redis(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let resp = app.get("/ready").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    let expected_redis = if app.cache.is_enabled() {
+        "ok"
+    } else {
+        "disabled"
+    };
+    assert_eq!(body["redis"], expected_redis);
+}
+
+#[tokio::test]
+async fn ready_is_503_when_the_database_is_unreachable() {
+    // Port 1 on loopback refuses connections: a database that is down.
+    let pool = db::pool_from_url("postgres://postgres@127.0.0.1:1/none", 2).unwrap();
+    let app = TestApp::spawn_with(pool, Cache::disabled(), test_config(&[])).await;
+    let resp = app.get("/ready").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["database"], "down");
+    assert_eq!(body["redis"], "disabled");
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn ready_reports_redis_down_but_stays_ready_without_it() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        return;
+    };
+    let pool = db::pool_from_url(&url, 2).unwrap();
+    // Nothing listens on port 1: Redis is configured but down.
+    let cache = Cache::connect("redis://127.0.0.1:1", "test:down:").unwrap();
+    let app = TestApp::spawn_with(pool, cache, test_config(&[])).await;
+    let resp = app.get("/ready").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["redis"], "down");
+}
+
+#[sqlx::test]
+async fn unknown_routes_get_a_problem_404(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    assert_problem(app.get("/api/v1/nothing-here").await, 404, "not-found").await;
+}
+
+#[sqlx::test]
+async fn wrong_method_gets_a_problem_405(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let resp = app.client.delete(app.url("/health")).send().await.unwrap();
+    assert_problem(resp, 405, "method-not-allowed").await;
+}
+
+#[sqlx::test]
+async fn oversized_bodies_are_refused_with_413(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let big = "x".repeat(70_000); // test config allows 64 KiB
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 413, "payload-too-large").await;
+}
+
+#[sqlx::test]
+async fn every_response_carries_a_request_id(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let resp = app.get("/health").await;
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id set");
+    assert!(!id.is_empty());
+    // A sane id from the caller is kept, so logs can be joined across services.
+    let resp = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    // An insane one is replaced.
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.headers()["x-request-id"], "bad id with spaces");
+}
+
+#[sqlx::test]
+async fn spec_endpoints_and_swagger_ui_are_served(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let json: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(json["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(json["paths"]["/ready"]["get"].is_object());
+
+    let yaml = app.get("/openapi.yaml").await.text().await.unwrap();
+    let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(parsed, json, "YAML and JSON specs describe the same API");
+
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}
+
+#[test]
+fn committed_openapi_yaml_matches_the_code() {
+    let generated = inventory_api::app::spec_yaml();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml");
+    if std::env::var("UPDATE_OPENAPI").is_ok() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == generated.trim_end(),
+        "openapi/openapi.yaml is stale: run `cargo run -- openapi > openapi/openapi.yaml` \
+         (or UPDATE_OPENAPI=1 cargo test --test ops) and commit it"
+    );
+}
+
+/// Inserts one ledger row through SQL, returning its id.
+async fn insert_ledger_row(db: &PgPool) -> uuid::Uuid {
+    let user: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, display_name, role, password_hash)
+         VALUES ('a@example.com', 'A', 'admin', 'x') RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let product: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO products (sku, name) VALUES ('SKU-1', 'Thing') RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let warehouse: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO warehouses (code, name) VALUES ('WH1', 'Main') RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after, actor_user_id)
+         VALUES ('receipt', $1, $2, 5, 5, $3) RETURNING id",
+    )
+    .bind(product)
+    .bind(warehouse)
+    .bind(user)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn the_ledger_refuses_update_delete_and_truncate_even_in_sql(db: PgPool) {
+    let id = insert_ledger_row(&db).await;
+    let update = sqlx::query("UPDATE stock_transactions SET quantity = 500 WHERE id = $1")
+        .bind(id)
+        .execute(&db)
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM stock_transactions WHERE id = $1")
+        .bind(id)
+        .execute(&db)
+        .await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    let truncate = sqlx::query("TRUNCATE stock_transactions CASCADE")
+        .execute(&db)
+        .await;
+    assert!(truncate.unwrap_err().to_string().contains("append-only"));
+    let quantity: i64 = sqlx::query_scalar("SELECT quantity FROM stock_transactions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(quantity, 5);
+}
+
+#[sqlx::test]
+async fn schema_constraints_hold_the_invariants(db: PgPool) {
+    insert_ledger_row(&db).await;
+    // SKU unique regardless of case.
+    let dup = sqlx::query("INSERT INTO products (sku, name) VALUES ('sku-1', 'Other')")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dup.as_database_error().unwrap().constraint(),
+        Some("products_sku_key")
+    );
+    // Stock never negative.
+    let product: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let warehouse: uuid::Uuid = sqlx::query_scalar("SELECT id FROM warehouses")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let neg = sqlx::query(
+        "INSERT INTO stock_levels (product_id, warehouse_id, quantity) VALUES ($1, $2, -1)",
+    )
+    .bind(product)
+    .bind(warehouse)
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        neg.as_database_error().unwrap().constraint(),
+        Some("stock_levels_quantity_non_negative")
+    );
+    // Pack quantity positive.
+    let pack = sqlx::query(
+        "INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id, pack_quantity)
+         VALUES ('X', 'X', 'other', $1, 0)",
+    )
+    .bind(product)
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        pack.as_database_error().unwrap().constraint(),
+        Some("product_barcodes_pack_quantity_positive")
+    );
+    // Categories cannot form a cycle.
+    let a: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO categories (name) VALUES ('A') RETURNING id")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let b: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO categories (name, parent_id) VALUES ('B', $1) RETURNING id",
+    )
+    .bind(a)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let cycle = sqlx::query("UPDATE categories SET parent_id = $1 WHERE id = $2")
+        .bind(b)
+        .bind(a)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        cycle.as_database_error().unwrap().constraint(),
+        Some("categories_no_cycle")
+    );
+}
