@@ -10,7 +10,14 @@ use poem::{
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
-use crate::{cache::Cache, config::Config, ops::OpsApi, telemetry};
+use crate::{
+    auth::{principal::AuthState, AuthApi, UsersApi},
+    cache::Cache,
+    config::Config,
+    ops::OpsApi,
+    scanner::devices::DevicesApi,
+    telemetry,
+};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
@@ -18,9 +25,21 @@ pub struct AppState {
     pub db: PgPool,
     pub cache: Cache,
     pub config: Arc<Config>,
+    pub auth: Arc<AuthState>,
 }
 
-pub type Apis = OpsApi;
+impl AppState {
+    pub fn new(db: PgPool, cache: Cache, config: Config) -> Self {
+        Self {
+            auth: Arc::new(AuthState::new(&config)),
+            db,
+            cache,
+            config: Arc::new(config),
+        }
+    }
+}
+
+pub type Apis = (OpsApi, AuthApi, UsersApi, DevicesApi);
 
 const API_DESCRIPTION: &str = "\
 The system of record for what is in stock, where, and why it changed.
@@ -31,8 +50,12 @@ Authenticate with `POST /api/v1/auth/login`, then press **Authorize** and paste 
 
 /// The OpenAPI service (routes and document) for every domain.
 pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(OpsApi, "Inventory API", env!("CARGO_PKG_VERSION"))
-        .description(API_DESCRIPTION)
+    OpenApiService::new(
+        (OpsApi, AuthApi, UsersApi, DevicesApi),
+        "Inventory API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(API_DESCRIPTION)
 }
 
 /// The spec as YAML: what `inventory-api openapi` prints and `openapi/openapi.yaml` holds.

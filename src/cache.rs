@@ -224,6 +224,19 @@ impl Cache {
         .await
     }
 
+    /// The value and remaining seconds of a counter set by [`Cache::incr_window`]:
+    /// `(0, 0)` when absent, None when Redis cannot answer.
+    pub async fn counter(&self, key: &str) -> Option<(u64, u64)> {
+        let key = self.key(key);
+        let key = key.as_str();
+        self.call("counter", |mut c| async move {
+            let (count, ttl): (Option<u64>, i64) =
+                redis::pipe().get(key).ttl(key).query_async(&mut c).await?;
+            Ok((count.unwrap_or(0), ttl.max(0) as u64))
+        })
+        .await
+    }
+
     /// Appends an event to a Redis stream (capped, approximately).
     pub async fn xadd(&self, stream: &str, fields: &[(&str, String)]) -> bool {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -57,6 +57,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unauthorized")]
     Unauthorized,
+    /// Login refused: one message for unknown email, wrong password and inactive user.
+    #[error("invalid credentials")]
+    InvalidCredentials,
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found: {0}")]
@@ -103,7 +106,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
@@ -123,6 +126,11 @@ impl ApiError {
                 "Unauthorized",
                 "Missing, invalid or expired credentials: send Authorization: Bearer <token>."
                     .to_owned(),
+            ),
+            Self::InvalidCredentials => (
+                "invalid-credentials",
+                "Invalid credentials",
+                "Email or password is incorrect.".to_owned(),
             ),
             Self::Forbidden(d) => ("forbidden", "Forbidden", d.clone()),
             Self::NotFound(d) => ("not-found", "Not found", d.clone()),

@@ -17,6 +17,10 @@ pub mod db;
 pub mod error;
 /// Liveness and readiness.
 pub mod ops;
+/// Keyset pagination shared by every list.
+pub mod pagination;
+/// Response shapes shared by every domain (201, 204).
+pub mod responses;
 /// Scanner devices, scan events, GS1 parsing, counts.
 pub mod scanner;
 /// Logging and metrics.
@@ -29,4 +33,10 @@ use poem_openapi::Tags as OaiTags;
 pub enum Tags {
     /// Liveness and readiness probes.
     Ops,
+    /// Sign in, refresh, sign out.
+    Auth,
+    /// User management (admin).
+    Users,
+    /// Scanner devices and their events.
+    Scanner,
 }

@@ -1,6 +1,6 @@
 //! The `inventory-api` binary: parse the command line, load configuration, run.
 
-use std::{io::Read, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -156,11 +156,7 @@ async fn serve() -> anyhow::Result<()> {
         None => Cache::disabled(),
     };
     let bind_addr = config.bind_addr;
-    let state = AppState {
-        db: pool.clone(),
-        cache,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(pool.clone(), cache, config);
     let app = app::build(state);
 
     tracing::info!(

@@ -1,17 +1,49 @@
 //! Who is calling and what they may do: users, roles, passwords, tokens and
-//! scanner device keys.
+//! scanner device keys. `principal` holds the one authorization mechanism;
+//! this file holds the `auth` and `users` APIs.
 
+pub mod model;
 pub mod password;
+pub mod principal;
 pub mod repo;
+pub mod throttle;
+pub mod token;
 
-use poem_openapi::Enum;
+use poem::{web::Data, Request};
+use poem_openapi::{param::Path, param::Query, payload::Json, Enum, OpenApi};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use self::{
+    model::{CreateUser, LoginRequest, RefreshRequest, TokenPair, UpdateUser, User},
+    principal::{AdminAuth, ViewerAuth},
+    throttle::Subject,
+};
+use crate::{
+    app::AppState,
+    error::{ApiError, Result, Validation},
+    pagination::{Page, PageRequest},
+    responses::{Created, NoContent},
+    telemetry, Tags,
+};
 
 /// What a user may do. Ordered: each role includes the rights of those below it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Enum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Enum,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
 )]
 #[oai(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything.
     Viewer,
@@ -42,4 +74,339 @@ impl Role {
             _ => None,
         }
     }
+}
+
+/// The client address for throttling: the last `X-Forwarded-For` hop (the one
+/// our nginx appended, which a client cannot forge), else the peer address.
+fn client_address(req: &Request) -> String {
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| match req.remote_addr().as_socket_addr() {
+            Some(addr) => addr.ip().to_string(),
+            None => "unknown".to_owned(),
+        })
+}
+
+fn login_outcome(outcome: &'static str) {
+    telemetry::metrics()
+        .logins
+        .add(1, &[opentelemetry::KeyValue::new("outcome", outcome)]);
+}
+
+/// Issues an access token and a refresh token in `family_id`.
+async fn issue_pair(
+    state: &AppState,
+    db: impl sqlx::PgExecutor<'_>,
+    user_id: Uuid,
+    role: Role,
+    family_id: Uuid,
+) -> Result<TokenPair> {
+    let refresh = token::random_secret(token::REFRESH_TOKEN_PREFIX);
+    let expires_at = OffsetDateTime::now_utc() + Duration::days(token::REFRESH_TOKEN_TTL_DAYS);
+    repo::insert_refresh_token(db, user_id, family_id, &token::sha256(&refresh), expires_at)
+        .await?;
+    Ok(TokenPair {
+        access_token: state.auth.keys.issue_access(user_id, role)?,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: token::ACCESS_TOKEN_TTL_SECS,
+    })
+}
+
+fn refresh_refused() -> ApiError {
+    ApiError::Unauthorized
+}
+
+pub struct AuthApi;
+
+#[OpenApi(prefix_path = "/api/v1/auth", tag = "Tags::Auth")]
+impl AuthApi {
+    /// Sign in with email and password.
+    ///
+    /// Wrong email and wrong password get the same 401, in the same time. After 5
+    /// failures for one email (or 20 from one address) in 15 minutes: 429 with
+    /// `Retry-After`.
+    #[oai(path = "/login", method = "post")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<TokenPair>> {
+        let subject = Subject::new(body.email.trim(), &client_address(req));
+        if let Some(retry_after_secs) = state
+            .auth
+            .throttle
+            .retry_after(&state.cache, &subject)
+            .await
+        {
+            login_outcome("throttled");
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        let found = repo::credentials(&state.db, body.email.trim()).await?;
+        // Verify against a dummy hash when the email is unknown, so both cases
+        // cost one argon2 verification and cannot be told apart by timing.
+        let hash = found
+            .as_ref()
+            .map(|c| c.password_hash.clone())
+            .unwrap_or_else(|| password::dummy_hash().to_owned());
+        let password_ok = password::verify(body.password.clone(), hash).await?;
+        let user = match found {
+            Some(c) if password_ok && c.active => c,
+            _ => {
+                state
+                    .auth
+                    .throttle
+                    .record_failure(&state.cache, &subject)
+                    .await;
+                login_outcome("failure");
+                return Err(ApiError::InvalidCredentials);
+            }
+        };
+        state
+            .auth
+            .throttle
+            .record_success(&state.cache, &subject)
+            .await;
+        login_outcome("success");
+        let pair = issue_pair(&state, &state.db, user.id, user.role, Uuid::new_v4()).await?;
+        Ok(Json(pair))
+    }
+
+    /// Exchange a refresh token for a new pair.
+    ///
+    /// Each refresh token works once. Presenting one that was already used
+    /// revokes its whole family (every token descended from the same login),
+    /// because it means the token was copied.
+    #[oai(path = "/refresh", method = "post")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> Result<Json<TokenPair>> {
+        let hash = token::sha256(body.refresh_token.trim());
+        let mut tx = state.db.begin().await?;
+        let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? else {
+            return Err(refresh_refused());
+        };
+        if stored.revoked_at.is_some() {
+            return Err(refresh_refused());
+        }
+        if stored.used_at.is_some() {
+            tracing::warn!(family = %stored.family_id, user = %stored.user_id,
+                "refresh token reused: revoking its family");
+            repo::revoke_family(&mut *tx, stored.family_id).await?;
+            tx.commit().await?;
+            return Err(refresh_refused());
+        }
+        if stored.expires_at <= OffsetDateTime::now_utc() || !stored.active {
+            return Err(refresh_refused());
+        }
+        repo::mark_refresh_used(&mut tx, stored.id).await?;
+        let pair = issue_pair(
+            &state,
+            &mut *tx,
+            stored.user_id,
+            stored.role,
+            stored.family_id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(pair))
+    }
+
+    /// Sign out: revokes the refresh token's family. Access tokens expire on their own (15 min).
+    #[oai(path = "/logout", method = "post")]
+    async fn logout(
+        &self,
+        auth: ViewerAuth,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> Result<NoContent> {
+        let user_id = auth.0.user_id().expect("ViewerAuth is a user");
+        let hash = token::sha256(body.refresh_token.trim());
+        if let Some(family) = repo::family_of(&state.db, &hash, user_id).await? {
+            repo::revoke_family(&state.db, family).await?;
+        }
+        Ok(NoContent::NoContent)
+    }
+
+    /// The signed-in user.
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<User>> {
+        let id = auth.0.user_id().expect("ViewerAuth is a user");
+        let user = repo::user(&state.db, id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Json(user))
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    (3..=254).contains(&email.len())
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn check_display_name(v: &mut Validation, name: &str) {
+    v.check(
+        (1..=100).contains(&name.trim().chars().count()),
+        "display_name",
+        "must be 1-100 characters",
+    );
+}
+
+pub struct UsersApi;
+
+/// Requires: admin.
+#[OpenApi(prefix_path = "/api/v1/users", tag = "Tags::Users")]
+impl UsersApi {
+    /// List users (admin), oldest first.
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<User>>> {
+        let page = PageRequest::<(OffsetDateTime, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        let rows = repo::list_users(&state.db, page.after, page.fetch()).await?;
+        Ok(Json(page.page(rows, |u| (u.created_at, u.id), |u| u)))
+    }
+
+    /// Create a user (admin).
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+        body: Json<CreateUser>,
+    ) -> Result<Created<User>> {
+        let email = body.email.trim();
+        let display_name = body
+            .display_name
+            .clone()
+            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+        let mut v = Validation::new();
+        v.check(valid_email(email), "email", "must be an email address");
+        check_display_name(&mut v, &display_name);
+        if let Some(why) = password::policy_violation(&body.password) {
+            v.push("password", why);
+        }
+        v.finish()?;
+        let hash = password::hash(body.password.clone()).await?;
+        let id = repo::insert_user(&state.db, email, display_name.trim(), body.role, &hash).await?;
+        let user = repo::user(&state.db, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(Created::new(user))
+    }
+
+    /// One user (admin).
+    #[oai(path = "/:id", method = "get")]
+    async fn get(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<User>> {
+        let user = repo::user(&state.db, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user {}", id.0)))?;
+        Ok(Json(user))
+    }
+
+    /// Change a user's name, role, active flag or password (admin).
+    ///
+    /// Deactivating a user or changing their password signs them out
+    /// everywhere. The last active admin cannot be demoted or deactivated (409).
+    #[oai(path = "/:id", method = "patch")]
+    async fn update(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<UpdateUser>,
+    ) -> Result<Json<User>> {
+        let mut v = Validation::new();
+        if let Some(name) = &body.display_name {
+            check_display_name(&mut v, name);
+        }
+        if let Some(pw) = &body.password {
+            if let Some(why) = password::policy_violation(pw) {
+                v.push("password", why);
+            }
+        }
+        v.finish()?;
+        let hash = match &body.password {
+            Some(pw) => Some(password::hash(pw.clone()).await?),
+            None => None,
+        };
+        let user = change_user(
+            &state,
+            id.0,
+            body.display_name.as_deref().map(str::trim),
+            body.role,
+            body.active,
+            hash.as_deref(),
+        )
+        .await?;
+        Ok(Json(user))
+    }
+
+    /// Deactivate a user (admin). Their tokens stop working; history keeps their name.
+    #[oai(path = "/:id", method = "delete")]
+    async fn deactivate(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<NoContent> {
+        change_user(&state, id.0, None, None, Some(false), None).await?;
+        Ok(NoContent::NoContent)
+    }
+}
+
+/// Applies a change to a user in one transaction, enforcing the last-admin rule.
+async fn change_user(
+    state: &AppState,
+    id: Uuid,
+    display_name: Option<&str>,
+    role: Option<Role>,
+    active: Option<bool>,
+    password_hash: Option<&str>,
+) -> Result<User> {
+    let mut tx = state.db.begin().await?;
+    let (current_role, current_active, other_admins) = repo::lock_for_admin_change(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    let stays_admin =
+        role.unwrap_or(current_role) == Role::Admin && active.unwrap_or(current_active);
+    if current_role == Role::Admin && current_active && !stays_admin && !other_admins {
+        return Err(ApiError::conflict(
+            "last-admin",
+            "This is the last active admin: make another user admin first.",
+        ));
+    }
+    let user = repo::update_user(&mut tx, id, display_name, role, active, password_hash).await?;
+    if active == Some(false) || password_hash.is_some() {
+        repo::revoke_user_tokens(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    state.auth.forget_user(id);
+    Ok(user)
 }

@@ -1,9 +1,10 @@
-//! SQL for users.
+//! SQL for users and refresh tokens.
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Role;
+use super::{model::User, Role};
 
 /// Creates a user whose password is already hashed. Uniqueness of the email
 /// (case-insensitive) is the database's job: `users_email_key`.
@@ -20,7 +21,7 @@ pub async fn insert_user(
     )
     .bind(email)
     .bind(display_name)
-    .bind(role.as_str())
+    .bind(role)
     .bind(password_hash)
     .fetch_one(db)
     .await
@@ -53,4 +54,199 @@ pub async fn bootstrap_admin(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// What login needs to know about an email.
+#[derive(sqlx::FromRow)]
+pub struct Credentials {
+    pub id: Uuid,
+    pub role: Role,
+    pub active: bool,
+    pub password_hash: String,
+}
+
+pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, role, active, password_hash FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn user(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, display_name, role, active, created_at, updated_at FROM users WHERE id = $1",
+    )
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Users ordered by (created_at, id), after the cursor.
+pub async fn list_users(
+    db: &PgPool,
+    after: Option<(OffsetDateTime, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let (at, id) = after.unzip();
+    sqlx::query_as(
+        "SELECT id, email, display_name, role, active, created_at, updated_at FROM users
+         WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2)
+         ORDER BY created_at, id LIMIT $3",
+    )
+    .bind(at)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// Locks the user row and reports whether another active admin exists, so the
+/// "last admin" rule holds even when two admins demote each other at once
+/// (every such change locks all active admin rows in id order first).
+pub async fn lock_for_admin_change(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<Option<(Role, bool, bool)>, sqlx::Error> {
+    let admins: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'admin' AND active ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let row: Option<(Role, bool)> =
+        sqlx::query_as("SELECT role, active FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let others = admins.iter().any(|a| *a != id);
+    Ok(row.map(|(role, active)| (role, active, others)))
+}
+
+pub async fn update_user(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    display_name: Option<&str>,
+    role: Option<Role>,
+    active: Option<bool>,
+    password_hash: Option<&str>,
+) -> Result<User, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE users SET
+             display_name = COALESCE($2, display_name),
+             role = COALESCE($3, role),
+             active = COALESCE($4, active),
+             password_hash = COALESCE($5, password_hash)
+         WHERE id = $1
+         RETURNING id, email, display_name, role, active, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(display_name)
+    .bind(role)
+    .bind(active)
+    .bind(password_hash)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Signs a user out everywhere.
+pub async fn revoke_user_tokens(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_refresh_token(
+    db: impl sqlx::PgExecutor<'_>,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: &[u8],
+    expires_at: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(family_id)
+    .bind(user_id)
+    .bind(token_hash)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+pub struct StoredRefresh {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub role: Role,
+    pub active: bool,
+}
+
+/// The token row, locked so two concurrent refreshes with one token cannot
+/// both succeed.
+pub async fn lock_refresh_token(
+    tx: &mut Transaction<'_, Postgres>,
+    token_hash: &[u8],
+) -> Result<Option<StoredRefresh>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.used_at, t.revoked_at, u.role, u.active
+         FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1
+         FOR UPDATE OF t",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn mark_refresh_used(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_family(
+    db: impl sqlx::PgExecutor<'_>,
+    family_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The family of a refresh token, if it belongs to `user_id`.
+pub async fn family_of(
+    db: &PgPool,
+    token_hash: &[u8],
+    user_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
 }

@@ -3,7 +3,7 @@
 //! (`REDIS_URL`, started by scripts/test.sh) under a key prefix of its own.
 #![allow(dead_code)]
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use inventory_api::{
     app::{self, AppState},
@@ -62,11 +62,7 @@ impl TestApp {
         if std::env::var("TEST_LOG").is_ok() {
             inventory_api::telemetry::init_logging(config.log_format);
         }
-        let state = AppState {
-            db: db.clone(),
-            cache: cache.clone(),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(db.clone(), cache.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -129,4 +125,130 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, slug: &str) ->
         "body: {body}"
     );
     body
+}
+
+/// A user created for a test, with the password in clear.
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+}
+
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// Inserts a user with `role` directly (hashing as the service does).
+    pub async fn create_user(&self, role: &str) -> TestUser {
+        let email = format!(
+            "{role}-{}@example.com",
+            &uuid::Uuid::new_v4().to_string()[..8]
+        );
+        let hash = inventory_api::auth::password::hash(TEST_PASSWORD.to_owned())
+            .await
+            .unwrap();
+        let id = sqlx::query_scalar(
+            "INSERT INTO users (email, display_name, role, password_hash) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&email)
+        .bind(role)
+        .bind(role)
+        .bind(hash)
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        TestUser {
+            id,
+            email,
+            password: TEST_PASSWORD.to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Creates a user with `role`, signs in, returns the access token.
+    pub async fn token(&self, role: &str) -> String {
+        let user = self.create_user(role).await;
+        let resp = self.login(&user.email, &user.password).await;
+        assert_eq!(resp.status(), 200, "login as {role}");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.with_token(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.with_token(reqwest::Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.with_token(reqwest::Method::PATCH, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.with_token(reqwest::Method::DELETE, path, token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Inserts an active warehouse directly.
+    pub async fn create_warehouse_sql(&self, code: &str) -> uuid::Uuid {
+        sqlx::query_scalar("INSERT INTO warehouses (code, name) VALUES ($1, $1) RETURNING id")
+            .bind(code)
+            .bind(code)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Registers a scanner device through the API; returns (id, key).
+    pub async fn create_device(
+        &self,
+        manager_token: &str,
+        warehouse_ids: &[uuid::Uuid],
+    ) -> (uuid::Uuid, String) {
+        let resp = self
+            .post_as(
+                "/api/v1/scanner/devices",
+                manager_token,
+                &serde_json::json!({"name": "handheld", "warehouse_ids": warehouse_ids}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().parse().unwrap(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
 }
