@@ -13,10 +13,12 @@ use sqlx::PgPool;
 use crate::{
     auth::{principal::AuthState, AuthApi, UsersApi},
     cache::Cache,
+    catalog::{categories::CategoriesApi, ProductsApi},
     config::Config,
     ops::OpsApi,
     scanner::devices::DevicesApi,
     telemetry,
+    warehouses::WarehousesApi,
 };
 
 /// Everything a handler may need; cheap to clone.
@@ -39,7 +41,15 @@ impl AppState {
     }
 }
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, DevicesApi);
+pub type Apis = (
+    OpsApi,
+    AuthApi,
+    UsersApi,
+    CategoriesApi,
+    ProductsApi,
+    WarehousesApi,
+    DevicesApi,
+);
 
 const API_DESCRIPTION: &str = "\
 The system of record for what is in stock, where, and why it changed.
@@ -51,7 +61,15 @@ Authenticate with `POST /api/v1/auth/login`, then press **Authorize** and paste 
 /// The OpenAPI service (routes and document) for every domain.
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi, AuthApi, UsersApi, DevicesApi),
+        (
+            OpsApi,
+            AuthApi,
+            UsersApi,
+            CategoriesApi,
+            ProductsApi,
+            WarehousesApi,
+            DevicesApi,
+        ),
         "Inventory API",
         env!("CARGO_PKG_VERSION"),
     )

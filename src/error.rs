@@ -282,6 +282,7 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
             "1-32 characters: letters, digits, '.', '_', '-'; starting with a letter or digit",
         ),
         "product_barcodes_pack_quantity_positive" => field("pack_quantity", "must be at least 1"),
+        "products_category_id_fkey" => field("category_id", "no category with this id"),
         "stock_levels_quantity_non_negative" => Some(ApiError::conflict(
             "insufficient-stock",
             "The movement would make stock negative.",

@@ -15,6 +15,8 @@ pub mod config;
 pub mod db;
 /// ApiError and its problem+json rendering.
 pub mod error;
+/// Domain events through the transactional outbox.
+pub mod events;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.
@@ -25,6 +27,8 @@ pub mod responses;
 pub mod scanner;
 /// Logging and metrics.
 pub mod telemetry;
+/// Warehouses.
+pub mod warehouses;
 
 use poem_openapi::Tags as OaiTags;
 
@@ -37,6 +41,12 @@ pub enum Tags {
     Auth,
     /// User management (admin).
     Users,
+    /// The category tree.
+    Categories,
+    /// Products, barcodes, CSV import and export.
+    Products,
+    /// Warehouses.
+    Warehouses,
     /// Scanner devices and their events.
     Scanner,
 }

@@ -256,11 +256,11 @@ macro_rules! bearer_scheme {
         /// scanner endpoints. Each operation's description names the role it needs.
         #[derive(SecurityScheme)]
         #[oai(
-                    rename = "bearer",
-                    ty = "bearer",
-                    bearer_format = "JWT access token, or a scanner device key (invd_...)",
-                    checker = $checker_name
-                )]
+                            rename = "bearer",
+                            ty = "bearer",
+                            bearer_format = "JWT access token, or a scanner device key (invd_...)",
+                            checker = $checker_name
+                        )]
         pub struct $name(pub Principal);
 
         async fn $checker(req: &Request, bearer: Bearer) -> poem::Result<Principal> {

@@ -28,6 +28,19 @@ pub enum Symbology {
     Other,
 }
 
+impl Symbology {
+    /// The name stored in `product_barcodes.symbology` and shown by the API.
+    pub fn code(self) -> &'static str {
+        match self {
+            Symbology::Gtin8 => "gtin8",
+            Symbology::Gtin12 => "gtin12",
+            Symbology::Gtin13 => "gtin13",
+            Symbology::Gtin14 => "gtin14",
+            Symbology::Other => "other",
+        }
+    }
+}
+
 impl fmt::Display for Symbology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

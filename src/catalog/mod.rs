@@ -1,3 +1,418 @@
-//! The catalog: products, categories and their barcodes.
+//! The catalog: products, categories and their barcodes. This file holds the
+//! products API; `categories` has its own; `csv` does import and export.
 
 pub mod barcode;
+pub mod categories;
+pub mod csv;
+pub mod model;
+pub mod repo;
+
+use poem::{web::Data, Body};
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::{Binary, Json, PlainText},
+    ApiRequest, ApiResponse, OpenApi,
+};
+use uuid::Uuid;
+
+use self::model::{
+    BarcodeLookup, CreateProduct, ImportSummary, NewBarcode, Product, ProductBarcode,
+    ProductFields, ProductResponse, UpdateProduct,
+};
+use crate::{
+    app::AppState,
+    auth::principal::{ManagerAuth, ViewerAuth},
+    error::{ApiError, Result, Validation},
+    events,
+    pagination::{Page, PageRequest},
+    responses::{etag, if_match_version, Created, NoContent},
+    Tags,
+};
+
+/// Redis key of a cached barcode lookup.
+fn barcode_cache_key(lookup_key: &str) -> String {
+    format!("barcode:{lookup_key}")
+}
+
+/// Drops cached lookups of these barcodes (after any change to their product).
+pub async fn forget_barcodes(state: &AppState, lookup_keys: &[String]) {
+    let keys: Vec<String> = lookup_keys.iter().map(|k| barcode_cache_key(k)).collect();
+    state.cache.delete(&keys).await;
+}
+
+fn ok(p: Product) -> ProductResponse {
+    let tag = etag(p.version);
+    ProductResponse::Ok(Json(p), tag)
+}
+
+fn product_event(p: &Product) -> serde_json::Value {
+    serde_json::to_value(p).unwrap_or_default()
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("product {id}"))
+}
+
+fn stale(id: Uuid, version: i32) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "Product {id} changed since you read it (now version {version}); GET it again."
+    ))
+}
+
+/// A product's category must exist: said as a field error.
+async fn check_category(
+    db: &sqlx::PgPool,
+    v: &mut Validation,
+    prefix: &str,
+    category: Option<Uuid>,
+) -> Result<()> {
+    if let Some(category) = category {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM categories WHERE id = $1)")
+                .bind(category)
+                .fetch_one(db)
+                .await?;
+        v.check(
+            exists,
+            &format!("{prefix}category_id"),
+            "no category with this id",
+        );
+    }
+    Ok(())
+}
+
+/// CSV upload for `POST /api/v1/products/import`.
+#[derive(ApiRequest)]
+pub enum ImportBody {
+    /// Header row `sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes`
+    /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`.
+    #[oai(content_type = "text/csv")]
+    Csv(PlainText<String>),
+}
+
+/// The catalog as CSV.
+#[derive(ApiResponse)]
+pub enum CsvExport {
+    /// One product per row, streamed.
+    #[oai(status = 200, content_type = "text/csv")]
+    Ok(Binary<Body>),
+}
+
+pub struct ProductsApi;
+
+#[OpenApi(prefix_path = "/api/v1/products", tag = "Tags::Products")]
+impl ProductsApi {
+    /// Search and list products (viewer), ordered by SKU.
+    #[oai(path = "/", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        /// Case-insensitive text found anywhere in the SKU, name or a barcode.
+        q: Query<Option<String>>,
+        category_id: Query<Option<Uuid>>,
+        /// true: only active products; false: only archived ones.
+        active: Query<Option<bool>>,
+        /// Only products whose total stock is at or below their reorder point.
+        #[oai(default)]
+        below_reorder: Query<bool>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<Product>>> {
+        let page = PageRequest::<(String, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        if q.0.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(ApiError::field("q", "must be at most 200 characters"));
+        }
+        let filter = repo::ProductFilter {
+            q: q.0,
+            category_id: category_id.0,
+            active: active.0,
+            below_reorder: below_reorder.0,
+        };
+        let rows = repo::list(&state.db, &filter, page.after.clone(), page.fetch()).await?;
+        let page_rows = repo::with_barcodes(&state.db, rows).await?;
+        Ok(Json(page.page(
+            page_rows,
+            |p| (p.sku.to_lowercase(), p.id),
+            |p| p,
+        )))
+    }
+
+    /// Create a product with its barcodes (manager).
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        body: Json<CreateProduct>,
+    ) -> Result<ProductResponse> {
+        let fields = ProductFields::from(&body.0);
+        let mut v = Validation::new();
+        fields.validate(&mut v, "");
+        let barcodes = model::parse_barcodes(&mut v, "barcodes", &body.barcodes);
+        check_category(&state.db, &mut v, "", fields.category_id).await?;
+        v.finish()?;
+        let mut tx = state.db.begin().await?;
+        let row = repo::insert(&mut tx, &fields).await?;
+        repo::insert_barcodes(&mut tx, row.id, &barcodes).await?;
+        let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
+        events::emit(
+            &mut tx,
+            "product.created",
+            product.id,
+            product_event(&product),
+        )
+        .await?;
+        tx.commit().await?;
+        let tag = etag(product.version);
+        Ok(ProductResponse::Created(Json(product), tag))
+    }
+
+    /// The catalog as CSV (viewer), streamed row by row; `import` reads it back.
+    #[oai(path = "/export.csv", method = "get")]
+    async fn export(&self, _auth: ViewerAuth, state: Data<&AppState>) -> CsvExport {
+        CsvExport::Ok(Binary(csv::export(state.db.clone())))
+    }
+
+    /// Create or update products from CSV, by SKU (manager). Every row is
+    /// validated first; one bad row refuses the whole file (422 with per-row
+    /// errors) and nothing changes.
+    #[oai(path = "/import", method = "post")]
+    async fn import(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        body: ImportBody,
+    ) -> Result<Json<ImportSummary>> {
+        let ImportBody::Csv(PlainText(text)) = body;
+        Ok(Json(csv::import(&state, text).await?))
+    }
+
+    /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are
+    /// equivalent: an EAN-13 also matches as a 14-digit GTIN with a leading zero.
+    #[oai(path = "/by-barcode/:barcode", method = "get")]
+    async fn by_barcode(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        barcode: Path<String>,
+    ) -> Result<Json<BarcodeLookup>> {
+        Ok(Json(lookup_barcode(&state, &barcode.0).await?))
+    }
+
+    /// One product (viewer), with its `ETag`.
+    #[oai(path = "/:id", method = "get")]
+    async fn get(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<ProductResponse> {
+        let p = repo::get(&state.db, id.0)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        Ok(ok(p))
+    }
+
+    /// Change a product (manager). Send `If-Match` with the `ETag` you read: if
+    /// someone changed the product meanwhile, 412 instead of overwriting.
+    #[oai(path = "/:id", method = "patch")]
+    async fn update(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// The `ETag` last read; 412 when the product changed since.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: Json<UpdateProduct>,
+    ) -> Result<ProductResponse> {
+        let expected = if_match_version(if_match.0.as_deref())?;
+        let mut tx = state.db.begin().await?;
+        let row = repo::get_row(&mut *tx, id.0, true)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        if expected.is_some_and(|v| v != row.version) {
+            return Err(stale(id.0, row.version));
+        }
+        let active = body.active.unwrap_or(row.active);
+        let current = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
+        let fields = ProductFields::patched(&current, &body.0);
+        let mut v = Validation::new();
+        fields.validate(&mut v, "");
+        check_category(&state.db, &mut v, "", fields.category_id).await?;
+        v.finish()?;
+        let row = repo::update(&mut tx, id.0, &fields, active).await?;
+        let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
+        let topic = match (current.active, active) {
+            (true, false) => "product.archived",
+            _ => "product.updated",
+        };
+        events::emit(&mut tx, topic, product.id, product_event(&product)).await?;
+        tx.commit().await?;
+        forget_barcodes(&state, &keys_of(&product)).await;
+        Ok(ok(product))
+    }
+
+    /// Archive a product (manager): it keeps its history and barcodes but
+    /// accepts no new stock movements. Honours `If-Match`.
+    #[oai(path = "/:id", method = "delete")]
+    async fn archive(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// The `ETag` last read; 412 when the product changed since.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<NoContent> {
+        let expected = if_match_version(if_match.0.as_deref())?;
+        let mut tx = state.db.begin().await?;
+        let row = repo::get_row(&mut *tx, id.0, true)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        if expected.is_some_and(|v| v != row.version) {
+            return Err(stale(id.0, row.version));
+        }
+        if row.active {
+            let fields = row.fields.clone();
+            let row = repo::update(&mut tx, id.0, &fields, false).await?;
+            let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
+            events::emit(
+                &mut tx,
+                "product.archived",
+                product.id,
+                product_event(&product),
+            )
+            .await?;
+            tx.commit().await?;
+            forget_barcodes(&state, &keys_of(&product)).await;
+        }
+        Ok(NoContent::NoContent)
+    }
+
+    /// A product's barcodes (viewer).
+    #[oai(path = "/:id/barcodes", method = "get")]
+    async fn barcodes(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<Vec<ProductBarcode>>> {
+        let p = repo::get(&state.db, id.0)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        Ok(Json(p.barcodes))
+    }
+
+    /// Add a barcode to a product (manager). 409 when any product already has
+    /// it (in any equivalent GTIN form).
+    #[oai(path = "/:id/barcodes", method = "post")]
+    async fn add_barcode(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<NewBarcode>,
+    ) -> Result<Created<ProductBarcode>> {
+        let mut v = Validation::new();
+        let parsed = model::parse_barcode(&mut v, "", &body.0);
+        v.finish()?;
+        let (code, pack) = parsed.expect("valid when no field errors");
+        let mut tx = state.db.begin().await?;
+        repo::get_row(&mut *tx, id.0, true)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        repo::insert_barcodes(&mut tx, id.0, &[(code.clone(), pack)]).await?;
+        repo::touch(&mut tx, id.0).await?;
+        events::emit(
+            &mut tx,
+            "product.updated",
+            id.0,
+            serde_json::json!({"id": id.0, "barcode_added": code.raw}),
+        )
+        .await?;
+        tx.commit().await?;
+        forget_barcodes(&state, std::slice::from_ref(&code.key)).await;
+        Ok(Created::new(ProductBarcode {
+            barcode: code.raw,
+            pack_quantity: pack,
+            symbology: code.symbology.code().into(),
+        }))
+    }
+
+    /// Remove a barcode from a product (manager). Any GTIN form of it works.
+    #[oai(path = "/:id/barcodes/:barcode", method = "delete")]
+    async fn remove_barcode(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        barcode: Path<String>,
+    ) -> Result<NoContent> {
+        let key = barcode::parse(&barcode.0)
+            .map(|b| b.key)
+            .unwrap_or_else(|_| barcode.0.trim().to_owned());
+        let mut tx = state.db.begin().await?;
+        repo::get_row(&mut *tx, id.0, true)
+            .await?
+            .ok_or_else(|| not_found(id.0))?;
+        if !repo::delete_barcode(&mut tx, id.0, &key).await? {
+            return Err(ApiError::not_found(format!(
+                "barcode {} on product {}",
+                barcode.0, id.0
+            )));
+        }
+        repo::touch(&mut tx, id.0).await?;
+        events::emit(
+            &mut tx,
+            "product.updated",
+            id.0,
+            serde_json::json!({"id": id.0, "barcode_removed": barcode.0}),
+        )
+        .await?;
+        tx.commit().await?;
+        forget_barcodes(&state, &[key]).await;
+        Ok(NoContent::NoContent)
+    }
+}
+
+fn keys_of(p: &Product) -> Vec<String> {
+    p.barcodes
+        .iter()
+        .filter_map(|b| barcode::parse(&b.barcode).ok().map(|c| c.key))
+        .collect()
+}
+
+/// Finds the product of a scanned barcode, through the Redis cache.
+///
+/// The cache holds the answer for `CACHE_TTL_SECONDS` and is cleared by every
+/// change to the product, so a stale answer is possible only while Redis
+/// misses an invalidation (down at that moment), and then for at most the TTL.
+pub async fn lookup_barcode(state: &AppState, scanned: &str) -> Result<BarcodeLookup> {
+    let code = barcode::parse(scanned).map_err(|e| ApiError::field("barcode", e.to_string()))?;
+    let cache_key = barcode_cache_key(&code.key);
+    if let Some(hit) = state
+        .cache
+        .get_json::<BarcodeLookup>("barcode", &cache_key)
+        .await
+    {
+        return Ok(hit);
+    }
+    let (barcode, pack_quantity, product) = repo::find_by_barcode(&state.db, &code.key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("a product with barcode {}", code.raw)))?;
+    let found = BarcodeLookup {
+        barcode,
+        pack_quantity,
+        product,
+    };
+    state
+        .cache
+        .set_json(&cache_key, &found, state.config.cache_ttl)
+        .await;
+    Ok(found)
+}

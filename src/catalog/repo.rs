@@ -1,0 +1,323 @@
+//! SQL for products and their barcodes.
+
+use std::collections::HashMap;
+
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    barcode::Barcode,
+    model::{Product, ProductBarcode, ProductFields},
+};
+
+/// A products row without its barcodes.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ProductRow {
+    pub id: Uuid,
+    #[sqlx(flatten)]
+    pub fields: ProductFields,
+    pub active: bool,
+    pub version: i32,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, p.unit, \
+    p.unit_cost, p.price, p.reorder_point, p.reorder_quantity, p.active, p.version, \
+    p.created_at, p.updated_at";
+
+impl ProductRow {
+    pub fn with_barcodes(self, barcodes: Vec<ProductBarcode>) -> Product {
+        let f = self.fields;
+        Product {
+            id: self.id,
+            sku: f.sku,
+            name: f.name,
+            description: f.description,
+            category_id: f.category_id,
+            unit: f.unit,
+            unit_cost: crate::responses::money(f.unit_cost),
+            price: crate::responses::money(f.price),
+            reorder_point: f.reorder_point,
+            reorder_quantity: f.reorder_quantity,
+            active: self.active,
+            version: self.version,
+            barcodes,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    f: &ProductFields,
+) -> Result<ProductRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO products AS p (sku, name, description, category_id, unit, unit_cost, price,
+                               reorder_point, reorder_quantity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING {PRODUCT_COLUMNS}"
+    )))
+    .bind(&f.sku)
+    .bind(&f.name)
+    .bind(&f.description)
+    .bind(f.category_id)
+    .bind(&f.unit)
+    .bind(f.unit_cost)
+    .bind(f.price)
+    .bind(f.reorder_point)
+    .bind(f.reorder_quantity)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Writes every field and bumps the version.
+pub async fn update(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    f: &ProductFields,
+    active: bool,
+) -> Result<ProductRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE products AS p SET sku = $2, name = $3, description = $4, category_id = $5, unit = $6,
+             unit_cost = $7, price = $8, reorder_point = $9, reorder_quantity = $10, active = $11,
+             version = version + 1
+         WHERE id = $1
+         RETURNING {PRODUCT_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&f.sku)
+    .bind(&f.name)
+    .bind(&f.description)
+    .bind(f.category_id)
+    .bind(&f.unit)
+    .bind(f.unit_cost)
+    .bind(f.price)
+    .bind(f.reorder_point)
+    .bind(f.reorder_quantity)
+    .bind(active)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Bumps the version after a change to the product's barcodes.
+pub async fn touch(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("UPDATE products SET version = version + 1 WHERE id = $1 RETURNING version")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
+pub async fn get_row(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<ProductRow>, sqlx::Error> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Barcodes of many products in one query (no query per product).
+pub async fn barcodes_of(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<ProductBarcode>>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, i32, String)> = sqlx::query_as(
+        "SELECT product_id, barcode, pack_quantity, symbology FROM product_barcodes
+         WHERE product_id = ANY($1) ORDER BY product_id, barcode",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    let mut map: HashMap<Uuid, Vec<ProductBarcode>> = HashMap::new();
+    for (id, barcode, pack_quantity, symbology) in rows {
+        map.entry(id).or_default().push(ProductBarcode {
+            barcode,
+            pack_quantity,
+            symbology,
+        });
+    }
+    Ok(map)
+}
+
+/// Products with their barcodes, in the order of `rows`.
+pub async fn with_barcodes(
+    db: impl PgExecutor<'_>,
+    rows: Vec<ProductRow>,
+) -> Result<Vec<Product>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut barcodes = barcodes_of(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let b = barcodes.remove(&r.id).unwrap_or_default();
+            r.with_barcodes(b)
+        })
+        .collect())
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
+    let Some(row) = get_row(db, id, false).await? else {
+        return Ok(None);
+    };
+    Ok(with_barcodes(db, vec![row]).await?.pop())
+}
+
+pub async fn insert_barcodes(
+    tx: &mut Transaction<'_, Postgres>,
+    product_id: Uuid,
+    barcodes: &[(Barcode, i32)],
+) -> Result<(), sqlx::Error> {
+    if barcodes.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::new(
+        "INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id, pack_quantity) ",
+    );
+    q.push_values(barcodes, |mut row, (code, pack)| {
+        row.push_bind(&code.key)
+            .push_bind(&code.raw)
+            .push_bind(code.symbology.code())
+            .push_bind(product_id)
+            .push_bind(*pack);
+    });
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Lookup keys of a product's barcodes (to drop them from the cache).
+pub async fn barcode_keys(
+    db: impl PgExecutor<'_>,
+    product_id: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lookup_key FROM product_barcodes WHERE product_id = $1")
+        .bind(product_id)
+        .fetch_all(db)
+        .await
+}
+
+/// Makes the product's barcodes exactly `barcodes`.
+pub async fn replace_barcodes(
+    tx: &mut Transaction<'_, Postgres>,
+    product_id: Uuid,
+    barcodes: &[(Barcode, i32)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM product_barcodes WHERE product_id = $1")
+        .bind(product_id)
+        .execute(&mut **tx)
+        .await?;
+    insert_barcodes(tx, product_id, barcodes).await
+}
+
+pub async fn delete_barcode(
+    tx: &mut Transaction<'_, Postgres>,
+    product_id: Uuid,
+    key: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM product_barcodes WHERE product_id = $1 AND lookup_key = $2")
+            .bind(product_id)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The product a normalised barcode belongs to, with the pack quantity.
+pub async fn find_by_barcode(
+    db: &PgPool,
+    key: &str,
+) -> Result<Option<(String, i32, Product)>, sqlx::Error> {
+    let found: Option<(String, i32, Uuid)> = sqlx::query_as(
+        "SELECT barcode, pack_quantity, product_id FROM product_barcodes WHERE lookup_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    let Some((barcode, pack, product_id)) = found else {
+        return Ok(None);
+    };
+    Ok(get(db, product_id).await?.map(|p| (barcode, pack, p)))
+}
+
+/// Filters of the product list.
+#[derive(Debug, Default)]
+pub struct ProductFilter {
+    pub q: Option<String>,
+    pub category_id: Option<Uuid>,
+    pub active: Option<bool>,
+    pub below_reorder: bool,
+}
+
+/// Escapes LIKE wildcards so a search for "50%" means the text "50%".
+fn like_pattern(q: &str) -> String {
+    let escaped = q
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Products matching `filter`, ordered by SKU (case-insensitive) then id.
+///
+/// `q` is matched case-insensitively anywhere in SKU, name or barcode. The
+/// matching ids come from a UNION of three trigram-indexed ILIKE scans
+/// (products_sku_trgm_idx, products_name_trgm_idx, product_barcodes_trgm_idx),
+/// so the search never scans the whole catalog; an exact GTIN in any form also
+/// matches through the barcode primary key.
+pub async fn list(
+    db: &PgPool,
+    filter: &ProductFilter,
+    after: Option<(String, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE TRUE"
+    ));
+    if let Some(term) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = like_pattern(term);
+        let key = super::barcode::parse(term)
+            .map(|b| b.key)
+            .unwrap_or_default();
+        q.push(" AND p.id IN (SELECT id FROM products WHERE sku ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" UNION SELECT product_id FROM product_barcodes WHERE barcode ILIKE ")
+            .push_bind(pattern)
+            .push(" OR lookup_key = ")
+            .push_bind(key)
+            .push(")");
+    }
+    if let Some(category) = filter.category_id {
+        q.push(" AND p.category_id = ").push_bind(category);
+    }
+    if let Some(active) = filter.active {
+        q.push(" AND p.active = ").push_bind(active);
+    }
+    if filter.below_reorder {
+        // At or below the reorder point, over all warehouses; products without
+        // a reorder point (0) are never "low".
+        q.push(
+            " AND p.reorder_point > 0 AND COALESCE((SELECT sum(s.quantity) FROM stock_levels s \
+             WHERE s.product_id = p.id), 0) <= p.reorder_point",
+        );
+    }
+    if let Some((sku, id)) = after {
+        q.push(" AND (lower(p.sku), p.id) > (")
+            .push_bind(sku)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY lower(p.sku), p.id LIMIT ")
+        .push_bind(fetch);
+    q.build_query_as().fetch_all(db).await
+}
