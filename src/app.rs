@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     ops::OpsApi,
     scanner::devices::DevicesApi,
+    stock::{StockApi, TransactionsApi},
     telemetry,
     warehouses::WarehousesApi,
 };
@@ -48,6 +49,8 @@ pub type Apis = (
     CategoriesApi,
     ProductsApi,
     WarehousesApi,
+    StockApi,
+    TransactionsApi,
     DevicesApi,
 );
 
@@ -68,6 +71,8 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             CategoriesApi,
             ProductsApi,
             WarehousesApi,
+            StockApi,
+            TransactionsApi,
             DevicesApi,
         ),
         "Inventory API",

@@ -17,6 +17,8 @@ pub mod db;
 pub mod error;
 /// Domain events through the transactional outbox.
 pub mod events;
+/// Idempotency-Key handling for mutating POSTs.
+pub mod idempotency;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.
@@ -25,6 +27,8 @@ pub mod pagination;
 pub mod responses;
 /// Scanner devices, scan events, GS1 parsing, counts.
 pub mod scanner;
+/// Stock levels and the ledger: every movement.
+pub mod stock;
 /// Logging and metrics.
 pub mod telemetry;
 /// Warehouses.
@@ -47,6 +51,10 @@ pub enum Tags {
     Products,
     /// Warehouses.
     Warehouses,
+    /// Stock levels and movements: receive, issue, adjust, transfer.
+    Stock,
+    /// The ledger of stock transactions.
+    Transactions,
     /// Scanner devices and their events.
     Scanner,
 }

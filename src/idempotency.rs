@@ -1,0 +1,144 @@
+//! `Idempotency-Key` for mutating POSTs.
+//!
+//! The key is claimed, per principal, inside the same transaction as the change
+//! it protects, and the response is stored in that transaction too. So:
+//! - a retry after the first committed finds the stored response and replays it
+//!   (same status and body) without touching anything else;
+//! - a retry that arrives while the first is still running blocks on the key's
+//!   unique index until the first commits, then replays it (we wait rather than
+//!   answer 409, so a client never has to retry twice);
+//! - if the first attempt fails (any error rolls its transaction back), the key
+//!   is free again and a retry simply runs, which is safe because nothing was
+//!   applied;
+//! - the same key with a different request (method, path or body) is refused
+//!   with 422.
+//! Keys are kept 24 hours ([`delete_expired`] runs hourly).
+
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, Result},
+    telemetry,
+};
+
+pub const HEADER: &str = "Idempotency-Key";
+
+/// A request that carries an idempotency key.
+pub struct Idempotent {
+    principal: Uuid,
+    key: String,
+    hash: Vec<u8>,
+}
+
+impl Idempotent {
+    /// Prepares the key of a request; None when no key was sent.
+    pub fn new<B: ToJSON>(
+        principal: Uuid,
+        key: Option<&str>,
+        route: &str,
+        body: &B,
+    ) -> Result<Option<Self>> {
+        let Some(key) = key.map(str::trim) else {
+            return Ok(None);
+        };
+        if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::field(
+                HEADER,
+                "must be 1-200 visible ASCII characters (a UUID is a good choice)",
+            ));
+        }
+        // The parsed body, re-serialised with sorted keys: formatting and field
+        // order do not make two requests differ.
+        let canonical = body.to_json().map(|v| v.to_string()).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update([0]);
+        h.update(canonical.as_bytes());
+        Ok(Some(Self {
+            principal,
+            key: key.to_owned(),
+            hash: h.finalize().to_vec(),
+        }))
+    }
+
+    /// Claims the key in `tx`. Returns the stored response when this request was
+    /// already answered.
+    pub async fn claim<R: ParseFromJSON>(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<Option<R>> {
+        let claimed: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO idempotency_keys (principal_id, key, request_hash, response_status, response_body)
+             VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING RETURNING 1",
+        )
+        .bind(self.principal)
+        .bind(&self.key)
+        .bind(&self.hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if claimed.is_some() {
+            return Ok(None);
+        }
+        let (hash, body): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+            "SELECT request_hash, response_body FROM idempotency_keys WHERE principal_id = $1 AND key = $2",
+        )
+        .bind(self.principal)
+        .bind(&self.key)
+        .fetch_one(&mut **tx)
+        .await?;
+        if hash != self.hash {
+            return Err(ApiError::Unprocessable {
+                slug: "idempotency-key-reused",
+                detail:
+                    "This Idempotency-Key was already used for a different request; use a new key."
+                        .into(),
+            });
+        }
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| anyhow::anyhow!("stored idempotent response is not JSON: {e}"))?;
+        let replay = R::parse_from_json(Some(value)).map_err(|e| {
+            anyhow::anyhow!(
+                "stored idempotent response does not parse: {}",
+                e.into_message()
+            )
+        })?;
+        telemetry::metrics().idempotent_replays.add(1, &[]);
+        Ok(Some(replay))
+    }
+
+    /// Stores the response in the same transaction as the change.
+    pub async fn store<R: ToJSON>(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        status: u16,
+        response: &R,
+    ) -> Result<()> {
+        let body = response
+            .to_json()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        sqlx::query(
+            "UPDATE idempotency_keys SET response_status = $3, response_body = $4
+             WHERE principal_id = $1 AND key = $2",
+        )
+        .bind(self.principal)
+        .bind(&self.key)
+        .bind(status as i16)
+        .bind(body.as_bytes())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Forgets keys older than 24 hours.
+pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,359 @@
+//! SQL for stock levels and the ledger.
+//!
+//! A movement leg is ONE statement: the guarded level change, the ledger row
+//! with the balance after it, and the outbox event, chained with CTEs. The
+//! guard lives in SQL (`quantity + delta >= 0` in the UPDATE's WHERE), so two
+//! concurrent issues of the last unit cannot both pass: the second waits for
+//! the first's row lock, re-checks the guard against the committed quantity and
+//! updates nothing. Nothing is read into Rust and written back.
+
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::model::{StockLevel, StockTransaction, TransactionKind};
+use crate::error::{ApiError, Result};
+
+/// Who posts a movement.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    User(Uuid),
+    Device(Uuid),
+}
+
+impl Actor {
+    fn user(self) -> Option<Uuid> {
+        match self {
+            Self::User(id) => Some(id),
+            Self::Device(_) => None,
+        }
+    }
+
+    fn device(self) -> Option<Uuid> {
+        match self {
+            Self::Device(id) => Some(id),
+            Self::User(_) => None,
+        }
+    }
+}
+
+/// One ledger row to write together with its level change.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    pub kind: TransactionKind,
+    pub product_id: Uuid,
+    pub warehouse_id: Uuid,
+    /// Signed, never zero.
+    pub delta: i64,
+    pub unit_cost: Option<Decimal>,
+    pub transfer_id: Option<Uuid>,
+    pub reason: Option<&'static str>,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+    pub lot: Option<String>,
+    pub expires_on: Option<Date>,
+    pub serial: Option<String>,
+    pub count_id: Option<Uuid>,
+    pub actor: Actor,
+}
+
+impl Leg {
+    pub fn new(
+        kind: TransactionKind,
+        product_id: Uuid,
+        warehouse_id: Uuid,
+        delta: i64,
+        actor: Actor,
+    ) -> Self {
+        Self {
+            kind,
+            product_id,
+            warehouse_id,
+            delta,
+            unit_cost: None,
+            transfer_id: None,
+            reason: None,
+            reference: None,
+            note: None,
+            lot: None,
+            expires_on: None,
+            serial: None,
+            count_id: None,
+            actor,
+        }
+    }
+}
+
+pub const TRANSACTION_COLUMNS: &str =
+    "id, kind, product_id, warehouse_id, quantity, balance_after, \
+    unit_cost, transfer_id, reason, reference, note, lot, expires_on, serial, count_id, \
+    actor_user_id, actor_device_id, created_at";
+
+/// Adds stock: upserts the level (a first receipt creates it).
+const ADD_LEVEL: &str = "
+    INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
+    SELECT $1, $2, $3 FROM ok
+    ON CONFLICT (product_id, warehouse_id)
+    DO UPDATE SET quantity = s.quantity + EXCLUDED.quantity, updated_at = now()
+    RETURNING s.quantity";
+
+/// Removes stock only if enough is there. The row lock taken by the UPDATE
+/// serialises concurrent movements of one level; the WHERE is re-evaluated
+/// against the latest committed quantity after waiting (READ COMMITTED).
+const TAKE_LEVEL: &str = "
+    UPDATE stock_levels AS s SET quantity = s.quantity + $3, updated_at = now()
+    FROM ok
+    WHERE s.product_id = $1 AND s.warehouse_id = $2 AND s.quantity + $3 >= 0
+    RETURNING s.quantity";
+
+fn leg_sql(level_change: &str) -> String {
+    format!(
+        "WITH ok AS (
+             -- Archived products and inactive warehouses take no movements.
+             SELECT 1 FROM products p, warehouses w
+             WHERE p.id = $1 AND p.active AND w.id = $2 AND w.active
+         ),
+         lvl AS ({level_change}),
+         tx AS (
+             INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after,
+                 unit_cost, transfer_id, reason, reference, note, lot, expires_on, serial, count_id,
+                 actor_user_id, actor_device_id)
+             SELECT $4, $1, $2, $3, lvl.quantity, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM lvl
+             RETURNING {TRANSACTION_COLUMNS}
+         ),
+         ev AS (
+             INSERT INTO outbox (topic, aggregate_id, payload)
+             SELECT 'stock.' || kind, product_id, jsonb_build_object(
+                 'transaction_id', id, 'kind', kind, 'product_id', product_id,
+                 'warehouse_id', warehouse_id, 'quantity', quantity, 'balance_after', balance_after,
+                 'transfer_id', transfer_id)
+             FROM tx
+         )
+         SELECT {TRANSACTION_COLUMNS} FROM tx"
+    )
+}
+
+/// Writes one leg; None when its guard refused it (see [`why_refused`]).
+pub async fn post_leg(
+    conn: &mut PgConnection,
+    leg: &Leg,
+) -> Result<Option<StockTransaction>, sqlx::Error> {
+    use std::sync::OnceLock;
+    static ADD: OnceLock<String> = OnceLock::new();
+    static TAKE: OnceLock<String> = OnceLock::new();
+    let sql = if leg.delta > 0 {
+        ADD.get_or_init(|| leg_sql(ADD_LEVEL))
+    } else {
+        TAKE.get_or_init(|| leg_sql(TAKE_LEVEL))
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(leg.product_id)
+        .bind(leg.warehouse_id)
+        .bind(leg.delta)
+        .bind(leg.kind)
+        .bind(leg.unit_cost)
+        .bind(leg.transfer_id)
+        .bind(leg.reason)
+        .bind(&leg.reference)
+        .bind(&leg.note)
+        .bind(&leg.lot)
+        .bind(leg.expires_on)
+        .bind(&leg.serial)
+        .bind(leg.count_id)
+        .bind(leg.actor.user())
+        .bind(leg.actor.device())
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Explains a refused leg: unknown or archived product, unknown or inactive
+/// warehouse, or not enough stock.
+pub async fn why_refused(conn: &mut PgConnection, leg: &Leg) -> Result<ApiError> {
+    let (product, warehouse, available): (Option<bool>, Option<bool>, Option<i64>) =
+        sqlx::query_as(
+            "SELECT (SELECT active FROM products WHERE id = $1),
+                (SELECT active FROM warehouses WHERE id = $2),
+                (SELECT quantity FROM stock_levels WHERE product_id = $1 AND warehouse_id = $2)",
+        )
+        .bind(leg.product_id)
+        .bind(leg.warehouse_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(match (product, warehouse) {
+        (None, _) => ApiError::field("product_id", "no product with this id"),
+        (_, None) => ApiError::field("warehouse_id", "no warehouse with this id"),
+        (Some(false), _) => ApiError::conflict(
+            "product-archived",
+            "The product is archived and accepts no stock movements; restore it first.",
+        ),
+        (_, Some(false)) => ApiError::conflict(
+            "warehouse-inactive",
+            "The warehouse is inactive and accepts no stock movements.",
+        ),
+        _ => ApiError::InsufficientStock {
+            available: available.unwrap_or(0),
+            requested: -leg.delta,
+        },
+    })
+}
+
+/// Writes a leg or explains why not.
+pub async fn post_leg_or_refuse(conn: &mut PgConnection, leg: &Leg) -> Result<StockTransaction> {
+    match post_leg(conn, leg).await? {
+        Some(row) => Ok(row),
+        None => Err(why_refused(conn, leg).await?),
+    }
+}
+
+/// Locks the level rows of `product` in `warehouses`, creating missing ones at
+/// zero, always in warehouse-id order: two opposite transfers then take their
+/// locks in the same order and cannot deadlock.
+pub async fn lock_levels(
+    conn: &mut PgConnection,
+    product: Uuid,
+    warehouses: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>> {
+    let mut ordered = warehouses.to_vec();
+    ordered.sort();
+    ordered.dedup();
+    sqlx::query(
+        "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
+         SELECT $1, w, 0 FROM unnest($2::uuid[]) AS w
+         WHERE EXISTS (SELECT 1 FROM products WHERE id = $1)
+           AND EXISTS (SELECT 1 FROM warehouses WHERE id = w)
+         ORDER BY w
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(product)
+    .bind(&ordered)
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query_as(
+        "SELECT warehouse_id, quantity FROM stock_levels
+         WHERE product_id = $1 AND warehouse_id = ANY($2)
+         ORDER BY warehouse_id FOR UPDATE",
+    )
+    .bind(product)
+    .bind(&ordered)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
+pub async fn transaction(db: &PgPool, id: Uuid) -> Result<Option<StockTransaction>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM stock_transactions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Filters of the ledger list.
+#[derive(Debug, Default)]
+pub struct TransactionFilter {
+    pub product_id: Option<Uuid>,
+    pub warehouse_id: Option<Uuid>,
+    pub kind: Option<TransactionKind>,
+    pub actor: Option<Uuid>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Ledger rows, newest first, keyset-paginated on (created_at, id).
+pub async fn transactions(
+    db: &PgPool,
+    f: &TransactionFilter,
+    after: Option<(OffsetDateTime, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<StockTransaction>, sqlx::Error> {
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM stock_transactions WHERE TRUE"
+    ));
+    if let Some(p) = f.product_id {
+        q.push(" AND product_id = ").push_bind(p);
+    }
+    if let Some(w) = f.warehouse_id {
+        q.push(" AND warehouse_id = ").push_bind(w);
+    }
+    if let Some(k) = f.kind {
+        q.push(" AND kind = ").push_bind(k);
+    }
+    if let Some(a) = f.actor {
+        q.push(" AND (actor_user_id = ")
+            .push_bind(a)
+            .push(" OR actor_device_id = ")
+            .push_bind(a)
+            .push(")");
+    }
+    if let Some(s) = f.since {
+        q.push(" AND created_at >= ").push_bind(s);
+    }
+    if let Some(u) = f.until {
+        q.push(" AND created_at < ").push_bind(u);
+    }
+    if let Some((at, id)) = after {
+        q.push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(fetch);
+    q.build_query_as().fetch_all(db).await
+}
+
+/// Stock levels, keyset-paginated on (product_id, warehouse_id).
+pub async fn levels(
+    db: &PgPool,
+    product_id: Option<Uuid>,
+    warehouse_id: Option<Uuid>,
+    below_reorder: bool,
+    after: Option<(Uuid, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<StockLevel>, sqlx::Error> {
+    let (ap, aw) = after.unzip();
+    sqlx::query_as(
+        "SELECT s.product_id, p.sku, s.warehouse_id, w.code AS warehouse_code, s.quantity,
+                p.reorder_point, s.updated_at
+         FROM stock_levels s
+         JOIN products p ON p.id = s.product_id
+         JOIN warehouses w ON w.id = s.warehouse_id
+         WHERE ($1::uuid IS NULL OR s.product_id = $1)
+           AND ($2::uuid IS NULL OR s.warehouse_id = $2)
+           AND (NOT $3 OR (p.reorder_point > 0 AND s.quantity <= p.reorder_point))
+           AND ($4::uuid IS NULL OR (s.product_id, s.warehouse_id) > ($4, $5))
+         ORDER BY s.product_id, s.warehouse_id LIMIT $6",
+    )
+    .bind(product_id)
+    .bind(warehouse_id)
+    .bind(below_reorder)
+    .bind(ap)
+    .bind(aw)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// A product's levels per warehouse with their value at the product's unit cost.
+pub async fn product_levels(
+    db: &PgPool,
+    product_id: Uuid,
+) -> Result<Option<(Decimal, Vec<(Uuid, String, i64)>)>, sqlx::Error> {
+    let cost: Option<Decimal> = sqlx::query_scalar("SELECT unit_cost FROM products WHERE id = $1")
+        .bind(product_id)
+        .fetch_optional(db)
+        .await?;
+    let Some(cost) = cost else { return Ok(None) };
+    let rows = sqlx::query_as(
+        "SELECT s.warehouse_id, w.code, s.quantity FROM stock_levels s
+         JOIN warehouses w ON w.id = s.warehouse_id
+         WHERE s.product_id = $1 ORDER BY w.code",
+    )
+    .bind(product_id)
+    .fetch_all(db)
+    .await?;
+    Ok(Some((cost, rows)))
+}
