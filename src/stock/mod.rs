@@ -46,7 +46,7 @@ pub enum Movement {
     /// Set a level to an exact quantity (adjustment by new quantity).
     SetTo { leg: Leg, new_quantity: i64 },
     /// Two legs sharing a transfer id.
-    Transfer { out: Leg, into: Leg },
+    Transfer { out: Box<Leg>, into: Box<Leg> },
 }
 
 impl Movement {
@@ -422,13 +422,17 @@ impl StockApi {
             key.0.as_deref(),
             "POST /api/v1/stock/transfer",
             &body.0,
-            Movement::Transfer { out, into },
+            Movement::Transfer {
+                out: Box::new(out),
+                into: Box::new(into),
+            },
         )
         .await
     }
 
     /// Stock levels (viewer), by product then warehouse.
     #[oai(path = "/api/v1/stock", method = "get")]
+    #[allow(clippy::too_many_arguments)]
     async fn levels(
         &self,
         _auth: ViewerAuth,
