@@ -27,6 +27,8 @@ pub mod pagination;
 pub mod responses;
 /// Scanner devices, scan events, GS1 parsing, counts.
 pub mod scanner;
+/// Benchmark and demo data (`inventory-api seed`).
+pub mod seed;
 /// Stock levels and the ledger: every movement.
 pub mod stock;
 /// Logging and metrics.

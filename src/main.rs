@@ -32,6 +32,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
         format: SpecFormat,
     },
+    /// Load benchmark/demo data: N products with barcodes and stock (not for production).
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        products: i64,
+        #[arg(long, default_value_t = 3)]
+        warehouses: i64,
+    },
     /// Create a user. The password is read from --password-file, else from stdin.
     CreateUser {
         #[arg(long)]
@@ -96,6 +103,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             password_file,
         } => create_user(email, role, display_name, password_file).await,
         Command::Serve => serve().await,
+        Command::Seed {
+            products,
+            warehouses,
+        } => {
+            let (url, max) = config::database_from_env()?;
+            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            db::migrate(&pool).await?;
+            let started = std::time::Instant::now();
+            let seeded = inventory_api::seed::seed(&pool, products, warehouses).await?;
+            println!(
+                "seeded {} products in {} warehouses in {:.1} s",
+                seeded.products,
+                seeded.warehouses.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
     }
 }
 

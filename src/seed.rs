@@ -1,0 +1,119 @@
+//! Test data for benchmarks and demos: `inventory-api seed --products N`.
+//!
+//! Loads N products with varied names, one valid EAN-13 each, and stock in
+//! each warehouse, set-based in SQL (a million products take about a minute).
+//! Stock enters through receipt rows in the ledger, so level = sum(ledger)
+//! holds for seeded data too. Not for production databases.
+
+use anyhow::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Rows written per statement (bounded so a huge seed does not build one giant transaction).
+const BATCH: i64 = 50_000;
+
+pub struct Seeded {
+    pub products: i64,
+    pub warehouses: Vec<Uuid>,
+}
+
+pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result<Seeded> {
+    let actor: Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, display_name, role, password_hash, active)
+         VALUES ('seed@inventory.invalid', 'Seeder', 'admin', '!', false)
+         ON CONFLICT (lower(email)) DO UPDATE SET display_name = EXCLUDED.display_name
+         RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .context("creating the seed user")?;
+    let mut warehouse_ids = Vec::new();
+    for w in 1..=warehouses {
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO warehouses (code, name) VALUES ($1, $2)
+             ON CONFLICT (lower(code)) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        )
+        .bind(format!("SEED-{w:02}"))
+        .bind(format!("Seed warehouse {w}"))
+        .fetch_one(db)
+        .await?;
+        warehouse_ids.push(id);
+    }
+    let start: i64 = sqlx::query_scalar("SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'")
+        .fetch_one(db)
+        .await?;
+    let mut from = start + 1;
+    let to = start + products;
+    while from <= to {
+        let until = (from + BATCH - 1).min(to);
+        let mut tx = db.begin().await?;
+        // Names combine words so trigram search has realistic selectivity.
+        sqlx::query(
+            "INSERT INTO products (sku, name, description, unit_cost, price, reorder_point, reorder_quantity)
+             SELECT 'SEED-' || lpad(i::text, 8, '0'),
+                    (ARRAY['Steel','Copper','Brass','Nylon','Oak','Pine','Rubber','Glass','Ceramic','Carbon',
+                           'Zinc','Titanium','Cotton','Wool','Vinyl','Granite','Bamboo','Cobalt','Nickel','Silver'])[1 + i % 20]
+                    || ' ' ||
+                    (ARRAY['bolt','nut','washer','hinge','bracket','screw','rivet','pipe','valve','gasket',
+                           'spring','cable','hose','clamp','pulley','bearing','chain','hook','panel','tile',
+                           'brush','filter','fuse','relay','switch','socket','plug','lamp','tape','glue'])[1 + (i / 20) % 30]
+                    || ' ' || (i % 997)::text || 'mm',
+                    'Seeded product ' || i,
+                    round((1 + (i % 5000)) / 100.0, 2), round((2 + (i % 7000)) / 100.0, 2),
+                    i % 50, 10 + i % 90
+             FROM generate_series($1::bigint, $2::bigint) AS i",
+        )
+        .bind(from)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+        // EAN-13 with prefix 20 (in-store numbers) and a computed check digit.
+        sqlx::query(
+            "WITH codes AS (
+                 SELECT p.id, '20' || lpad(substr(p.sku, 6)::text, 10, '0') AS body
+                 FROM products p WHERE p.sku BETWEEN 'SEED-' || lpad($1::text, 8, '0') AND 'SEED-' || lpad($2::text, 8, '0')
+             )
+             INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id)
+             SELECT '0' || body || d, body || d, 'gtin13', id FROM codes,
+             LATERAL (SELECT ((10 - (SELECT sum(substr(body, k, 1)::int * CASE WHEN k % 2 = 0 THEN 3 ELSE 1 END)
+                                     FROM generate_series(1, 12) k) % 10) % 10)::text AS d) check_digit
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(from)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+        for (n, w) in warehouse_ids.iter().enumerate() {
+            sqlx::query(
+                "WITH batch AS (
+                     SELECT id, (abs(hashtext(id::text || $4)) % 200)::bigint AS q FROM products
+                     WHERE sku BETWEEN 'SEED-' || lpad($1::text, 8, '0') AND 'SEED-' || lpad($2::text, 8, '0')
+                 ), lvl AS (
+                     INSERT INTO stock_levels (product_id, warehouse_id, quantity)
+                     SELECT id, $3, q FROM batch WHERE q > 0
+                     ON CONFLICT DO NOTHING RETURNING product_id, quantity
+                 )
+                 INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after, actor_user_id, reference)
+                 SELECT 'receipt', product_id, $3, quantity, quantity, $5, 'seed' FROM lvl",
+            )
+            .bind(from)
+            .bind(until)
+            .bind(w)
+            .bind(n.to_string())
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(until, to, "seeded");
+        from = until + 1;
+    }
+    sqlx::query("ANALYZE products; ANALYZE product_barcodes; ANALYZE stock_levels")
+        .execute(db)
+        .await
+        .ok();
+    Ok(Seeded {
+        products,
+        warehouses: warehouse_ids,
+    })
+}
