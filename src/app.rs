@@ -148,6 +148,11 @@ pub fn build(state: AppState) -> impl Endpoint {
         json: api.spec(),
         yaml: api.spec_yaml(),
     });
+    if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&specs.json) {
+        if let Some(paths) = doc["paths"].as_object() {
+            telemetry::register_routes(paths.keys().map(String::as_str));
+        }
+    }
     let docs = api.swagger_ui();
     let max_body = state.config.max_body_bytes;
     Route::new()

@@ -19,6 +19,8 @@ pub mod error;
 pub mod events;
 /// Idempotency-Key handling for mutating POSTs.
 pub mod idempotency;
+/// Background tasks: outbox relay, key expiry, gauges.
+pub mod jobs;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.

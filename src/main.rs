@@ -181,6 +181,7 @@ async fn serve() -> anyhow::Result<()> {
     };
     let bind_addr = config.bind_addr;
     let state = AppState::new(pool.clone(), cache, config);
+    let jobs = inventory_api::jobs::spawn(&state);
     let app = app::build(state);
 
     tracing::info!(
@@ -192,6 +193,9 @@ async fn serve() -> anyhow::Result<()> {
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await
         .context("HTTP server failed")?;
+    for job in jobs {
+        job.abort();
+    }
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -98,6 +98,7 @@ fn telemetry() -> &'static Telemetry {
         let provider = SdkMeterProvider::builder().with_reader(exporter).build();
         let meter = provider.meter("inventory-api");
         let metrics = Metrics::new(&meter);
+        zero_fill(&metrics);
         meter
             .i64_gauge("inventory_build_info")
             .with_description("Build information; the value is always 1.")
@@ -115,6 +116,56 @@ fn telemetry() -> &'static Telemetry {
             _provider: provider,
         }
     })
+}
+
+/// Publishes every bounded label combination at zero, so series exist (and
+/// `rate()`/alerts work) before the first event of their kind.
+fn zero_fill(m: &Metrics) {
+    for kind in [
+        "receipt",
+        "issue",
+        "adjustment",
+        "transfer",
+        "count_adjustment",
+    ] {
+        for outcome in ["applied", "refused"] {
+            m.stock_movements.add(
+                0,
+                &[
+                    KeyValue::new("kind", kind),
+                    KeyValue::new("outcome", outcome),
+                ],
+            );
+        }
+        m.stock_units_moved.add(0, &[KeyValue::new("kind", kind)]);
+    }
+    for action in ["receive", "issue", "count", "lookup"] {
+        for status in ["applied", "duplicate", "rejected"] {
+            m.scan_events.add(
+                0,
+                &[
+                    KeyValue::new("action", action),
+                    KeyValue::new("status", status),
+                ],
+            );
+        }
+    }
+    for outcome in ["success", "failure", "throttled"] {
+        m.logins.add(0, &[KeyValue::new("outcome", outcome)]);
+    }
+    for result in ["hit", "miss"] {
+        m.cache_requests.add(
+            0,
+            &[
+                KeyValue::new("cache", "barcode"),
+                KeyValue::new("result", result),
+            ],
+        );
+    }
+    m.idempotent_replays.add(0, &[]);
+    m.count_sessions_completed.add(0, &[]);
+    m.outbox_published.add(0, &[]);
+    m.outbox_publish_failures.add(0, &[]);
 }
 
 /// The process-wide instruments.
@@ -237,14 +288,44 @@ fn request_id_from(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// poem stores `/api/v1/products/:id`; Prometheus labels and dashboards use the
-/// OpenAPI form `/api/v1/products/{id}`.
+/// poem-openapi routes `/api/v1/products/{id}` as `/api/v1/products/:param0`;
+/// labels and dashboards use the OpenAPI form. This maps one to the other.
+static ROUTE_NAMES: OnceLock<std::collections::HashMap<String, String>> = OnceLock::new();
+
+/// Registers the OpenAPI path templates (called once when the app is built).
+pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str>) {
+    let _ = ROUTE_NAMES.get_or_init(|| {
+        templates
+            .into_iter()
+            .map(|t| {
+                let mut n = 0;
+                let poem_form = t
+                    .split('/')
+                    .map(|seg| {
+                        if seg.starts_with('{') {
+                            n += 1;
+                            format!(":param{}", n - 1)
+                        } else {
+                            seg.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (poem_form, t.to_owned())
+            })
+            .collect()
+    });
+}
+
 fn route_label(pattern: Option<&PathPattern>) -> String {
     // Unmatched paths share one label so scanners of random URLs cannot
     // inflate label cardinality.
     let Some(pattern) = pattern.filter(|p| !p.0.is_empty()) else {
         return "unmatched".to_owned();
     };
+    if let Some(name) = ROUTE_NAMES.get().and_then(|m| m.get(&*pattern.0)) {
+        return name.clone();
+    }
     pattern
         .0
         .split('/')
@@ -335,8 +416,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_label_uses_templates() {
-        let p = PathPattern("/api/v1/products/:id/barcodes/:barcode".into());
+    fn route_label_uses_openapi_templates() {
+        register_routes(["/api/v1/products/{id}/barcodes/{barcode}"]);
+        let p = PathPattern("/api/v1/products/:param0/barcodes/:param1".into());
         assert_eq!(
             route_label(Some(&p)),
             "/api/v1/products/{id}/barcodes/{barcode}"

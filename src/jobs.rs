@@ -1,0 +1,91 @@
+//! Background work of a replica: the outbox relay, expiry of idempotency
+//! keys, and the gauges Prometheus reads (pool, dependencies, business
+//! figures). Gauges are refreshed on a timer, never computed per scrape, so a
+//! scrape costs nothing however big the catalog is.
+
+use std::time::Duration;
+
+use rust_decimal::prelude::ToPrimitive;
+use tokio::task::JoinHandle;
+
+use crate::{app::AppState, cache::RedisState, events, idempotency, ops, telemetry};
+
+/// How often pool and dependency gauges are refreshed.
+const HEALTH_EVERY: Duration = Duration::from_secs(15);
+/// How often business gauges (which aggregate the stock table) are refreshed.
+const BUSINESS_EVERY: Duration = Duration::from_secs(60);
+const KEY_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts every background task of this replica.
+pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let relay = tokio::spawn(events::run_relay(state.db.clone(), state.cache.clone()));
+    let s = state.clone();
+    let health = tokio::spawn(async move {
+        loop {
+            refresh_health(&s).await;
+            tokio::time::sleep(HEALTH_EVERY).await;
+        }
+    });
+    let s = state.clone();
+    let business = tokio::spawn(async move {
+        loop {
+            if let Err(e) = refresh_business(&s).await {
+                tracing::warn!(error = %e, "business gauges not refreshed");
+            }
+            tokio::time::sleep(BUSINESS_EVERY).await;
+        }
+    });
+    let s = state.clone();
+    let cleanup = tokio::spawn(async move {
+        loop {
+            match idempotency::delete_expired(&s.db).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired idempotency keys removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency key cleanup failed"),
+            }
+            tokio::time::sleep(KEY_CLEANUP_EVERY).await;
+        }
+    });
+    vec![relay, health, business, cleanup]
+}
+
+/// Pool, PostgreSQL, Redis and outbox gauges.
+pub async fn refresh_health(state: &AppState) {
+    let m = telemetry::metrics();
+    m.db_pool_size.record(i64::from(state.db.size()), &[]);
+    m.db_pool_idle.record(state.db.num_idle() as i64, &[]);
+    m.db_pool_max
+        .record(i64::from(state.db.options().get_max_connections()), &[]);
+    let (db_ok, redis) = tokio::join!(ops::database_ok(&state.db), state.cache.state());
+    m.db_up.record(i64::from(db_ok), &[]);
+    m.redis_up.record(i64::from(redis == RedisState::Ok), &[]);
+    if db_ok {
+        if let Ok(backlog) = events::backlog(&state.db).await {
+            m.outbox_backlog.record(backlog, &[]);
+        }
+    }
+}
+
+/// Products, warehouses, low-stock products and stock value.
+pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
+    let (products, warehouses, low, value): (i64, i64, i64, rust_decimal::Decimal) =
+        sqlx::query_as(
+            "WITH totals AS (
+             SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id
+         )
+         SELECT (SELECT count(*) FROM products WHERE active),
+                (SELECT count(*) FROM warehouses WHERE active),
+                (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
+                  WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point),
+                (SELECT COALESCE(sum(s.quantity * p.unit_cost), 0)
+                   FROM stock_levels s JOIN products p ON p.id = s.product_id)",
+        )
+        .fetch_one(&state.db)
+        .await?;
+    let m = telemetry::metrics();
+    m.products.record(products, &[]);
+    m.warehouses.record(warehouses, &[]);
+    m.low_stock_products.record(low, &[]);
+    m.stock_value.record(value.to_f64().unwrap_or(0.0), &[]);
+    Ok(())
+}
