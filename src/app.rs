@@ -16,7 +16,7 @@ use crate::{
     catalog::{categories::CategoriesApi, ProductsApi},
     config::Config,
     ops::OpsApi,
-    scanner::devices::DevicesApi,
+    scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
     stock::{StockApi, TransactionsApi},
     telemetry,
     warehouses::WarehousesApi,
@@ -52,6 +52,8 @@ pub type Apis = (
     StockApi,
     TransactionsApi,
     DevicesApi,
+    ScannerApi,
+    CountsApi,
 );
 
 const API_DESCRIPTION: &str = "\
@@ -74,6 +76,8 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             StockApi,
             TransactionsApi,
             DevicesApi,
+            ScannerApi,
+            CountsApi,
         ),
         "Inventory API",
         env!("CARGO_PKG_VERSION"),

@@ -61,4 +61,6 @@ pub enum Tags {
     Transactions,
     /// Scanner devices and their events.
     Scanner,
+    /// Count sessions (stocktakes).
+    Counts,
 }

@@ -82,6 +82,16 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/scanner/devices", User(Manager)),
     ("POST", "/api/v1/scanner/devices", User(Manager)),
     ("DELETE", "/api/v1/scanner/devices/{id}", User(Manager)),
+    ("POST", "/api/v1/scanner/events", Device),
+    ("POST", "/api/v1/scanner/events/batch", Device),
+    ("GET", "/api/v1/scanner/events", User(Manager)),
+    ("GET", "/api/v1/scanner/lookup/{barcode}", Device),
+    ("POST", "/api/v1/counts", User(Clerk)),
+    ("GET", "/api/v1/counts", User(Viewer)),
+    ("GET", "/api/v1/counts/{id}", User(Viewer)),
+    ("POST", "/api/v1/counts/{id}/lines", User(Clerk)),
+    ("POST", "/api/v1/counts/{id}/complete", User(Manager)),
+    ("POST", "/api/v1/counts/{id}/cancel", User(Manager)),
 ];
 
 fn token_with(secret: &str, exp_offset: i64) -> String {

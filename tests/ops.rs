@@ -76,7 +76,7 @@ async fn wrong_method_gets_a_problem_405(db: PgPool) {
 #[sqlx::test]
 async fn oversized_bodies_are_refused_with_413(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    let big = "x".repeat(70_000); // test config allows 64 KiB
+    let big = "x".repeat(1_100_000); // test config allows 1 MiB
     let resp = app
         .client
         .post(app.url("/api/v1/auth/login"))

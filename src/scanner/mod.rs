@@ -1,5 +1,153 @@
-//! Scanner devices: scan events, GS1 element strings, count sessions.
+//! Scanner devices: scan events (single and batched), lookups, GS1 element
+//! strings and count sessions. Devices authenticate with their key
+//! (`DeviceAuth`) and act only in their own warehouses.
 
+pub mod counts;
 pub mod devices;
+pub mod events;
 pub mod gs1;
 pub mod model;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    OpenApi,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use self::model::{
+    BatchResult, DeviceLookup, DeviceStock, ScanBatch, ScanEvent, ScanRecord, ScanResult,
+};
+use crate::{
+    app::AppState,
+    auth::principal::{DeviceAuth, ManagerAuth, Principal},
+    catalog,
+    error::{ApiError, Result},
+    pagination::{Page, PageRequest},
+    Tags,
+};
+
+fn device_of(p: &Principal) -> (Uuid, &[Uuid]) {
+    match p {
+        Principal::Device { id, warehouse_ids } => (*id, warehouse_ids.as_slice()),
+        Principal::User { .. } => unreachable!("DeviceAuth admits devices only"),
+    }
+}
+
+pub struct ScannerApi;
+
+#[OpenApi(prefix_path = "/api/v1/scanner", tag = "Tags::Scanner")]
+impl ScannerApi {
+    /// Post one scan (device key). The answer says `applied`, `duplicate` (sent
+    /// before: the first answer, nothing applied again) or `rejected` (with the
+    /// reason; kept for review).
+    #[oai(path = "/events", method = "post")]
+    async fn event(
+        &self,
+        auth: DeviceAuth,
+        state: Data<&AppState>,
+        body: Json<ScanEvent>,
+    ) -> Result<Json<ScanResult>> {
+        let (device, warehouses) = device_of(&auth.0);
+        let mut results =
+            events::process(&state, device, warehouses, std::slice::from_ref(&body.0)).await?;
+        Ok(Json(results.remove(0)))
+    }
+
+    /// Post up to 500 scans at once (device key), e.g. after working offline.
+    /// Processed in the order given; a rejected event does not stop the others;
+    /// the answer lists every outcome in the same order.
+    #[oai(path = "/events/batch", method = "post")]
+    async fn batch(
+        &self,
+        auth: DeviceAuth,
+        state: Data<&AppState>,
+        body: Json<ScanBatch>,
+    ) -> Result<Json<BatchResult>> {
+        let (device, warehouses) = device_of(&auth.0);
+        let results = events::process(&state, device, warehouses, &body.events).await?;
+        Ok(Json(BatchResult { results }))
+    }
+
+    /// Stored scan events (manager), newest first: `status=rejected` lists what
+    /// needs fixing.
+    #[oai(path = "/events", method = "get")]
+    async fn list(
+        &self,
+        _auth: ManagerAuth,
+        state: Data<&AppState>,
+        /// `applied` or `rejected`.
+        status: Query<Option<String>>,
+        device_id: Query<Option<Uuid>>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<ScanRecord>>> {
+        let page = PageRequest::<(OffsetDateTime, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        if let Some(s) = status.0.as_deref() {
+            if s != "applied" && s != "rejected" {
+                return Err(ApiError::field("status", "must be applied or rejected"));
+            }
+        }
+        let (at, id) = page.after.unzip();
+        let rows: Vec<ScanRecord> = sqlx::query_as(
+            "SELECT id, device_id, event_id, barcode, action, quantity, warehouse_id, count_id, scanned_at,
+                    received_at, status, reason, product_id, transaction_id
+             FROM scan_events
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR device_id = $2)
+               AND ($3::timestamptz IS NULL OR (received_at, id) < ($3, $4))
+             ORDER BY received_at DESC, id DESC LIMIT $5",
+        )
+        .bind(status.0)
+        .bind(device_id.0)
+        .bind(at)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(&state.db)
+        .await?;
+        Ok(Json(page.page(rows, |r| (r.received_at, r.id), |r| r)))
+    }
+
+    /// What a barcode is (device key): the product, its pack quantity and the
+    /// stock in the device's warehouses. Accepts GS1 element strings too.
+    #[oai(path = "/lookup/:barcode", method = "get")]
+    async fn lookup(
+        &self,
+        auth: DeviceAuth,
+        state: Data<&AppState>,
+        barcode: Path<String>,
+    ) -> Result<Json<DeviceLookup>> {
+        let (_, warehouses) = device_of(&auth.0);
+        let scanned = match gs1::parse(&barcode.0) {
+            Ok(Some(data)) => data.gtin.ok_or_else(|| {
+                ApiError::field("barcode", "GS1 scan without a GTIN (AI 01 or 02)")
+            })?,
+            Ok(None) => barcode.0.clone(),
+            Err(e) => return Err(ApiError::field("barcode", e.to_string())),
+        };
+        let found = catalog::lookup_barcode(&state, &scanned).await?;
+        let levels: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT warehouse_id, quantity FROM stock_levels WHERE product_id = $1 AND warehouse_id = ANY($2)",
+        )
+        .bind(found.product.id)
+        .bind(warehouses)
+        .fetch_all(&state.db)
+        .await?;
+        let stock = warehouses
+            .iter()
+            .map(|w| DeviceStock {
+                warehouse_id: *w,
+                quantity: levels.iter().find(|(id, _)| id == w).map_or(0, |(_, q)| *q),
+            })
+            .collect();
+        Ok(Json(DeviceLookup {
+            barcode: found.barcode,
+            pack_quantity: found.pack_quantity,
+            product: found.product,
+            stock,
+        }))
+    }
+}

@@ -2,6 +2,7 @@
 //! asks for it (clerks here, scanners, count sessions), goes through
 //! [`apply`]; there is no second implementation of a movement.
 
+pub mod batch;
 pub mod model;
 pub mod repo;
 

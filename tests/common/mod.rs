@@ -24,7 +24,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ),
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
         ("LOG_FORMAT".into(), "pretty".into()),
-        ("MAX_BODY_BYTES".into(), "65536".into()),
+        ("MAX_BODY_BYTES".into(), "1048576".into()),
     ]);
     for (k, v) in overrides {
         env.insert((*k).into(), (*v).into());

@@ -1,0 +1,524 @@
+//! Scanner devices: scan events alone and in batches, duplicates, GS1, pack
+//! quantities, lookups and count sessions.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_problem, TestApp};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const EAN: &str = "4006381333931";
+
+struct Scanner {
+    app: TestApp,
+    manager: String,
+    key: String,
+    product: Uuid,
+    warehouse: Uuid,
+    other_warehouse: Uuid,
+}
+
+async fn scanner(db: PgPool) -> Scanner {
+    let app = TestApp::spawn(db).await;
+    let manager = app.token("manager").await;
+    let p: Value = app
+        .post_as(
+            "/api/v1/products",
+            &manager,
+            &json!({"sku": "SCAN-1", "name": "Scannable", "barcodes": [
+                {"barcode": EAN}, {"barcode": "CASE-1", "pack_quantity": 12}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let warehouse = app.create_warehouse_sql("DOCK").await;
+    let other_warehouse = app.create_warehouse_sql("ELSEWHERE").await;
+    let (_, key) = app.create_device(&manager, &[warehouse]).await;
+    Scanner {
+        product: p["id"].as_str().unwrap().parse().unwrap(),
+        app,
+        manager,
+        key,
+        warehouse,
+        other_warehouse,
+    }
+}
+
+impl Scanner {
+    fn event(&self, action: &str, barcode: &str, quantity: i64) -> Value {
+        json!({"event_id": Uuid::new_v4(), "barcode": barcode, "action": action, "quantity": quantity,
+               "warehouse_id": self.warehouse, "scanned_at": "2026-11-23T08:00:00Z"})
+    }
+
+    async fn send(&self, event: &Value) -> Value {
+        let resp = self
+            .app
+            .post_as("/api/v1/scanner/events", &self.key, event)
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    async fn batch(&self, events: &[Value]) -> Vec<Value> {
+        let resp = self
+            .app
+            .post_as(
+                "/api/v1/scanner/events/batch",
+                &self.key,
+                &json!({"events": events}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["results"].as_array().unwrap().clone()
+    }
+
+    async fn level(&self) -> i64 {
+        sqlx::query_scalar("SELECT COALESCE((SELECT quantity FROM stock_levels WHERE product_id = $1 AND warehouse_id = $2), 0)")
+            .bind(self.product)
+            .bind(self.warehouse)
+            .fetch_one(&self.app.db)
+            .await
+            .unwrap()
+    }
+
+    async fn ledger_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM stock_transactions")
+            .fetch_one(&self.app.db)
+            .await
+            .unwrap()
+    }
+
+    async fn ledger_sum(&self) -> i64 {
+        sqlx::query_scalar("SELECT COALESCE(sum(quantity), 0)::bigint FROM stock_transactions WHERE warehouse_id = $1")
+            .bind(self.warehouse)
+            .fetch_one(&self.app.db)
+            .await
+            .unwrap()
+    }
+}
+
+fn statuses(results: &[Value]) -> Vec<&str> {
+    results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect()
+}
+
+#[sqlx::test]
+async fn a_resent_event_answers_duplicate_and_applies_once(db: PgPool) {
+    let s = scanner(db).await;
+    let event = s.event("receive", EAN, 3);
+    let first = s.send(&event).await;
+    assert_eq!(first["status"], "applied");
+    assert_eq!(first["units"], 3);
+    assert_eq!(first["level"], 3);
+    assert_eq!(first["product"]["sku"], "SCAN-1");
+    let again = s.send(&event).await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["transaction_id"], first["transaction_id"]);
+    // The same event inside a later batch is a duplicate too.
+    let results = s.batch(std::slice::from_ref(&event)).await;
+    assert_eq!(statuses(&results), ["duplicate"]);
+    assert_eq!(s.level().await, 3);
+    assert_eq!(s.ledger_rows().await, 1);
+    let actor: Option<Uuid> = sqlx::query_scalar("SELECT actor_device_id FROM stock_transactions")
+        .fetch_one(&s.app.db)
+        .await
+        .unwrap();
+    assert!(actor.is_some(), "the device is the author");
+}
+
+#[sqlx::test]
+async fn a_batch_is_processed_in_order_and_answers_every_event(db: PgPool) {
+    let s = scanner(db).await;
+    let first = s.event("receive", EAN, 5);
+    let mut wrong_warehouse = s.event("receive", EAN, 1);
+    wrong_warehouse["warehouse_id"] = json!(s.other_warehouse);
+    let events = vec![
+        first.clone(),
+        s.event("receive", "5901234123457", 1), // valid EAN, not in the catalog
+        s.event("issue", EAN, 9),               // only 5 on hand
+        wrong_warehouse,
+        s.event("issue", EAN, 2), // fine: 5 -> 3
+        first.clone(),            // the same event twice in one batch
+        s.event("lookup", EAN, 1),
+        s.event("receive", "4006381333932", 1), // bad check digit
+        s.event("receive", "CASE-1", 2),        // 2 cases of 12
+    ];
+    let results = s.batch(&events).await;
+    assert_eq!(
+        statuses(&results),
+        [
+            "applied",
+            "rejected",
+            "rejected",
+            "rejected",
+            "applied",
+            "duplicate",
+            "applied",
+            "rejected",
+            "applied"
+        ]
+    );
+    assert_eq!(results[1]["reason"], "unknown barcode");
+    assert_eq!(results[2]["reason"], "insufficient stock: 5 available");
+    assert!(results[3]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("wrong warehouse"));
+    assert_eq!(results[4]["level"], 3);
+    assert_eq!(results[5]["transaction_id"], results[0]["transaction_id"]);
+    assert_eq!(
+        results[6]["level"], 3,
+        "lookup shows the level at that point"
+    );
+    assert!(results[7]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("check digit"));
+    assert_eq!(results[8]["units"], 24);
+    assert_eq!(results[8]["level"], 27);
+    for (r, e) in results.iter().zip(&events) {
+        assert_eq!(r["event_id"], e["event_id"], "same order");
+    }
+    assert_eq!(s.level().await, 27);
+    assert_eq!(s.ledger_sum().await, 27);
+
+    // Rejected events are kept for a manager to review (devices cannot list them).
+    let page: Value = s
+        .app
+        .get_as("/api/v1/scanner/events?status=rejected", &s.manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons.contains(&"unknown barcode"));
+    assert_problem(
+        s.app
+            .get_as("/api/v1/scanner/events?status=rejected", &s.key)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    // The whole batch again: every event is a duplicate with its first answer; stock unchanged.
+    let again = s.batch(&events).await;
+    assert!(statuses(&again).iter().all(|st| *st == "duplicate"));
+    assert_eq!(again[2]["reason"], "insufficient stock: 5 available");
+    assert_eq!(s.level().await, 27);
+}
+
+#[sqlx::test]
+async fn concurrent_copies_of_events_and_batches_apply_once(db: PgPool) {
+    let s = Arc::new(scanner(db).await);
+    let event = s.event("receive", EAN, 1);
+    let batch: Vec<Value> = (0..50).map(|_| s.event("receive", EAN, 1)).collect();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (s, event, batch) = (s.clone(), event.clone(), batch.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                vec![s.send(&event).await]
+            } else {
+                s.batch(&batch).await
+            }
+        }));
+    }
+    let mut single_applied = 0;
+    let mut batch_applied = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let results = t.await.unwrap();
+        let applied = statuses(&results)
+            .iter()
+            .filter(|st| **st == "applied")
+            .count();
+        assert!(statuses(&results)
+            .iter()
+            .all(|st| *st == "applied" || *st == "duplicate"));
+        if i % 2 == 0 {
+            single_applied += applied;
+        } else {
+            batch_applied += applied;
+        }
+    }
+    assert_eq!(single_applied, 1);
+    assert_eq!(batch_applied, 50);
+    assert_eq!(s.level().await, 51);
+    assert_eq!(s.ledger_rows().await, 51);
+}
+
+#[sqlx::test]
+async fn gs1_scans_carry_lot_expiry_serial_and_counts(db: PgPool) {
+    let s = scanner(db).await;
+    // GS1 DataMatrix with FNC1 as <GS>: GTIN, expiry with day 00 (end of month), lot, serial.
+    let r = s
+        .send(&s.event(
+            "receive",
+            "]d201040063813339311726020010LOT-7<GS>21SN123",
+            1,
+        ))
+        .await;
+    assert_eq!(r["status"], "applied", "{r}");
+    assert_eq!(r["lot"], "LOT-7");
+    assert_eq!(r["expires_on"], "2026-02-28");
+    assert_eq!(r["serial"], "SN123");
+    let row: (Option<String>, Option<time::Date>, Option<String>) =
+        sqlx::query_as("SELECT lot, expires_on, serial FROM stock_transactions")
+            .fetch_one(&s.app.db)
+            .await
+            .unwrap();
+    assert_eq!(row.0.as_deref(), Some("LOT-7"));
+    assert_eq!(row.2.as_deref(), Some("SN123"));
+    let stored: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT lot, serial FROM scan_events")
+            .fetch_one(&s.app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored, (Some("LOT-7".into()), Some("SN123".into())));
+    // Human-readable form with AI 37: a case holding 10 units.
+    let r = s
+        .send(&s.event("receive", "(02)04006381333931(37)10", 1))
+        .await;
+    assert_eq!(r["units"], 10);
+    // ASCII 29 as FNC1 and a GS1-128 prefix.
+    let r = s
+        .send(&s.event("issue", "]C1010400638133393110B1\u{1d}17261231", 1))
+        .await;
+    assert_eq!(r["status"], "applied");
+    assert_eq!(r["lot"], "B1");
+    // A GS1 string with a bad check digit is rejected with the reason.
+    let r = s.send(&s.event("receive", "(01)04006381333932", 1)).await;
+    assert_eq!(r["status"], "rejected");
+    assert!(r["reason"].as_str().unwrap().contains("check digit"), "{r}");
+    assert_eq!(s.level().await, 10);
+}
+
+#[sqlx::test]
+async fn device_lookup_shows_product_pack_and_stock_in_its_warehouses(db: PgPool) {
+    let s = scanner(db).await;
+    s.send(&s.event("receive", "CASE-1", 1)).await;
+    let resp = s.app.get_as("/api/v1/scanner/lookup/CASE-1", &s.key).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["pack_quantity"], 12);
+    assert_eq!(body["product"]["sku"], "SCAN-1");
+    assert_eq!(
+        body["stock"],
+        json!([{"warehouse_id": s.warehouse, "quantity": 12}])
+    );
+    let body: Value = s
+        .app
+        .get_as("/api/v1/scanner/lookup/(01)04006381333931(10)X", &s.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["pack_quantity"], 1);
+    assert_problem(
+        s.app
+            .get_as("/api/v1/scanner/lookup/5901234123457", &s.key)
+            .await,
+        404,
+        "not-found",
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn device_keys_reach_scanner_endpoints_only_and_users_cannot_post_scans(db: PgPool) {
+    let s = scanner(db).await;
+    let body = json!({"product_id": s.product, "warehouse_id": s.warehouse, "quantity": 1});
+    assert_problem(
+        s.app.post_as("/api/v1/stock/receive", &s.key, &body).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        s.app.get_as("/api/v1/products", &s.key).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/scanner/events",
+            &s.manager,
+            &s.event("receive", EAN, 1),
+        )
+        .await;
+    assert_problem(resp, 403, "forbidden").await;
+    let too_many: Vec<Value> = (0..501).map(|_| s.event("lookup", EAN, 1)).collect();
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/scanner/events/batch",
+            &s.key,
+            &json!({"events": too_many}),
+        )
+        .await;
+    assert_problem(resp, 422, "validation").await;
+}
+
+#[sqlx::test]
+async fn a_count_completing_while_receipts_happen_keeps_the_receipts(db: PgPool) {
+    let s = scanner(db).await;
+    s.send(&s.event("receive", EAN, 10)).await;
+    let clerk = s.app.token("clerk").await;
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &clerk,
+            &json!({"warehouse_id": s.warehouse, "blind": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let count: Value = resp.json().await.unwrap();
+    let count_id = count["id"].as_str().unwrap().to_owned();
+    assert_eq!(count["lines"][0]["expected_quantity"], 10);
+
+    // Counters scan 8 units; meanwhile 5 more are received.
+    let mut scans: Vec<Value> = Vec::new();
+    for _ in 0..8 {
+        let mut e = s.event("count", EAN, 1);
+        e["count_id"] = json!(count_id);
+        scans.push(e);
+    }
+    let results = s.batch(&scans).await;
+    assert!(statuses(&results).iter().all(|st| *st == "applied"));
+    let receipt = json!({"product_id": s.product, "warehouse_id": s.warehouse, "quantity": 5});
+    assert_eq!(
+        s.app
+            .post_as("/api/v1/stock/receive", &clerk, &receipt)
+            .await
+            .status(),
+        201
+    );
+
+    // Blind: the clerk sees counts but not expectations; the manager sees both.
+    let as_clerk: Value = s
+        .app
+        .get_as(&format!("/api/v1/counts/{count_id}"), &clerk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_clerk["lines"][0]["counted_quantity"], 8);
+    assert!(as_clerk["lines"][0]["expected_quantity"].is_null());
+    assert!(as_clerk["lines"][0]["variance"].is_null());
+    let as_manager: Value = s
+        .app
+        .get_as(&format!("/api/v1/counts/{count_id}"), &s.manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_manager["lines"][0]["variance"], -2);
+
+    // Clerks cannot complete; managers can.
+    let path = format!("/api/v1/counts/{count_id}/complete");
+    assert_problem(
+        s.app.post_as(&path, &clerk, &json!({})).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let resp = s.app.post_as(&path, &s.manager, &json!({})).await;
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    assert_eq!(done["transactions"][0]["kind"], "count_adjustment");
+    assert_eq!(done["transactions"][0]["quantity"], -2);
+    assert_eq!(
+        s.level().await,
+        13,
+        "8 counted + 5 received during the count"
+    );
+    assert_eq!(s.ledger_sum().await, 13);
+    // A closed count takes no more scans or completions.
+    let mut late = s.event("count", EAN, 1);
+    late["count_id"] = json!(count_id);
+    let r = s.send(&late).await;
+    assert_eq!(r["status"], "rejected");
+    assert_problem(
+        s.app.post_as(&path, &s.manager, &json!({})).await,
+        409,
+        "count-closed",
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPool) {
+    let s = scanner(db).await;
+    s.send(&s.event("receive", EAN, 4)).await;
+    let clerk = s.app.token("clerk").await;
+    let count: Value = s
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &clerk,
+            &json!({"warehouse_id": s.warehouse, "product_ids": [s.product]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = count["id"].as_str().unwrap();
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{id}/lines"),
+            &clerk,
+            &json!({"lines": [{"product_id": s.product, "counted_quantity": 6}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["lines"][0]["variance"], 2,
+        "not blind: variance visible"
+    );
+    let other = Uuid::new_v4();
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{id}/lines"),
+            &clerk,
+            &json!({"lines": [{"product_id": other, "counted_quantity": 1}]}),
+        )
+        .await;
+    assert_problem(resp, 422, "validation").await;
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{id}/cancel"),
+            &s.manager,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.level().await, 4);
+    let list: Value = s
+        .app
+        .get_as("/api/v1/counts?status=cancelled", &clerk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
