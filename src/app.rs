@@ -15,6 +15,8 @@ use crate::{
     cache::Cache,
     catalog::{categories::CategoriesApi, ProductsApi},
     config::Config,
+    dashboard::DashboardApi,
+    events::EventsApi,
     ops::OpsApi,
     scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
     stock::{StockApi, TransactionsApi},
@@ -54,6 +56,8 @@ pub type Apis = (
     DevicesApi,
     ScannerApi,
     CountsApi,
+    DashboardApi,
+    EventsApi,
 );
 
 const API_DESCRIPTION: &str = "\
@@ -78,6 +82,8 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             DevicesApi,
             ScannerApi,
             CountsApi,
+            DashboardApi,
+            EventsApi,
         ),
         "Inventory API",
         env!("CARGO_PKG_VERSION"),

@@ -111,3 +111,100 @@ pub async fn run_relay(db: PgPool, cache: Cache) {
         tokio::time::sleep(pause).await;
     }
 }
+
+/// One event of the live feed.
+#[derive(Debug, Clone, poem_openapi::Object)]
+pub struct FeedEvent {
+    /// The outbox id: increasing; send it back as `Last-Event-ID` to resume.
+    pub id: i64,
+    /// e.g. `stock.receipt`, `product.updated`, `count.completed`.
+    pub topic: String,
+    pub aggregate_id: Option<Uuid>,
+    pub payload: Value,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// How often the feed looks for new events.
+const FEED_POLL: Duration = Duration::from_millis(500);
+
+/// The live feed: committed events after `after`, read from the outbox (not
+/// from Redis), so it works while Redis is down and a client resumes exactly
+/// where it stopped.
+fn feed(db: PgPool, after: i64) -> impl futures_util::Stream<Item = FeedEvent> + Send + 'static {
+    futures_util::stream::unfold(
+        (db, after, std::collections::VecDeque::new()),
+        |(db, mut last, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop_front() {
+                    return Some((e, (db, last, queue)));
+                }
+                let rows: Result<Vec<(i64, String, Option<Uuid>, Value, time::OffsetDateTime)>, _> = sqlx::query_as(
+                "SELECT id, topic, aggregate_id, payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT 200",
+            )
+            .bind(last)
+            .fetch_all(&db)
+            .await;
+                match rows {
+                    Ok(rows) if !rows.is_empty() => {
+                        last = rows.last().map_or(last, |r| r.0);
+                        queue.extend(rows.into_iter().map(
+                            |(id, topic, aggregate_id, payload, created_at)| FeedEvent {
+                                id,
+                                topic,
+                                aggregate_id,
+                                payload,
+                                created_at,
+                            },
+                        ));
+                    }
+                    Ok(_) => tokio::time::sleep(FEED_POLL).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event feed query failed");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub struct EventsApi;
+
+#[poem_openapi::OpenApi(prefix_path = "/api/v1/events", tag = "crate::Tags::Events")]
+impl EventsApi {
+    /// Live feed of committed changes (viewer), as Server-Sent Events.
+    ///
+    /// Starts with events after `Last-Event-ID` (or `after`), else with new ones only.
+    #[oai(path = "/stream", method = "get")]
+    async fn stream(
+        &self,
+        _auth: crate::auth::principal::ViewerAuth,
+        state: poem::web::Data<&crate::app::AppState>,
+        #[oai(name = "Last-Event-ID")] last_event_id: poem_openapi::param::Header<Option<i64>>,
+        /// Resume after this event id (alternative to `Last-Event-ID`).
+        after: poem_openapi::param::Query<Option<i64>>,
+    ) -> crate::error::Result<
+        poem_openapi::payload::EventStream<futures_util::stream::BoxStream<'static, FeedEvent>>,
+    > {
+        use futures_util::StreamExt as _;
+        let start = match last_event_id.0.or(after.0) {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM outbox")
+                    .fetch_one(&state.db)
+                    .await?
+            }
+        };
+        let stream = feed(state.db.clone(), start).boxed();
+        Ok(poem_openapi::payload::EventStream::new(stream)
+            .keep_alive(Duration::from_secs(15))
+            .to_event(|e| {
+                let data = poem_openapi::types::ToJSON::to_json(&e)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                poem::web::sse::Event::message(data)
+                    .id(e.id.to_string())
+                    .event_type(e.topic.clone())
+            }))
+    }
+}

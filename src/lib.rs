@@ -11,6 +11,8 @@ pub mod cache;
 pub mod catalog;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
+/// Aggregates for a front page.
+pub mod dashboard;
 /// PostgreSQL pool and migrations.
 pub mod db;
 /// ApiError and its problem+json rendering.
@@ -63,4 +65,8 @@ pub enum Tags {
     Scanner,
     /// Count sessions (stocktakes).
     Counts,
+    /// Aggregates for a front page.
+    Dashboard,
+    /// Live feed of changes (Server-Sent Events).
+    Events,
 }

@@ -1,0 +1,165 @@
+//! The dashboard: a few aggregate reads for a front page. The summary is
+//! cached in Redis for a few seconds (a dashboard refreshing every second from
+//! many screens would otherwise aggregate the stock table each time).
+
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::{param::Query, payload::Json, Object, OpenApi};
+use rust_decimal::Decimal;
+use time::Date;
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    auth::principal::ViewerAuth,
+    error::{ApiError, Result},
+    pagination::{Page, PageRequest},
+    Tags,
+};
+
+/// How long a summary may be served from the cache.
+const SUMMARY_TTL: Duration = Duration::from_secs(10);
+
+/// The inventory at a glance.
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct Summary {
+    pub active_products: i64,
+    pub archived_products: i64,
+    pub active_warehouses: i64,
+    /// Units on hand over all products and warehouses.
+    pub units_on_hand: i64,
+    /// Value of the stock at unit cost.
+    pub stock_value: Decimal,
+    /// Active products at or below their reorder point.
+    pub low_stock_products: i64,
+    /// Ledger rows written today (UTC).
+    pub movements_today: i64,
+    pub open_counts: i64,
+    /// Scanner events rejected in the last 24 hours.
+    pub rejected_scans_24h: i64,
+}
+
+/// A product that needs reordering.
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct LowStock {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    /// Units on hand over all warehouses.
+    pub on_hand: i64,
+    pub reorder_point: i32,
+    pub reorder_quantity: i32,
+}
+
+/// Movements of one kind on one day.
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct DailyMovements {
+    pub day: Date,
+    pub kind: String,
+    /// Ledger rows.
+    pub movements: i64,
+    /// Units moved (absolute).
+    pub units: i64,
+}
+
+pub struct DashboardApi;
+
+#[OpenApi(prefix_path = "/api/v1/dashboard", tag = "Tags::Dashboard")]
+impl DashboardApi {
+    /// Totals for a front page (viewer); at most 10 seconds old.
+    #[oai(path = "/summary", method = "get")]
+    async fn summary(&self, _auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<Summary>> {
+        const KEY: &str = "dashboard:summary";
+        if let Some(hit) = state.cache.get_json::<Summary>("dashboard", KEY).await {
+            return Ok(Json(hit));
+        }
+        let s: Summary = sqlx::query_as(
+            "WITH totals AS (SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id)
+             SELECT (SELECT count(*) FROM products WHERE active) AS active_products,
+                    (SELECT count(*) FROM products WHERE NOT active) AS archived_products,
+                    (SELECT count(*) FROM warehouses WHERE active) AS active_warehouses,
+                    (SELECT COALESCE(sum(q), 0)::bigint FROM totals) AS units_on_hand,
+                    (SELECT COALESCE(sum(s.quantity * p.unit_cost), 0)
+                       FROM stock_levels s JOIN products p ON p.id = s.product_id) AS stock_value,
+                    (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
+                      WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point)
+                      AS low_stock_products,
+                    (SELECT count(*) FROM stock_transactions
+                      WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+                      AS movements_today,
+                    (SELECT count(*) FROM count_sessions WHERE status = 'open') AS open_counts,
+                    (SELECT count(*) FROM scan_events
+                      WHERE status = 'rejected' AND received_at > now() - interval '24 hours') AS rejected_scans_24h",
+        )
+        .fetch_one(&state.db)
+        .await?;
+        let s = Summary {
+            stock_value: s.stock_value.normalize(),
+            ..s
+        };
+        state.cache.set_json(KEY, &s, SUMMARY_TTL).await;
+        Ok(Json(s))
+    }
+
+    /// Active products at or below their reorder point (viewer), by SKU.
+    #[oai(path = "/low-stock", method = "get")]
+    async fn low_stock(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<LowStock>>> {
+        let page = PageRequest::<(String, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        let (sku, id) = page.after.clone().unzip();
+        let rows: Vec<LowStock> = sqlx::query_as(
+            "SELECT p.id AS product_id, p.sku, p.name,
+                    COALESCE((SELECT sum(s.quantity) FROM stock_levels s WHERE s.product_id = p.id), 0)::bigint AS on_hand,
+                    p.reorder_point, p.reorder_quantity
+             FROM products p
+             WHERE p.active AND p.reorder_point > 0
+               AND COALESCE((SELECT sum(s.quantity) FROM stock_levels s WHERE s.product_id = p.id), 0) <= p.reorder_point
+               AND ($1::text IS NULL OR (lower(p.sku), p.id) > ($1, $2))
+             ORDER BY lower(p.sku), p.id LIMIT $3",
+        )
+        .bind(sku)
+        .bind(id)
+        .bind(page.fetch())
+        .fetch_all(&state.db)
+        .await?;
+        Ok(Json(page.page(
+            rows,
+            |r| (r.sku.to_lowercase(), r.product_id),
+            |r| r,
+        )))
+    }
+
+    /// Movements per day and kind over the last `days` days (viewer), oldest first.
+    #[oai(path = "/movements", method = "get")]
+    async fn movements(
+        &self,
+        _auth: ViewerAuth,
+        state: Data<&AppState>,
+        /// 1-366 (default 7), counting today (UTC).
+        days: Query<Option<u32>>,
+    ) -> Result<Json<Vec<DailyMovements>>> {
+        let days = days.0.unwrap_or(7);
+        if !(1..=366).contains(&days) {
+            return Err(ApiError::field("days", "must be between 1 and 366"));
+        }
+        let rows: Vec<DailyMovements> = sqlx::query_as(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, kind,
+                    count(*) AS movements, sum(abs(quantity))::bigint AS units
+             FROM stock_transactions
+             WHERE created_at >= (date_trunc('day', now() AT TIME ZONE 'UTC') - ($1::int - 1) * interval '1 day') AT TIME ZONE 'UTC'
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(days as i32)
+        .fetch_all(&state.db)
+        .await?;
+        Ok(Json(rows))
+    }
+}
