@@ -38,6 +38,16 @@ pub async fn emit(
 /// How many events one relay pass moves.
 const RELAY_BATCH: i64 = 500;
 
+/// One outbox row.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    topic: String,
+    aggregate_id: Option<Uuid>,
+    payload: Value,
+    created_at: time::OffsetDateTime,
+}
+
 /// Publishes up to one batch of pending events; returns how many were published.
 ///
 /// `FOR UPDATE SKIP LOCKED` lets several replicas relay at once without
@@ -47,7 +57,7 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let mut tx = db.begin().await?;
-    let rows: Vec<(i64, String, Option<Uuid>, Value, time::OffsetDateTime)> = sqlx::query_as(
+    let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, topic, aggregate_id, payload, created_at FROM outbox
          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
@@ -55,19 +65,17 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
     .fetch_all(&mut *tx)
     .await?;
     let mut published = Vec::with_capacity(rows.len());
-    for (id, topic, aggregate_id, payload, created_at) in &rows {
+    for row in &rows {
+        let aggregate_id = row.aggregate_id.map(|a| a.to_string()).unwrap_or_default();
         let ok = cache
             .xadd(
                 STREAM,
                 &[
-                    ("id", id.to_string()),
-                    ("topic", topic.clone()),
-                    (
-                        "aggregate_id",
-                        aggregate_id.map(|a| a.to_string()).unwrap_or_default(),
-                    ),
-                    ("payload", payload.to_string()),
-                    ("created_at", created_at.to_string()),
+                    ("id", row.id.to_string()),
+                    ("topic", row.topic.clone()),
+                    ("aggregate_id", aggregate_id),
+                    ("payload", row.payload.to_string()),
+                    ("created_at", row.created_at.to_string()),
                 ],
             )
             .await;
@@ -75,7 +83,7 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
             telemetry::metrics().outbox_publish_failures.add(1, &[]);
             break; // keep order: stop at the first failure and retry later
         }
-        published.push(*id);
+        published.push(row.id);
     }
     if !published.is_empty() {
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
@@ -138,7 +146,7 @@ fn feed(db: PgPool, after: i64) -> impl futures_util::Stream<Item = FeedEvent> +
                 if let Some(e) = queue.pop_front() {
                     return Some((e, (db, last, queue)));
                 }
-                let rows: Result<Vec<(i64, String, Option<Uuid>, Value, time::OffsetDateTime)>, _> = sqlx::query_as(
+                let rows: Result<Vec<OutboxRow>, _> = sqlx::query_as(
                 "SELECT id, topic, aggregate_id, payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT 200",
             )
             .bind(last)
@@ -146,16 +154,14 @@ fn feed(db: PgPool, after: i64) -> impl futures_util::Stream<Item = FeedEvent> +
             .await;
                 match rows {
                     Ok(rows) if !rows.is_empty() => {
-                        last = rows.last().map_or(last, |r| r.0);
-                        queue.extend(rows.into_iter().map(
-                            |(id, topic, aggregate_id, payload, created_at)| FeedEvent {
-                                id,
-                                topic,
-                                aggregate_id,
-                                payload,
-                                created_at,
-                            },
-                        ));
+                        last = rows.last().map_or(last, |r| r.id);
+                        queue.extend(rows.into_iter().map(|r| FeedEvent {
+                            id: r.id,
+                            topic: r.topic,
+                            aggregate_id: r.aggregate_id,
+                            payload: r.payload,
+                            created_at: r.created_at,
+                        }));
                     }
                     Ok(_) => tokio::time::sleep(FEED_POLL).await,
                     Err(e) => {
