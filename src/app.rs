@@ -31,6 +31,9 @@ pub struct AppState {
     pub cache: Cache,
     pub config: Arc<Config>,
     pub auth: Arc<AuthState>,
+    /// Flips to true when the server starts shutting down, so endless
+    /// responses (the SSE feed) end instead of holding shutdown open.
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -40,6 +43,20 @@ impl AppState {
             db,
             cache,
             config: Arc::new(config),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Tells long-lived responses to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once shutdown has begun.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|down| *down).await;
         }
     }
 }

@@ -201,7 +201,10 @@ impl EventsApi {
                     .await?
             }
         };
-        let stream = feed(state.db.clone(), start).boxed();
+        // The feed never ends by itself; it ends when the server shuts down.
+        let stream = feed(state.db.clone(), start)
+            .take_until(state.shutting_down())
+            .boxed();
         Ok(poem_openapi::payload::EventStream::new(stream)
             .keep_alive(Duration::from_secs(15))
             .to_event(|e| {

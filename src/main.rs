@@ -182,6 +182,7 @@ async fn serve() -> anyhow::Result<()> {
     let bind_addr = config.bind_addr;
     let state = AppState::new(pool.clone(), cache, config);
     let jobs = inventory_api::jobs::spawn(&state);
+    let stopping = state.clone();
     let app = app::build(state);
 
     tracing::info!(
@@ -190,7 +191,14 @@ async fn serve() -> anyhow::Result<()> {
         "listening; Swagger UI at /docs"
     );
     Server::new(TcpListener::bind(bind_addr))
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
+        .run_with_graceful_shutdown(
+            app,
+            async move {
+                shutdown_signal().await;
+                stopping.begin_shutdown();
+            },
+            Some(Duration::from_secs(30)),
+        )
         .await
         .context("HTTP server failed")?;
     for job in jobs {

@@ -276,3 +276,77 @@ async fn schema_constraints_hold_the_invariants(db: PgPool) {
         Some("categories_no_cycle")
     );
 }
+
+#[sqlx::test]
+async fn sigterm_ends_event_streams_and_stops_the_server_cleanly(db: PgPool) {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let url = format!("{}/{}", base.rsplit_once('/').unwrap().0, name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inventory-api"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", common::TEST_JWT_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("BOOTSTRAP_ADMIN_EMAIL", "boot@example.com")
+        .env("BOOTSTRAP_ADMIN_PASSWORD", "bootstrap password")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base_url}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server came up");
+    let login: Value = client
+        .post(format!("{base_url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boot@example.com", "password": "bootstrap password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut feed = client
+        .get(format!("{base_url}/api/v1/events/stream"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // The open stream ends instead of holding shutdown for the 30 s grace period.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = feed.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ended on shutdown");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
