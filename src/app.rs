@@ -31,6 +31,9 @@ pub struct AppState {
     pub cache: Cache,
     pub config: Arc<Config>,
     pub auth: Arc<AuthState>,
+    /// Barcode lookup answers (JSON) held in process for a few seconds in front
+    /// of Redis: the hottest read of a scanner-driven warehouse.
+    pub barcode_answers: Arc<crate::cache::LocalCache<String, Arc<str>>>,
     /// Flips to true when the server starts shutting down, so endless
     /// responses (the SSE feed) end instead of holding shutdown open.
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
@@ -40,6 +43,9 @@ impl AppState {
     pub fn new(db: PgPool, cache: Cache, config: Config) -> Self {
         Self {
             auth: Arc::new(AuthState::new(&config)),
+            barcode_answers: Arc::new(crate::cache::LocalCache::new(
+                config.cache_ttl.min(crate::catalog::LOCAL_LOOKUP_TTL),
+            )),
             db,
             cache,
             config: Arc::new(config),

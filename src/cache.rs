@@ -7,8 +7,10 @@
 //! written only to Redis. This module does not decide what to cache; domains do.
 
 use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
+    collections::HashMap,
+    hash::Hash,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 use redis::{aio::ConnectionManager, AsyncCommands};
@@ -153,25 +155,39 @@ impl Cache {
         }
     }
 
-    /// A cached JSON value, recording hit/miss under `cache` for the metrics.
-    pub async fn get_json<T: DeserializeOwned>(&self, cache: &'static str, key: &str) -> Option<T> {
+    /// A cached value as stored, recording hit/miss under `cache` for the metrics.
+    pub async fn get_raw(&self, cache: &'static str, key: &str) -> Option<String> {
         if !self.is_enabled() {
             return None;
         }
         let key = self.key(key);
-        let raw: Option<Option<Vec<u8>>> = self
+        let raw: Option<Option<String>> = self
             .call("get", |mut c| async move { c.get(key).await })
             .await;
-        let value = raw.flatten().and_then(|b| serde_json::from_slice(&b).ok());
-        let result = if value.is_some() { "hit" } else { "miss" };
-        crate::telemetry::metrics().cache_requests.add(
-            1,
-            &[
-                opentelemetry::KeyValue::new("cache", cache),
-                opentelemetry::KeyValue::new("result", result),
-            ],
-        );
+        let value = raw.flatten();
+        record_lookup(cache, value.is_some());
         value
+    }
+
+    /// A cached JSON value (see [`Cache::get_raw`]).
+    pub async fn get_json<T: DeserializeOwned>(&self, cache: &'static str, key: &str) -> Option<T> {
+        self.get_raw(cache, key)
+            .await
+            .and_then(|raw| serde_json::from_str(&raw).ok())
+    }
+
+    pub async fn set_raw(&self, key: &str, value: &str, ttl: Duration) {
+        if !self.is_enabled() {
+            return;
+        }
+        let secs = ttl.as_secs().max(1);
+        let key = self.key(key);
+        let _: Option<()> = self
+            .call(
+                "set",
+                |mut c| async move { c.set_ex(key, value, secs).await },
+            )
+            .await;
     }
 
     pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
@@ -255,5 +271,60 @@ impl Cache {
         })
         .await
         .is_some()
+    }
+}
+
+/// Counts a cache lookup for the hit-ratio metrics.
+pub fn record_lookup(cache: &'static str, hit: bool) {
+    crate::telemetry::metrics().cache_requests.add(
+        1,
+        &[
+            opentelemetry::KeyValue::new("cache", cache),
+            opentelemetry::KeyValue::new("result", if hit { "hit" } else { "miss" }),
+        ],
+    );
+}
+
+/// A small per-process memo with a time-to-live, in front of PostgreSQL or
+/// Redis for the hottest reads. Bounded: cleared when it grows past
+/// `MAX_LOCAL_ENTRIES`, which only costs a few extra lookups. Entries are not
+/// shared between replicas, so keep the TTL short where other replicas'
+/// writes matter.
+pub struct LocalCache<K, V> {
+    ttl: Duration,
+    map: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+const MAX_LOCAL_ENTRIES: usize = 10_000;
+
+impl<K: Eq + Hash, V: Clone> LocalCache<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let map = self.map.lock().expect("lock not poisoned");
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        let mut map = self.map.lock().expect("lock not poisoned");
+        if map.len() >= MAX_LOCAL_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    pub fn forget(&self, key: &K) {
+        self.map.lock().expect("lock not poisoned").remove(key);
+    }
+
+    pub fn clear(&self) {
+        self.map.lock().expect("lock not poisoned").clear();
     }
 }

@@ -1,6 +1,13 @@
 //! Response shapes shared by every domain.
 
-use poem_openapi::{payload::Json, types::ToJSON, ApiResponse};
+use std::{marker::PhantomData, sync::Arc};
+
+use poem_openapi::{
+    payload::{Json, Payload},
+    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+    ApiResponse,
+};
 
 /// 201 with the created resource.
 #[derive(ApiResponse)]
@@ -53,4 +60,61 @@ pub fn if_match_version(header: Option<&str>) -> crate::error::Result<Option<i32
 /// pads with ("12.5", not "12.5000"), as poem-openapi renders decimals.
 pub fn money(value: rust_decimal::Decimal) -> rust_decimal::Decimal {
     value.normalize()
+}
+
+/// A JSON answer already serialised (e.g. from a cache), sent as is, and
+/// documented with the schema of `T`.
+pub struct RawJson<T> {
+    body: Arc<str>,
+    _schema: PhantomData<fn() -> T>,
+}
+
+impl<T> RawJson<T> {
+    pub fn new(body: Arc<str>) -> Self {
+        Self {
+            body,
+            _schema: PhantomData,
+        }
+    }
+}
+
+impl<T: Type> Payload for RawJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type> poem::IntoResponse for RawJson<T> {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.body.as_bytes().to_vec())
+    }
+}
+
+impl<T: Type> ApiResponse for RawJson<T> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
 }

@@ -12,19 +12,14 @@
 //! demoted user loses access within 15 s on every replica, and at once on the
 //! replica that made the change. Device keys are looked up by hash the same way.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use poem::Request;
 use poem_openapi::{auth::Bearer, SecurityScheme};
 use uuid::Uuid;
 
 use super::{token, Role};
-use crate::{app::AppState, error::ApiError};
+use crate::{app::AppState, cache::LocalCache, error::ApiError};
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -85,43 +80,6 @@ struct UserStatus {
     active: bool,
 }
 
-/// Per-process memo with a time-to-live. Bounded: cleared when it grows past
-/// `MAX_ENTRIES`, which only costs a few extra lookups.
-struct TtlCache<K, V> {
-    ttl: Duration,
-    map: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-const MAX_ENTRIES: usize = 10_000;
-
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let map = self.map.lock().expect("lock not poisoned");
-        map.get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: K, value: V) {
-        let mut map = self.map.lock().expect("lock not poisoned");
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(key, (Instant::now(), value));
-    }
-
-    fn forget(&self, key: &K) {
-        self.map.lock().expect("lock not poisoned").remove(key);
-    }
-}
-
 /// A device's id and the warehouses it may post for.
 type DeviceGrant = (Uuid, Arc<Vec<Uuid>>);
 
@@ -131,8 +89,8 @@ const STATUS_TTL: Duration = Duration::from_secs(15);
 /// Authentication state shared by all requests.
 pub struct AuthState {
     pub keys: token::Keys,
-    users: TtlCache<Uuid, Option<UserStatus>>,
-    devices: TtlCache<Vec<u8>, Option<DeviceGrant>>,
+    users: LocalCache<Uuid, Option<UserStatus>>,
+    devices: LocalCache<Vec<u8>, Option<DeviceGrant>>,
     pub throttle: super::throttle::LoginThrottle,
 }
 
@@ -140,8 +98,8 @@ impl AuthState {
     pub fn new(config: &crate::config::Config) -> Self {
         Self {
             keys: token::Keys::new(&config.jwt_secret),
-            users: TtlCache::new(STATUS_TTL),
-            devices: TtlCache::new(STATUS_TTL),
+            users: LocalCache::new(STATUS_TTL),
+            devices: LocalCache::new(STATUS_TTL),
             throttle: super::throttle::LoginThrottle::default(),
         }
     }
@@ -154,7 +112,7 @@ impl AuthState {
 
     /// Drops all cached device keys (after a revocation).
     pub fn forget_devices(&self) {
-        self.devices.map.lock().expect("lock not poisoned").clear();
+        self.devices.clear();
     }
 }
 

@@ -8,11 +8,13 @@ pub mod model;
 pub mod repo;
 
 use poem::{web::Data, Body};
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{
     param::{Header, Path, Query},
     payload::{Binary, Json, PlainText},
     ApiRequest, ApiResponse, OpenApi,
 };
+use std::sync::Arc;
 use uuid::Uuid;
 
 use self::model::{
@@ -25,7 +27,7 @@ use crate::{
     error::{ApiError, Result, Validation},
     events,
     pagination::{Page, PageRequest},
-    responses::{etag, if_match_version, Created, NoContent},
+    responses::{etag, if_match_version, Created, NoContent, RawJson},
     Tags,
 };
 
@@ -34,8 +36,16 @@ fn barcode_cache_key(lookup_key: &str) -> String {
     format!("barcode:{lookup_key}")
 }
 
+/// How long a replica answers a barcode lookup from its own memory. Changes
+/// made through this replica clear it at once; other replicas see them within
+/// this time (they clear Redis, which is the shared layer).
+pub const LOCAL_LOOKUP_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Drops cached lookups of these barcodes (after any change to their product).
 pub async fn forget_barcodes(state: &AppState, lookup_keys: &[String]) {
+    for key in lookup_keys {
+        state.barcode_answers.forget(key);
+    }
     let keys: Vec<String> = lookup_keys.iter().map(|k| barcode_cache_key(k)).collect();
     state.cache.delete(&keys).await;
 }
@@ -199,8 +209,8 @@ impl ProductsApi {
         _auth: ViewerAuth,
         state: Data<&AppState>,
         barcode: Path<String>,
-    ) -> Result<Json<BarcodeLookup>> {
-        Ok(Json(lookup_barcode(&state, &barcode.0).await?))
+    ) -> Result<RawJson<BarcodeLookup>> {
+        Ok(RawJson::new(lookup_barcode_json(&state, &barcode.0).await?))
     }
 
     /// One product (viewer), with its `ETag`.
@@ -387,19 +397,23 @@ fn keys_of(p: &Product) -> Vec<String> {
         .collect()
 }
 
-/// Finds the product of a scanned barcode, through the Redis cache.
+/// The lookup answer of a scanned barcode as JSON, through two caches: this
+/// replica's memory (a few seconds) and Redis (`CACHE_TTL_SECONDS`, shared).
 ///
-/// The cache holds the answer for `CACHE_TTL_SECONDS` and is cleared by every
-/// change to the product, so a stale answer is possible only while Redis
-/// misses an invalidation (down at that moment), and then for at most the TTL.
-pub async fn lookup_barcode(state: &AppState, scanned: &str) -> Result<BarcodeLookup> {
+/// Every change to a product clears both for its barcodes, so a stale answer is
+/// possible only from another replica's memory (for at most
+/// [`LOCAL_LOOKUP_TTL`]) or while Redis missed an invalidation because it was
+/// down (for at most the Redis TTL).
+pub async fn lookup_barcode_json(state: &AppState, scanned: &str) -> Result<Arc<str>> {
     let code = barcode::parse(scanned).map_err(|e| ApiError::field("barcode", e.to_string()))?;
+    if let Some(hit) = state.barcode_answers.get(&code.key) {
+        crate::cache::record_lookup("barcode", true);
+        return Ok(hit);
+    }
     let cache_key = barcode_cache_key(&code.key);
-    if let Some(hit) = state
-        .cache
-        .get_json::<BarcodeLookup>("barcode", &cache_key)
-        .await
-    {
+    if let Some(hit) = state.cache.get_raw("barcode", &cache_key).await {
+        let hit: Arc<str> = hit.into();
+        state.barcode_answers.put(code.key, hit.clone());
         return Ok(hit);
     }
     let (barcode, pack_quantity, product) = repo::find_by_barcode(&state.db, &code.key)
@@ -410,9 +424,24 @@ pub async fn lookup_barcode(state: &AppState, scanned: &str) -> Result<BarcodeLo
         pack_quantity,
         product,
     };
+    let json: Arc<str> = found.to_json_string().into();
     state
         .cache
-        .set_json(&cache_key, &found, state.config.cache_ttl)
+        .set_raw(&cache_key, &json, state.config.cache_ttl)
         .await;
-    Ok(found)
+    state.barcode_answers.put(code.key, json.clone());
+    Ok(json)
+}
+
+/// The lookup answer of a scanned barcode (see [`lookup_barcode_json`]).
+pub async fn lookup_barcode(state: &AppState, scanned: &str) -> Result<BarcodeLookup> {
+    let json = lookup_barcode_json(state, scanned).await?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| anyhow::anyhow!("cached lookup is not JSON: {e}"))?;
+    BarcodeLookup::parse_from_json(Some(value)).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "cached lookup does not parse: {}",
+            e.into_message()
+        ))
+    })
 }

@@ -1,17 +1,19 @@
 //! Scan events: what a handheld sends, processed in order, each answered.
 //!
 //! Single events and batches share [`process`]: a single event is a batch of
-//! one. A batch is one transaction: its event ids are claimed first (in id
-//! order, so two resends of overlapping batches cannot deadlock; a resend that
-//! arrives while the first copy is still running waits for it and then
-//! answers `duplicate`), barcodes are resolved in one query, stock moves
-//! through the ledger's set-based path (`stock::batch`), and every outcome,
-//! rejections included, is stored with the event so a resend replays it.
+//! one. A batch is one transaction: events already stored are answered from
+//! their stored outcome (`duplicate`), barcodes are resolved in one query,
+//! stock moves through the ledger's set-based path (`stock::batch`), and every
+//! new outcome, rejections included, is stored with its event in one INSERT.
+//! `(device_id, event_id)` is unique, so if a concurrent copy of the batch
+//! stored some of the same events first (its INSERT wins, ours skips them),
+//! this attempt rolls back and runs again, now seeing them as duplicates:
+//! nothing is ever applied twice. Level locks are taken before the INSERT in
+//! one global order, so copies of a batch serialise instead of deadlocking.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use opentelemetry::KeyValue;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 use uuid::Uuid;
 
 use super::{
@@ -119,6 +121,56 @@ struct Resolved {
     unit: String,
 }
 
+/// An outcome stored with its event, as a resend is answered.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    event_id: Uuid,
+    status: String,
+    reason: Option<String>,
+    transaction_id: Option<Uuid>,
+    units: Option<i64>,
+    level: Option<i64>,
+    lot: Option<String>,
+    expires_on: Option<time::Date>,
+    serial: Option<String>,
+    product_id: Option<Uuid>,
+    sku: Option<String>,
+    name: Option<String>,
+    unit: Option<String>,
+}
+
+impl Stored {
+    fn into_result(self) -> ScanResult {
+        ScanResult {
+            event_id: self.event_id,
+            status: if self.status == "applied" {
+                ScanStatus::Applied
+            } else {
+                ScanStatus::Rejected
+            },
+            reason: self.reason,
+            transaction_id: self.transaction_id,
+            product: match (self.product_id, self.sku, self.name, self.unit) {
+                (Some(id), Some(sku), Some(name), Some(unit)) => Some(ProductSummary {
+                    id,
+                    sku,
+                    name,
+                    unit,
+                }),
+                _ => None,
+            },
+            units: self.units,
+            level: self.level,
+            lot: self.lot,
+            expires_on: self.expires_on,
+            serial: self.serial,
+        }
+    }
+}
+
+/// How often a batch is retried after losing a race with a copy of itself.
+const ATTEMPTS: usize = 3;
+
 /// Processes scan events of `device` in order and answers each.
 pub async fn process(
     state: &AppState,
@@ -132,63 +184,99 @@ pub async fn process(
             format!("must hold 1-{MAX_BATCH} events"),
         ));
     }
+    for _ in 0..ATTEMPTS {
+        if let Some(results) = attempt(state, device, warehouses, events).await? {
+            touch_device(state, device).await;
+            let metrics = telemetry::metrics();
+            for (r, e) in results.iter().zip(events) {
+                let status = match r.status {
+                    ScanStatus::Applied => "applied",
+                    ScanStatus::Duplicate => "duplicate",
+                    ScanStatus::Rejected => "rejected",
+                };
+                metrics.scan_events.add(
+                    1,
+                    &[
+                        KeyValue::new("action", e.action.as_str()),
+                        KeyValue::new("status", status),
+                    ],
+                );
+            }
+            return Ok(results);
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "scan batch lost {ATTEMPTS} races with copies of itself"
+    )))
+}
+
+/// Records that a device was seen, at most once a minute per device and
+/// outside the batch's transaction: every event of a device touching its row
+/// inside the transaction would serialise all of them on that row lock.
+async fn touch_device(state: &AppState, device: Uuid) {
+    use std::{
+        sync::{Mutex, OnceLock},
+        time::{Duration, Instant},
+    };
+    static SEEN: OnceLock<Mutex<HashMap<Uuid, Instant>>> = OnceLock::new();
+    let due = {
+        let mut seen = SEEN
+            .get_or_init(Default::default)
+            .lock()
+            .expect("lock not poisoned");
+        let due = seen
+            .get(&device)
+            .is_none_or(|at| at.elapsed() > Duration::from_secs(60));
+        if due {
+            if seen.len() > 10_000 {
+                seen.clear();
+            }
+            seen.insert(device, Instant::now());
+        }
+        due
+    };
+    if due {
+        let done = sqlx::query("UPDATE devices SET last_seen_at = now() WHERE id = $1")
+            .bind(device)
+            .execute(&state.db)
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "could not record last_seen_at");
+        }
+    }
+}
+
+/// One try at a batch; None when a concurrent copy stored some of its events first.
+async fn attempt(
+    state: &AppState,
+    device: Uuid,
+    warehouses: &[Uuid],
+    events: &[ScanEvent],
+) -> Result<Option<Vec<ScanResult>>> {
     let mut tx = state.db.begin().await?;
 
-    // 1. Claim the event ids; the ones already known are duplicates.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by_key(|&i| events[i].event_id);
-    let claimed: HashSet<Uuid> = sqlx::query_scalar(
-        "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, warehouse_id, count_id,
-                                  scanned_at, status, response)
-         SELECT $1, e, b, a, q, w, c, s, 'rejected', '{}'::jsonb
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::uuid[], $7::uuid[], $8::timestamptz[])
-              AS t(e, b, a, q, w, c, s)
-         ORDER BY e
-         ON CONFLICT (device_id, event_id) DO NOTHING
-         RETURNING event_id",
+    // 1. Outcomes already stored: those events are duplicates.
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let earlier: HashMap<Uuid, ScanResult> = sqlx::query_as::<_, Stored>(
+        "SELECT s.event_id, s.status, s.reason, s.transaction_id, s.units, s.level, s.lot, s.expires_on,
+                s.serial, p.id AS product_id, p.sku, p.name, p.unit
+         FROM scan_events s LEFT JOIN products p ON p.id = s.product_id
+         WHERE s.device_id = $1 AND s.event_id = ANY($2)",
     )
     .bind(device)
-    .bind(order.iter().map(|&i| events[i].event_id).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| truncate(&events[i].barcode, 512)).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| events[i].action.as_str()).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| events[i].quantity.unwrap_or(1)).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| events[i].warehouse_id).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| events[i].count_id).collect::<Vec<_>>())
-    .bind(order.iter().map(|&i| events[i].scanned_at).collect::<Vec<_>>())
+    .bind(&ids)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
+    .map(|s| (s.event_id, s.into_result()))
     .collect();
 
-    // Earlier answers for ids claimed before this batch.
-    let known: Vec<Uuid> = events
-        .iter()
-        .map(|e| e.event_id)
-        .filter(|id| !claimed.contains(id))
-        .collect();
-    let mut earlier: HashMap<Uuid, ScanResult> = HashMap::new();
-    if !known.is_empty() {
-        let rows: Vec<(Uuid, serde_json::Value)> = sqlx::query_as(
-            "SELECT event_id, response FROM scan_events WHERE device_id = $1 AND event_id = ANY($2)",
-        )
-        .bind(device)
-        .bind(&known)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, response) in rows {
-            let parsed = ScanResult::parse_from_json(Some(response)).map_err(|e| {
-                anyhow::anyhow!("stored scan response does not parse: {}", e.into_message())
-            })?;
-            earlier.insert(id, parsed);
-        }
-    }
-
-    // 2. Decide what each fresh event is (first occurrence in this batch only).
+    // 2. Decide what each new event is (first occurrence in this batch only).
     let mut results: Vec<Option<ScanResult>> = vec![None; events.len()];
     let mut first_at: HashMap<Uuid, usize> = HashMap::new();
     let mut decoded: Vec<Option<Decoded>> = (0..events.len()).map(|_| None).collect();
     for (i, e) in events.iter().enumerate() {
-        if !claimed.contains(&e.event_id) || first_at.contains_key(&e.event_id) {
+        if earlier.contains_key(&e.event_id) || first_at.contains_key(&e.event_id) {
             continue;
         }
         first_at.insert(e.event_id, i);
@@ -340,94 +428,112 @@ pub async fn process(
         results[i] = Some(r);
     }
 
-    // 6. Store every fresh outcome with its event.
-    let mut ids = Vec::new();
-    let mut statuses = Vec::new();
-    let mut reasons = Vec::new();
-    let mut products = Vec::new();
-    let mut transactions = Vec::new();
-    let mut lots = Vec::new();
-    let mut expiries = Vec::new();
-    let mut serials = Vec::new();
-    let mut responses = Vec::new();
-    for (id, &i) in &first_at {
-        let r = results[i].as_ref().expect("every fresh event has a result");
-        ids.push(*id);
-        statuses.push(if r.status == ScanStatus::Applied {
+    // 6. Store every new event with its outcome, in event-id order (a global
+    //    order, as for the level locks). A skipped row means a concurrent copy
+    //    stored that event first: roll back and try again.
+    let mut fresh: Vec<(Uuid, usize)> = first_at.iter().map(|(id, i)| (*id, *i)).collect();
+    fresh.sort();
+    let mut c = OutcomeColumns::default();
+    for &(id, i) in &fresh {
+        let e = &events[i];
+        let r = results[i].as_ref().expect("every new event has a result");
+        c.event_id.push(id);
+        c.barcode.push(truncate(&e.barcode, 512));
+        c.action.push(e.action.as_str());
+        c.quantity.push(e.quantity.unwrap_or(1));
+        c.warehouse.push(e.warehouse_id);
+        c.count.push(e.count_id);
+        c.scanned_at.push(e.scanned_at);
+        c.status.push(if r.status == ScanStatus::Applied {
             "applied"
         } else {
             "rejected"
         });
-        reasons.push(r.reason.clone());
-        products.push(r.product.as_ref().map(|p| p.id));
-        transactions.push(r.transaction_id);
-        lots.push(r.lot.clone());
-        expiries.push(r.expires_on);
-        serials.push(r.serial.clone());
-        responses.push(r.to_json().unwrap_or_default());
+        c.reason.push(r.reason.clone());
+        c.product.push(r.product.as_ref().map(|p| p.id));
+        c.transaction.push(r.transaction_id);
+        c.units.push(r.units);
+        c.level.push(r.level);
+        c.lot.push(r.lot.clone());
+        c.expires.push(r.expires_on);
+        c.serial.push(r.serial.clone());
     }
-    if !ids.is_empty() {
-        sqlx::query(
-            "UPDATE scan_events s SET status = t.status, reason = t.reason, product_id = t.product,
-                    transaction_id = t.tx, lot = t.lot, expires_on = t.exp, serial = t.serial, response = t.response
-             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], $8::date[],
-                         $9::text[], $10::jsonb[]) AS t(id, status, reason, product, tx, lot, exp, serial, response)
-             WHERE s.device_id = $1 AND s.event_id = t.id",
+    if !fresh.is_empty() {
+        let stored: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, warehouse_id, count_id,
+                 scanned_at, status, reason, product_id, transaction_id, units, level, lot, expires_on, serial)
+             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::uuid[], $7::uuid[],
+                 $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::bigint[],
+                 $14::bigint[], $15::text[], $16::date[], $17::text[])
+             ON CONFLICT (device_id, event_id) DO NOTHING
+             RETURNING event_id",
         )
         .bind(device)
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&reasons)
-        .bind(&products)
-        .bind(&transactions)
-        .bind(&lots)
-        .bind(&expiries)
-        .bind(&serials)
-        .bind(&responses)
-        .execute(&mut *tx)
+        .bind(&c.event_id)
+        .bind(&c.barcode)
+        .bind(&c.action)
+        .bind(&c.quantity)
+        .bind(&c.warehouse)
+        .bind(&c.count)
+        .bind(&c.scanned_at)
+        .bind(&c.status)
+        .bind(&c.reason)
+        .bind(&c.product)
+        .bind(&c.transaction)
+        .bind(&c.units)
+        .bind(&c.level)
+        .bind(&c.lot)
+        .bind(&c.expires)
+        .bind(&c.serial)
+        .fetch_all(&mut *tx)
         .await?;
+        if stored.len() != fresh.len() {
+            tracing::info!(device = %device, "a copy of this scan batch won the race; retrying");
+            return Ok(None); // dropping tx rolls everything back
+        }
     }
-    sqlx::query("UPDATE devices SET last_seen_at = now() WHERE id = $1")
-        .bind(device)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
 
     // 7. Duplicates answer with the first outcome.
-    let metrics = telemetry::metrics();
-    let answers: Vec<ScanResult> = events
+    let answers = events
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            let answer = match &results[i] {
-                Some(r) => r.clone(),
-                None => {
-                    let first = match first_at.get(&e.event_id) {
-                        Some(&j) => results[j].clone(),
-                        None => earlier.get(&e.event_id).cloned(),
-                    };
-                    let mut r = first
-                        .unwrap_or_else(|| rejected(e.event_id, "duplicate of an unknown event"));
-                    r.status = ScanStatus::Duplicate;
-                    r
-                }
-            };
-            let status = match answer.status {
-                ScanStatus::Applied => "applied",
-                ScanStatus::Duplicate => "duplicate",
-                ScanStatus::Rejected => "rejected",
-            };
-            metrics.scan_events.add(
-                1,
-                &[
-                    KeyValue::new("action", e.action.as_str()),
-                    KeyValue::new("status", status),
-                ],
-            );
-            answer
+        .map(|(i, e)| match &results[i] {
+            Some(r) => r.clone(),
+            None => {
+                let first = match first_at.get(&e.event_id) {
+                    Some(&j) => results[j].clone(),
+                    None => earlier.get(&e.event_id).cloned(),
+                };
+                let mut r =
+                    first.unwrap_or_else(|| rejected(e.event_id, "duplicate of an unknown event"));
+                r.status = ScanStatus::Duplicate;
+                r
+            }
         })
         .collect();
-    Ok(answers)
+    Ok(Some(answers))
+}
+
+/// Column arrays for the scan_events insert.
+#[derive(Default)]
+struct OutcomeColumns {
+    event_id: Vec<Uuid>,
+    barcode: Vec<String>,
+    action: Vec<&'static str>,
+    quantity: Vec<i32>,
+    warehouse: Vec<Uuid>,
+    count: Vec<Option<Uuid>>,
+    scanned_at: Vec<Option<time::OffsetDateTime>>,
+    status: Vec<&'static str>,
+    reason: Vec<Option<String>>,
+    product: Vec<Option<Uuid>>,
+    transaction: Vec<Option<Uuid>>,
+    units: Vec<Option<i64>>,
+    level: Vec<Option<i64>>,
+    lot: Vec<Option<String>>,
+    expires: Vec<Option<time::Date>>,
+    serial: Vec<Option<String>>,
 }
 
 fn truncate(s: &str, max: usize) -> String {
