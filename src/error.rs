@@ -308,6 +308,15 @@ impl From<sqlx::Error> for ApiError {
                 if let Some(problem) = db.constraint().and_then(constraint_problem) {
                     return problem;
                 }
+                // Deadlock or serialization failure: lock ordering makes these
+                // rare; the request changed nothing and can simply be retried.
+                if matches!(db.code().as_deref(), Some("40P01" | "40001")) {
+                    tracing::warn!(error = %db, "transaction aborted by a concurrent one");
+                    return ApiError::conflict(
+                        "concurrent-update",
+                        "A concurrent change got in the way and nothing was applied; retry the request.",
+                    );
+                }
                 // Generic answers for constraints without a message of their own; the
                 // constraint name and SQL text stay in the log.
                 tracing::warn!(error = %db, constraint = ?db.constraint(), "constraint violation");

@@ -46,45 +46,46 @@ pub async fn apply_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<Vec<Le
     let product_ids: Vec<Uuid> = pairs.iter().map(|p| p.0).collect();
     let warehouse_ids: Vec<Uuid> = pairs.iter().map(|p| p.1).collect();
 
-    let products: HashMap<Uuid, bool> =
-        sqlx::query_as("SELECT id, active FROM products WHERE id = ANY($1)")
-            .bind(&product_ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+    // Products and warehouses in one round trip.
+    let flags: Vec<(bool, Uuid, bool)> = sqlx::query_as(
+        "SELECT true, id, active FROM products WHERE id = ANY($1)
+         UNION ALL
+         SELECT false, id, active FROM warehouses WHERE id = ANY($2)",
+    )
+    .bind(&product_ids)
+    .bind(&warehouse_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let products: HashMap<Uuid, bool> = flags.iter().filter(|f| f.0).map(|f| (f.1, f.2)).collect();
     let warehouses: HashMap<Uuid, bool> =
-        sqlx::query_as("SELECT id, active FROM warehouses WHERE id = ANY($1)")
-            .bind(&warehouse_ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+        flags.iter().filter(|f| !f.0).map(|f| (f.1, f.2)).collect();
 
-    // Create missing levels at zero, then lock every level in sorted order.
-    let (lp, lw): (Vec<Uuid>, Vec<Uuid>) = pairs
+    // Lock every level in sorted order; levels that do not exist yet are
+    // created at zero (sorted too) and locked in a second pass.
+    let valid: Vec<Pair> = pairs
         .iter()
         .filter(|(p, w)| products.contains_key(p) && warehouses.contains_key(w))
         .copied()
-        .unzip();
-    sqlx::query(
-        "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
-         SELECT p, w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w) ORDER BY p, w
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&lp)
-    .bind(&lw)
-    .execute(&mut *conn)
-    .await?;
-    let locked: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT s.product_id, s.warehouse_id, s.quantity FROM stock_levels s
-         JOIN unnest($1::uuid[], $2::uuid[]) AS t(p, w) ON s.product_id = t.p AND s.warehouse_id = t.w
-         ORDER BY s.product_id, s.warehouse_id FOR UPDATE OF s",
-    )
-    .bind(&lp)
-    .bind(&lw)
-    .fetch_all(&mut *conn)
-    .await?;
+        .collect();
+    let mut locked = lock(conn, &valid).await?;
+    if locked.len() < valid.len() {
+        let missing: Vec<Pair> = valid
+            .iter()
+            .filter(|pair| !locked.iter().any(|(p, w, _)| (*p, *w) == **pair))
+            .copied()
+            .collect();
+        let (mp, mw): (Vec<Uuid>, Vec<Uuid>) = missing.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
+             SELECT p, w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w) ORDER BY p, w
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&mp)
+        .bind(&mw)
+        .execute(&mut *conn)
+        .await?;
+        locked.extend(lock(conn, &missing).await?);
+    }
     let mut levels: BTreeMap<Pair, i64> = locked.into_iter().map(|(p, w, q)| ((p, w), q)).collect();
 
     // Apply in order against the locked quantities.
@@ -158,6 +159,26 @@ pub async fn apply_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<Vec<Le
             (None, None) => unreachable!("a leg is either planned or refused"),
         })
         .collect())
+}
+
+/// Locks the level rows of `pairs` (sorted) and reads their quantities.
+async fn lock(
+    conn: &mut PgConnection,
+    pairs: &[Pair],
+) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (p, w): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+    sqlx::query_as(
+        "SELECT s.product_id, s.warehouse_id, s.quantity FROM stock_levels s
+         JOIN unnest($1::uuid[], $2::uuid[]) AS t(p, w) ON s.product_id = t.p AND s.warehouse_id = t.w
+         ORDER BY s.product_id, s.warehouse_id FOR UPDATE OF s",
+    )
+    .bind(&p)
+    .bind(&w)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Writes the ledger rows and their outbox events in one statement.
