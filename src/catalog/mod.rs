@@ -132,7 +132,7 @@ impl ProductsApi {
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<Product>>> {
-        let page = PageRequest::<(String, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        let page = PageRequest::<String>::new(limit.0, cursor.0.as_deref())?;
         if q.0.as_ref().is_some_and(|q| q.chars().count() > 200) {
             return Err(ApiError::field("q", "must be at most 200 characters"));
         }
@@ -144,11 +144,7 @@ impl ProductsApi {
         };
         let rows = repo::list(&state.db, &filter, page.after.clone(), page.fetch()).await?;
         let page_rows = repo::with_barcodes(&state.db, rows).await?;
-        Ok(Json(page.page(
-            page_rows,
-            |p| (p.sku.to_lowercase(), p.id),
-            |p| p,
-        )))
+        Ok(Json(page.page(page_rows, |p| p.sku.to_lowercase(), |p| p)))
     }
 
     /// Create a product with its barcodes (manager).

@@ -265,36 +265,24 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Products matching `filter`, ordered by SKU (case-insensitive) then id.
+/// Products matching `filter`, ordered by SKU (case-insensitive; unique, so
+/// the order is total and the SKU alone is the keyset).
 ///
-/// `q` is matched case-insensitively anywhere in SKU, name or barcode. The
-/// matching ids come from a UNION of three trigram-indexed ILIKE scans
-/// (products_sku_trgm_idx, products_name_trgm_idx, product_barcodes_trgm_idx),
-/// so the search never scans the whole catalog; an exact GTIN in any form also
-/// matches through the barcode primary key.
+/// `q` is matched case-insensitively anywhere in `search_text` (SKU, name and
+/// every barcode in its entered and normalised forms; one pg_trgm GIN index,
+/// see migration 3), so an EAN-13 also finds its GTIN-14 form.
 pub async fn list(
     db: &PgPool,
     filter: &ProductFilter,
-    after: Option<(String, Uuid)>,
+    after: Option<String>,
     fetch: i64,
 ) -> Result<Vec<ProductRow>, sqlx::Error> {
     let mut q = QueryBuilder::new(format!(
         "SELECT {PRODUCT_COLUMNS} FROM products p WHERE TRUE"
     ));
     if let Some(term) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = like_pattern(term);
-        let key = super::barcode::parse(term)
-            .map(|b| b.key)
-            .unwrap_or_default();
-        q.push(" AND p.id IN (SELECT id FROM products WHERE sku ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR name ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" UNION SELECT product_id FROM product_barcodes WHERE barcode ILIKE ")
-            .push_bind(pattern)
-            .push(" OR lookup_key = ")
-            .push_bind(key)
-            .push(")");
+        q.push(" AND p.search_text LIKE ")
+            .push_bind(like_pattern(&term.to_lowercase()));
     }
     if let Some(category) = filter.category_id {
         q.push(" AND p.category_id = ").push_bind(category);
@@ -310,14 +298,9 @@ pub async fn list(
              WHERE s.product_id = p.id), 0) <= p.reorder_point",
         );
     }
-    if let Some((sku, id)) = after {
-        q.push(" AND (lower(p.sku), p.id) > (")
-            .push_bind(sku)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+    if let Some(sku) = after {
+        q.push(" AND lower(p.sku) > ").push_bind(sku);
     }
-    q.push(" ORDER BY lower(p.sku), p.id LIMIT ")
-        .push_bind(fetch);
+    q.push(" ORDER BY lower(p.sku) LIMIT ").push_bind(fetch);
     q.build_query_as().fetch_all(db).await
 }

@@ -1,0 +1,11 @@
+CREATE INDEX product_barcodes_trgm_idx ON product_barcodes USING gin (barcode gin_trgm_ops);
+CREATE INDEX products_name_trgm_idx ON products USING gin (name gin_trgm_ops);
+CREATE INDEX products_sku_trgm_idx ON products USING gin (sku gin_trgm_ops);
+DROP INDEX IF EXISTS products_search_trgm_idx;
+DROP TRIGGER IF EXISTS product_barcodes_search_delete ON product_barcodes;
+DROP TRIGGER IF EXISTS product_barcodes_search_insert ON product_barcodes;
+DROP FUNCTION IF EXISTS product_barcodes_refresh_search();
+DROP TRIGGER IF EXISTS products_search_text ON products;
+DROP FUNCTION IF EXISTS products_set_search_text();
+DROP FUNCTION IF EXISTS product_search_text(uuid, text, text);
+ALTER TABLE products DROP COLUMN search_text;
