@@ -1,0 +1,1 @@
+ALTER TABLE products ALTER COLUMN search_text SET STATISTICS -1;
