@@ -253,21 +253,29 @@ impl Cache {
         .await
     }
 
-    /// Appends an event to a Redis stream (capped, approximately).
-    pub async fn xadd(&self, stream: &str, fields: &[(&str, String)]) -> bool {
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    /// Appends entries to a Redis stream (capped, approximately) in one
+    /// pipelined round trip. False when Redis could not take them.
+    pub async fn xadd_many(&self, stream: &str, entries: &[Vec<(&str, String)>]) -> bool {
+        if entries.is_empty() {
+            return true;
+        }
         let stream = self.key(stream);
         let stream = stream.as_str();
         self.call("xadd", |mut c| async move {
-            redis::cmd("XADD")
-                .arg(stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(100_000)
-                .arg("*")
-                .arg(&fields)
-                .query_async::<String>(&mut c)
-                .await
+            let mut pipe = redis::pipe();
+            for fields in entries {
+                let fields: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                pipe.cmd("XADD")
+                    .arg(stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(100_000)
+                    .arg("*")
+                    .arg(&fields)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
         })
         .await
         .is_some()

@@ -64,27 +64,31 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
     .bind(RELAY_BATCH)
     .fetch_all(&mut *tx)
     .await?;
-    let mut published = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let aggregate_id = row.aggregate_id.map(|a| a.to_string()).unwrap_or_default();
-        let ok = cache
-            .xadd(
-                STREAM,
-                &[
-                    ("id", row.id.to_string()),
-                    ("topic", row.topic.clone()),
-                    ("aggregate_id", aggregate_id),
-                    ("payload", row.payload.to_string()),
-                    ("created_at", row.created_at.to_string()),
-                ],
-            )
-            .await;
-        if !ok {
+    // One pipelined round trip for the whole batch; if Redis fails midway the
+    // batch is retried later (consumers de-duplicate by the outbox id).
+    let entries: Vec<Vec<(&str, String)>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                ("id", row.id.to_string()),
+                ("topic", row.topic.clone()),
+                (
+                    "aggregate_id",
+                    row.aggregate_id.map(|a| a.to_string()).unwrap_or_default(),
+                ),
+                ("payload", row.payload.to_string()),
+                ("created_at", row.created_at.to_string()),
+            ]
+        })
+        .collect();
+    let published: Vec<i64> = if cache.xadd_many(STREAM, &entries).await {
+        rows.iter().map(|r| r.id).collect()
+    } else {
+        if !rows.is_empty() {
             telemetry::metrics().outbox_publish_failures.add(1, &[]);
-            break; // keep order: stop at the first failure and retry later
         }
-        published.push(row.id);
-    }
+        Vec::new()
+    };
     if !published.is_empty() {
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
             .bind(&published)
@@ -96,6 +100,20 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         .outbox_published
         .add(published.len() as u64, &[]);
     Ok(published.len())
+}
+
+/// Forgets events older than a day: published ones (Redis has them), or all
+/// of them when no Redis is configured (only the SSE feed reads them then).
+/// A day of history is what the SSE feed can resume from.
+pub async fn delete_old(db: &PgPool, relayed: bool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE created_at < now() - interval '24 hours'
+         AND (published_at IS NOT NULL OR NOT $1)",
+    )
+    .bind(relayed)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Number of events waiting to be published.

@@ -1,5 +1,5 @@
 //! Background work of a replica: the outbox relay, expiry of idempotency
-//! keys, and the gauges Prometheus reads (pool, dependencies, business
+//! keys and of day-old outbox events, and the gauges Prometheus reads (pool, dependencies, business
 //! figures). Gauges are refreshed on a timer, never computed per scrape, so a
 //! scrape costs nothing however big the catalog is.
 
@@ -42,6 +42,11 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired idempotency keys removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency key cleanup failed"),
+            }
+            match events::delete_old(&s.db, s.cache.is_enabled()).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "old outbox events removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox cleanup failed"),
             }
             tokio::time::sleep(KEY_CLEANUP_EVERY).await;
         }

@@ -108,10 +108,13 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
         tracing::info!(until, to, "seeded");
         from = until + 1;
     }
-    sqlx::query("ANALYZE products; ANALYZE product_barcodes; ANALYZE stock_levels")
-        .execute(db)
-        .await
-        .ok();
+    // One statement each: a prepared statement cannot hold several commands.
+    for table in ["products", "product_barcodes", "stock_levels"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
+            .execute(db)
+            .await
+            .with_context(|| format!("analyzing {table}"))?;
+    }
     Ok(Seeded {
         products,
         warehouses: warehouse_ids,

@@ -163,3 +163,34 @@ async fn idempotency_keys_expire_after_a_day(db: PgPool) {
         .unwrap();
     assert_eq!(left, ["new"]);
 }
+
+#[sqlx::test]
+async fn day_old_outbox_events_are_removed_once_relayed(db: PgPool) {
+    sqlx::query(
+        "INSERT INTO outbox (topic, payload, created_at, published_at) VALUES
+            ('old.published', '{}', now() - interval '25 hours', now() - interval '25 hours'),
+            ('old.pending', '{}', now() - interval '25 hours', NULL),
+            ('new.published', '{}', now(), now())",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        inventory_api::events::delete_old(&db, true).await.unwrap(),
+        1
+    );
+    let left: Vec<String> = sqlx::query_scalar("SELECT topic FROM outbox ORDER BY topic")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        ["new.published", "old.pending"],
+        "an unpublished event is never dropped while Redis is in use"
+    );
+    // Without Redis nothing relays them; only the feed's day of history is kept.
+    assert_eq!(
+        inventory_api::events::delete_old(&db, false).await.unwrap(),
+        1
+    );
+}

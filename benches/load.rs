@@ -1,0 +1,1373 @@
+//! Load generator for the Inventory API benchmarks (`harness = false`).
+//!
+//! It measures a running API; it asserts nothing and exits non-zero only when it
+//! cannot set up (API unreachable, login refused, no seeded data). Each mode
+//! prints a human summary and `RESULT <key> <value>` lines that
+//! `scripts/bench.sh` collects. See `bench/README.md` for what each figure means.
+//!
+//! ```text
+//! cargo bench --bench load -- movements --url http://127.0.0.1:18097 --token T -c 16 --duration 20 [--rate R]
+//! cargo bench --bench load -- lookup    --email E --password P -c 16 --duration 10
+//! cargo bench --bench load -- search    --email E --password P --queries 300 --products 1000000
+//! cargo bench --bench load -- scan-batch  --email ADMIN --password P --levels 1,4
+//! cargo bench --bench load -- scan-single --email ADMIN --password P -c 32
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use poem::{
+    get, handler, http::StatusCode, listener::TcpAcceptor, web::Data, EndpointExt, Response, Route,
+    Server,
+};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use serde_json::{json, Value};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "load",
+    about = "Load generator for the Inventory API (see bench/README.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// Appended by `cargo bench`; ignored.
+    #[arg(long, global = true, hide = true)]
+    bench: bool,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Random receive/issue over many products (closed loop, or paced with --rate).
+    Movements(MovementsArgs),
+    /// Cached barcode lookups, then a bare poem endpoint serving the same bytes.
+    Lookup(LookupArgs),
+    /// Product search latency at concurrency 1 over the seeded vocabulary.
+    Search(SearchArgs),
+    /// Scanner batches of 500 events (needs a manager/admin login).
+    ScanBatch(ScanBatchArgs),
+    /// Single scanner events (needs a manager/admin login).
+    ScanSingle(ScanSingleArgs),
+    /// Internal: the bare endpoint of `lookup`, run as a child process.
+    #[command(hide = true)]
+    BareServer(BareServerArgs),
+}
+
+#[derive(Args)]
+struct BareServerArgs {
+    #[arg(long)]
+    body_file: std::path::PathBuf,
+    #[arg(long)]
+    content_type: String,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Base URL of the running API.
+    #[arg(long, default_value = "http://127.0.0.1:18097", env = "BENCH_URL")]
+    url: String,
+    /// Access token (Bearer). Without it, --email/--password log in.
+    #[arg(long, env = "BENCH_TOKEN")]
+    token: Option<String>,
+    #[arg(long, env = "BENCH_EMAIL")]
+    email: Option<String>,
+    #[arg(long, env = "BENCH_PASSWORD")]
+    password: Option<String>,
+    /// Requests in flight (one tokio task each).
+    #[arg(short = 'c', long, default_value_t = 16)]
+    concurrency: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Warm-up seconds (run but not measured).
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Comma-separated pids of the server side (the API, Redis): their CPU use
+    /// over the measured window is printed next to the load generator's.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
+}
+
+#[derive(Args)]
+struct MovementsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Use products SEED-00000001..SEED-<n> (pgbench must use the same n).
+    #[arg(long, default_value_t = 5000)]
+    products: usize,
+    /// Warehouse code the movements go to (pgbench must use the same warehouse).
+    #[arg(long, default_value = "SEED-01")]
+    warehouse: String,
+    /// Fixed total rate in requests/s (each worker paces itself); latency is then
+    /// measured from the scheduled send time.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+#[derive(Args)]
+struct LookupArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Size of the hot set of barcodes (products 1..=hot), small so Redis serves it.
+    #[arg(long, default_value_t = 100)]
+    hot: u64,
+    /// Serve the bare endpoint from a runtime inside this process instead of a
+    /// child process (the client then shares its process with the server).
+    #[arg(long)]
+    bare_in_process: bool,
+    /// Alternating API/bare rounds (each side gets --duration per round).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+}
+
+/// One side of the lookup comparison, summed over its rounds.
+#[derive(Default)]
+struct Side {
+    completed: u64,
+    elapsed: f64,
+    latency: Vec<Duration>,
+    /// Server core-seconds, when measured in every round.
+    server_core_secs: Option<f64>,
+    rounds: usize,
+}
+
+impl Side {
+    fn add(&mut self, r: Report) {
+        self.server_core_secs = match (self.rounds, self.server_core_secs, r.server_cores) {
+            (0, _, Some(c)) => Some(c * r.elapsed),
+            (_, Some(sum), Some(c)) => Some(sum + c * r.elapsed),
+            _ => None,
+        };
+        self.rounds += 1;
+        self.completed += r.tally.completed;
+        self.elapsed += r.elapsed;
+        self.latency.extend(r.tally.latency);
+        self.latency.sort_unstable();
+    }
+
+    /// Requests per second of server CPU time.
+    fn per_server_core(&self) -> Option<f64> {
+        self.server_core_secs
+            .filter(|s| *s > 0.0)
+            .map(|s| self.completed as f64 / s)
+    }
+
+    fn per_second(&self) -> f64 {
+        if self.elapsed > 0.0 {
+            self.completed as f64 / self.elapsed
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Number of measured queries (after 20 warm-up queries).
+    #[arg(long, default_value_t = 300)]
+    queries: usize,
+    /// How many products are seeded (for SKU and barcode fragments).
+    #[arg(long, default_value_t = 1_000_000)]
+    products: u64,
+}
+
+#[derive(Args)]
+struct ScanBatchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Comma-separated concurrency levels, each measured for --duration.
+    #[arg(long, default_value = "1,4", value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Events per batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Scan barcodes of products 1..=n.
+    #[arg(long, default_value_t = 5000)]
+    products: u64,
+    #[arg(long, default_value = "SEED-01")]
+    warehouse: String,
+}
+
+#[derive(Args)]
+struct ScanSingleArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 5000)]
+    products: u64,
+    #[arg(long, default_value = "SEED-01")]
+    warehouse: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let Some(mode) = cli.mode else {
+        println!(
+            "load: needs a running API and a mode (movements, lookup, search, scan-batch, \
+             scan-single); see bench/README.md or `cargo bench --bench load -- --help`. \
+             scripts/bench.sh runs everything."
+        );
+        return Ok(());
+    };
+    match mode {
+        Mode::Movements(a) => movements(a).await,
+        Mode::Lookup(a) => lookup(a).await,
+        Mode::Search(a) => search(a).await,
+        Mode::ScanBatch(a) => scan_batch(a).await,
+        Mode::ScanSingle(a) => scan_single(a).await,
+        Mode::BareServer(a) => bare_server(a).await,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Set-up helpers
+
+fn http_client(concurrency: usize) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency.max(1) * 2)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Base URL and `Authorization` header value.
+struct Api {
+    base: String,
+    auth: String,
+}
+
+async fn connect(client: &reqwest::Client, c: &Common) -> Result<Api> {
+    let base = c.url.trim_end_matches('/').to_owned();
+    let token = match (&c.token, &c.email, &c.password) {
+        (Some(t), _, _) => t.clone(),
+        (None, Some(email), Some(password)) => {
+            let resp = client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({ "email": email, "password": password }))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the API at {base}"))?;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if status != StatusCode::OK {
+                bail!("login as {email} answered {status}: {body}");
+            }
+            body["access_token"]
+                .as_str()
+                .ok_or_else(|| anyhow!("login answer without access_token: {body}"))?
+                .to_owned()
+        }
+        _ => bail!("give --token, or --email and --password"),
+    };
+    Ok(Api {
+        base,
+        auth: format!("Bearer {token}"),
+    })
+}
+
+async fn get_json(client: &reqwest::Client, api: &Api, path: &str) -> Result<Value> {
+    let resp = client
+        .get(format!("{}{path}", api.base))
+        .header("authorization", &api.auth)
+        .send()
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        bail!("GET {path} answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+async fn warehouse_id(client: &reqwest::Client, api: &Api, code: &str) -> Result<Uuid> {
+    let mut path = "/api/v1/warehouses?limit=500".to_owned();
+    loop {
+        let page = get_json(client, api, &path).await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for w in items {
+            if w["code"]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case(code))
+            {
+                return w["id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow!("warehouse without id: {w}"));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(cur) => path = format!("/api/v1/warehouses?limit=500&cursor={cur}"),
+            None => bail!("no warehouse with code {code}: run `inventory-api seed` first"),
+        }
+    }
+}
+
+/// Ids of products SEED-00000001..SEED-<n>, in that order (the list is ordered by SKU).
+async fn seeded_products(client: &reqwest::Client, api: &Api, n: usize) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::with_capacity(n);
+    let mut path = "/api/v1/products?limit=500".to_owned();
+    while ids.len() < n {
+        let page = get_json(client, api, &path).await?;
+        for p in page["items"].as_array().into_iter().flatten() {
+            let Some(sku) = p["sku"].as_str() else {
+                continue;
+            };
+            if !sku.starts_with("SEED-") || ids.len() >= n {
+                continue;
+            }
+            let want = format!("SEED-{:08}", ids.len() + 1);
+            if sku != want {
+                bail!(
+                    "expected product {want} next, found {sku}: the seeded SKUs are not contiguous"
+                );
+            }
+            ids.push(
+                p["id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow!("product without id: {p}"))?,
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(cur) => path = format!("/api/v1/products?limit=500&cursor={cur}"),
+            None => break,
+        }
+    }
+    if ids.len() < n {
+        bail!(
+            "only {} seeded products (SEED-...) found, {n} wanted: run `inventory-api seed --products {n}`",
+            ids.len()
+        );
+    }
+    Ok(ids)
+}
+
+/// The EAN-13 `inventory-api seed` gives product number `n`: "20", the number in
+/// 10 digits, and the check digit.
+fn seeded_barcode(n: u64) -> String {
+    let body = format!("20{n:010}");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 1 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+// ---------------------------------------------------------------------------
+// The load runner: N workers, warm-up, measured window, optional pacing.
+
+/// What one request came to.
+struct Outcome {
+    /// Status label for the counts ("201", "409", "error", ...).
+    label: String,
+    /// Counts towards throughput (completed requests, including refusals).
+    completed: bool,
+    /// Units of work it carried (1 per request; events per scanner batch).
+    units: u64,
+    /// Extra counters (scan results by status).
+    extra: Vec<(String, u64)>,
+    /// First words of an unexpected answer, for diagnostics.
+    detail: Option<String>,
+}
+
+impl Outcome {
+    fn status(status: StatusCode, completed: bool) -> Self {
+        Self {
+            label: status.as_u16().to_string(),
+            completed,
+            units: 1,
+            extra: Vec::new(),
+            detail: None,
+        }
+    }
+
+    fn failed(label: impl Into<String>, detail: String) -> Self {
+        Self {
+            label: label.into(),
+            completed: false,
+            units: 0,
+            extra: Vec::new(),
+            detail: Some(detail),
+        }
+    }
+}
+
+type BoxFut = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+type RequestFn = Arc<dyn Fn(&mut SmallRng) -> BoxFut + Send + Sync>;
+
+struct Plan {
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    /// Total requests/s when paced.
+    rate: Option<f64>,
+    /// Server processes whose CPU use is measured over the window.
+    server_pids: Vec<u32>,
+}
+
+/// CPU time used so far (user + system) by this process and by the server pids.
+struct CpuSample {
+    at: Instant,
+    client: Option<u64>,
+    servers: Option<u64>,
+}
+
+impl CpuSample {
+    fn take(server_pids: &[u32]) -> Self {
+        let servers = if server_pids.is_empty() {
+            None
+        } else {
+            server_pids
+                .iter()
+                .map(|p| cpu_ticks(&p.to_string()))
+                .sum::<Option<u64>>()
+        };
+        Self {
+            at: Instant::now(),
+            client: cpu_ticks("self"),
+            servers,
+        }
+    }
+}
+
+/// utime + stime of /proc/<pid>/stat, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Cores used between two samples: (load generator, servers).
+fn cores_used(a: &CpuSample, b: &CpuSample) -> (Option<f64>, Option<f64>) {
+    let secs = (b.at - a.at).as_secs_f64().max(1e-9);
+    let per = |x: Option<u64>, y: Option<u64>| {
+        Some(y?.saturating_sub(x?) as f64 / clock_ticks_per_second() / secs)
+    };
+    (per(a.client, b.client), per(a.servers, b.servers))
+}
+
+#[derive(Default)]
+struct Tally {
+    /// From the scheduled send time when paced, else from the actual send.
+    latency: Vec<Duration>,
+    /// From the actual send (differs from `latency` only when paced).
+    service: Vec<Duration>,
+    counts: BTreeMap<String, u64>,
+    extra: BTreeMap<String, u64>,
+    completed: u64,
+    units: u64,
+    details: Vec<String>,
+    last_done: Option<Instant>,
+}
+
+impl Tally {
+    fn add(&mut self, o: Outcome, latency: Duration, service: Duration, done: Instant) {
+        *self.counts.entry(o.label).or_default() += 1;
+        for (k, v) in o.extra {
+            *self.extra.entry(k).or_default() += v;
+        }
+        if o.completed {
+            self.completed += 1;
+            self.units += o.units;
+        }
+        if let Some(d) = o.detail {
+            if self.details.len() < 5 {
+                self.details.push(d);
+            }
+        }
+        self.latency.push(latency);
+        self.service.push(service);
+        self.last_done = Some(self.last_done.map_or(done, |t| t.max(done)));
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latency.extend(other.latency);
+        self.service.extend(other.service);
+        for (k, v) in other.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+        for (k, v) in other.extra {
+            *self.extra.entry(k).or_default() += v;
+        }
+        self.completed += other.completed;
+        self.units += other.units;
+        for d in other.details {
+            if self.details.len() < 5 {
+                self.details.push(d);
+            }
+        }
+        self.last_done = match (self.last_done, other.last_done) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+struct Report {
+    tally: Tally,
+    /// Seconds from the start of the measured window to the last measured answer.
+    elapsed: f64,
+    /// Cores used during the measured window by this load generator.
+    client_cores: Option<f64>,
+    /// Cores used during the measured window by the server pids.
+    server_cores: Option<f64>,
+}
+
+impl Report {
+    fn per_second(&self, n: u64) -> f64 {
+        if self.elapsed > 0.0 {
+            n as f64 / self.elapsed
+        } else {
+            0.0
+        }
+    }
+
+    fn counts(&self) -> String {
+        let mut s: Vec<String> = self
+            .tally
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        s.extend(self.tally.extra.iter().map(|(k, v)| format!("{k}: {v}")));
+        s.join(", ")
+    }
+
+    /// "CPU: load generator 0.9 cores, <servers> 1.0 cores" over the measured window.
+    fn cpu(&self, servers: &str) -> String {
+        let f = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2}"));
+        let mut s = format!("CPU: load generator {} cores", f(self.client_cores));
+        if self.server_cores.is_some() {
+            s.push_str(&format!(", {servers} {} cores", f(self.server_cores)));
+        }
+        s
+    }
+
+    fn print_details(&self) {
+        for d in &self.tally.details {
+            println!("    unexpected answer: {d}");
+        }
+    }
+}
+
+async fn run(plan: &Plan, request: RequestFn) -> Report {
+    let t0 = Instant::now();
+    let measure_from = t0 + plan.warmup;
+    let end = measure_from + plan.duration;
+    let n = plan.concurrency.max(1);
+    let interval = plan.rate.map(|r| Duration::from_secs_f64(n as f64 / r));
+    let server_pids = plan.server_pids.clone();
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let a = CpuSample::take(&server_pids);
+        tokio::time::sleep_until(end.into()).await;
+        cores_used(&a, &CpuSample::take(&server_pids))
+    });
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let request = request.clone();
+        workers.push(tokio::spawn(async move {
+            let mut rng = SmallRng::from_os_rng();
+            let mut tally = Tally::default();
+            // Paced workers start staggered so the total rate is spread evenly.
+            let mut next = interval.map(|iv| t0 + iv.mul_f64(i as f64 / n as f64));
+            loop {
+                let scheduled = match (&mut next, interval) {
+                    (Some(next), Some(iv)) => {
+                        let at = *next;
+                        if at >= end {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        *next += iv;
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let outcome = request(&mut rng).await;
+                let done = Instant::now();
+                if scheduled >= measure_from {
+                    tally.add(outcome, done - scheduled, done - sent, done);
+                }
+            }
+            tally
+        }));
+    }
+    let mut tally = Tally::default();
+    for w in workers {
+        if let Ok(t) = w.await {
+            tally.merge(t);
+        }
+    }
+    tally.latency.sort_unstable();
+    tally.service.sort_unstable();
+    let elapsed = tally.last_done.map_or(0.0, |t| {
+        t.saturating_duration_since(measure_from).as_secs_f64()
+    });
+    let (client_cores, server_cores) = sampler.await.unwrap_or((None, None));
+    Report {
+        tally,
+        elapsed,
+        client_cores,
+        server_cores,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Prints p50/p90/p99/max and the RESULT lines `<prefix>_p50_ms` etc.
+fn print_latency(label: &str, prefix: &str, sorted: &[Duration]) {
+    let (p50, p90, p99, max) = (
+        percentile(sorted, 50.0),
+        percentile(sorted, 90.0),
+        percentile(sorted, 99.0),
+        sorted.last().copied().unwrap_or_default(),
+    );
+    println!(
+        "  {label}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max),
+        sorted.len()
+    );
+    result(&format!("{prefix}_p50_ms"), ms(p50));
+    result(&format!("{prefix}_p90_ms"), ms(p90));
+    result(&format!("{prefix}_p99_ms"), ms(p99));
+    result(&format!("{prefix}_max_ms"), ms(max));
+}
+
+fn result(key: &str, value: f64) {
+    println!("RESULT {key} {value:.2}");
+}
+
+fn plan(c: &Common, rate: Option<f64>) -> Plan {
+    Plan {
+        concurrency: c.concurrency,
+        warmup: Duration::from_secs_f64(c.warmup.max(0.0)),
+        duration: Duration::from_secs_f64(c.duration.max(0.1)),
+        rate,
+        server_pids: c.server_pids.clone(),
+    }
+}
+
+/// Sends a request and classifies the answer; reads the body so the connection is reused.
+async fn classify(req: reqwest::RequestBuilder, expected: &[u16], completed: &[u16]) -> Outcome {
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.bytes().await.unwrap_or_default();
+            let mut o = Outcome::status(status, completed.contains(&status.as_u16()));
+            if !expected.contains(&status.as_u16()) {
+                let text = String::from_utf8_lossy(&body);
+                o.detail = Some(format!(
+                    "{status} {}",
+                    text.chars().take(300).collect::<String>()
+                ));
+            }
+            o
+        }
+        Err(e) => Outcome::failed("error", e.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Modes
+
+async fn movements(a: MovementsArgs) -> Result<()> {
+    let c = &a.common;
+    let client = http_client(c.concurrency)?;
+    let api = connect(&client, c).await?;
+    let warehouse = warehouse_id(&client, &api, &a.warehouse).await?;
+    let products = Arc::new(seeded_products(&client, &api, a.products).await?);
+    let plan = plan(c, a.rate);
+    println!(
+        "movements: c={} {}, {:.0} s measured after {:.0} s warm-up, products SEED-00000001..SEED-{:08} in {}",
+        plan.concurrency,
+        a.rate
+            .map_or("closed loop".to_owned(), |r| format!("paced at {r:.0}/s in total")),
+        c.duration,
+        c.warmup,
+        a.products,
+        a.warehouse
+    );
+    let receive_url = Arc::new(format!("{}/api/v1/stock/receive", api.base));
+    let issue_url = Arc::new(format!("{}/api/v1/stock/issue", api.base));
+    let auth = Arc::new(api.auth.clone());
+    let request: RequestFn = Arc::new(move |rng: &mut SmallRng| {
+        let product = products[rng.random_range(0..products.len())];
+        let quantity: i64 = rng.random_range(1..=5);
+        let url = if rng.random_bool(0.5) {
+            receive_url.clone()
+        } else {
+            issue_url.clone()
+        };
+        let body =
+            json!({ "product_id": product, "warehouse_id": warehouse, "quantity": quantity });
+        let req = client
+            .post(url.as_str())
+            .header("authorization", auth.as_str())
+            .json(&body);
+        Box::pin(async move { classify(req, &[201, 409], &[201, 409]).await })
+    });
+    let report = run(&plan, request).await;
+    let t = &report.tally;
+    let rate = report.per_second(t.completed);
+    println!(
+        "  {} movements completed in {:.2} s = {rate:.1} movements/s ({})",
+        t.completed,
+        report.elapsed,
+        report.counts()
+    );
+    report.print_details();
+    println!("  {}", report.cpu("server side"));
+    if let Some(target) = a.rate {
+        println!("  target rate {target:.0}/s, achieved {rate:.1}/s");
+        print_latency(
+            "latency from scheduled send (includes any queueing in the generator)",
+            "latency",
+            &t.latency,
+        );
+        print_latency("service time (from actual send)", "service", &t.service);
+    } else {
+        print_latency("latency", "latency", &t.latency);
+    }
+    result("movements_per_s", rate);
+    result("ok_201", *t.counts.get("201").unwrap_or(&0) as f64);
+    result("refused_409", *t.counts.get("409").unwrap_or(&0) as f64);
+    result(
+        "other",
+        t.counts
+            .iter()
+            .filter(|(k, _)| *k != "201" && *k != "409")
+            .map(|(_, v)| *v)
+            .sum::<u64>() as f64,
+    );
+    Ok(())
+}
+
+/// One captured lookup answer, served by the bare endpoint.
+#[derive(Clone, Copy)]
+struct Canned {
+    body: &'static [u8],
+    content_type: &'static str,
+}
+
+#[handler]
+fn bare_lookup(canned: Data<&Canned>) -> Response {
+    Response::builder()
+        .content_type(canned.content_type)
+        .body(canned.body)
+}
+
+/// Starts the bare poem server on 127.0.0.1:0 in its own runtime and thread (like a
+/// separate process would have), returning its address.
+fn start_bare_server(canned: Canned) -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the bare server")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the bare server's runtime")?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let acceptor = match TcpAcceptor::from_std(listener) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("bare server: {e}");
+                    return;
+                }
+            };
+            let app = Route::new()
+                .at("/api/v1/products/by-barcode/:barcode", get(bare_lookup))
+                .data(canned);
+            if let Err(e) = Server::new_with_acceptor(acceptor).run(app).await {
+                eprintln!("bare server: {e}");
+            }
+        });
+    });
+    Ok(addr)
+}
+
+/// The bare endpoint in a child process (this binary, `bare-server`): returns it
+/// and its address once it listens. It is killed when the handle is dropped.
+async fn spawn_bare_server(canned: Canned) -> Result<(tokio::process::Child, SocketAddr)> {
+    use tokio::io::AsyncBufReadExt;
+    let body_file =
+        std::env::temp_dir().join(format!("inventory-bench-bare-{}.json", std::process::id()));
+    std::fs::write(&body_file, canned.body).context("writing the bare server's answer")?;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("bare-server")
+        .arg("--body-file")
+        .arg(&body_file)
+        .arg("--content-type")
+        .arg(canned.content_type)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the bare server")?;
+    let stdout = child.stdout.take().context("bare server stdout")?;
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .context("the bare server did not start within 10 s")??;
+    std::fs::remove_file(&body_file).ok();
+    let addr = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| anyhow!("unexpected first line from the bare server: {line:?}"))?;
+    Ok((child, addr))
+}
+
+async fn bare_server(a: BareServerArgs) -> Result<()> {
+    let body = std::fs::read(&a.body_file).context("reading the bare server's answer")?;
+    let canned = Canned {
+        body: Box::leak(body.into_boxed_slice()),
+        content_type: Box::leak(a.content_type.into_boxed_str()),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the bare server")?;
+    listener.set_nonblocking(true)?;
+    println!("LISTENING {}", listener.local_addr()?);
+    let app = Route::new()
+        .at("/api/v1/products/by-barcode/:barcode", get(bare_lookup))
+        .data(canned);
+    Server::new_with_acceptor(TcpAcceptor::from_std(listener)?)
+        .run(app)
+        .await?;
+    Ok(())
+}
+
+fn lookup_request(client: reqwest::Client, base: String, auth: String, hot: u64) -> RequestFn {
+    let base = Arc::new(base);
+    let auth = Arc::new(auth);
+    Arc::new(move |rng: &mut SmallRng| {
+        let barcode = seeded_barcode(rng.random_range(1..=hot));
+        let req = client
+            .get(format!("{base}/api/v1/products/by-barcode/{barcode}"))
+            .header("authorization", auth.as_str());
+        Box::pin(async move { classify(req, &[200], &[200]).await })
+    })
+}
+
+async fn lookup(a: LookupArgs) -> Result<()> {
+    let c = &a.common;
+    let hot = a.hot.max(1);
+    let client = http_client(c.concurrency)?;
+    let api = connect(&client, c).await?;
+    // Capture one real answer, then touch every hot barcode so Redis holds them.
+    let first = seeded_barcode(1);
+    let resp = client
+        .get(format!("{}/api/v1/products/by-barcode/{first}", api.base))
+        .header("authorization", &api.auth)
+        .send()
+        .await
+        .context("first barcode lookup")?;
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let body = resp.bytes().await?.to_vec();
+    if status != StatusCode::OK {
+        bail!(
+            "GET /api/v1/products/by-barcode/{first} answered {status}: {}: run `inventory-api seed` first",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    for n in 1..=hot {
+        let b = seeded_barcode(n);
+        let s = client
+            .get(format!("{}/api/v1/products/by-barcode/{b}", api.base))
+            .header("authorization", &api.auth)
+            .send()
+            .await?
+            .status();
+        if s != StatusCode::OK {
+            bail!("barcode {b} (product {n}) answered {s}: is the hot set within the seeded products?");
+        }
+    }
+    let canned = Canned {
+        body: Box::leak(body.into_boxed_slice()),
+        content_type: Box::leak(content_type.into_boxed_str()),
+    };
+    // The bare endpoint runs in a child process by default, as the API runs in
+    // its own process: the client then never shares an allocator or a
+    // scheduler with the server it measures, on either side of the ratio.
+    let (bare, child): (SocketAddr, Option<tokio::process::Child>) = if a.bare_in_process {
+        (start_bare_server(canned)?, None)
+    } else {
+        let (child, addr) = spawn_bare_server(canned).await?;
+        (addr, Some(child))
+    };
+    let bare_where = if a.bare_in_process {
+        "this process"
+    } else {
+        "a child process"
+    };
+    // CPU of each side's server: the API (and Redis) pids given, or the child.
+    let bare_pids: Vec<u32> = child.as_ref().and_then(|c| c.id()).into_iter().collect();
+    let base_plan = plan(c, None);
+    let rounds = a.rounds.max(1);
+    println!(
+        "lookup: c={}, {rounds} alternating rounds of {:.0} s measured after {:.0} s warm-up on each side, \
+         {hot} hot barcodes, answer {} bytes ({}), bare endpoint in {bare_where}",
+        base_plan.concurrency,
+        c.duration,
+        c.warmup,
+        canned.body.len(),
+        canned.content_type
+    );
+    let mut sides = [Side::default(), Side::default()];
+    for round in 1..=rounds {
+        for (i, base) in [api.base.clone(), format!("http://{bare}")]
+            .into_iter()
+            .enumerate()
+        {
+            let side_plan = Plan {
+                server_pids: if i == 0 {
+                    base_plan.server_pids.clone()
+                } else {
+                    bare_pids.clone()
+                },
+                ..plan(c, None)
+            };
+            let report = run(
+                &side_plan,
+                lookup_request(client.clone(), base, api.auth.clone(), hot),
+            )
+            .await;
+            println!(
+                "  round {round} {}: {:.1} req/s ({}); {}",
+                ["API ", "bare"][i],
+                report.per_second(report.tally.completed),
+                report.counts(),
+                report.cpu(["API side", "bare server"][i])
+            );
+            report.print_details();
+            sides[i].add(report);
+        }
+    }
+    drop(child);
+    let [api_side, bare_side] = sides;
+    let api_rps = api_side.per_second();
+    let bare_rps = bare_side.per_second();
+    let (api_eff, bare_eff) = (api_side.per_server_core(), bare_side.per_server_core());
+    println!("  API : {api_rps:.1} req/s over all rounds");
+    print_latency("API latency", "api", &api_side.latency);
+    println!("  bare: {bare_rps:.1} req/s over all rounds");
+    print_latency("bare latency", "bare", &bare_side.latency);
+    let ratio = if bare_rps > 0.0 {
+        api_rps / bare_rps
+    } else {
+        0.0
+    };
+    println!("  ratio API/bare = {ratio:.2} (target >= 0.7)");
+    result("api_rps", api_rps);
+    result("bare_rps", bare_rps);
+    result("ratio", ratio);
+    // With two cores the load generator takes about one, so the side that costs
+    // the generator more per request (the faster one) can be held back by it.
+    // Requests per second of server CPU shows what each server itself costs.
+    if let (Some(api_eff), Some(bare_eff)) = (api_eff, bare_eff) {
+        let cpu_ratio = api_eff / bare_eff.max(1e-9);
+        println!(
+            "  per core of server CPU: API {api_eff:.0} req/s, bare {bare_eff:.0} req/s, \
+             ratio {cpu_ratio:.2} (the server-cost view of the same comparison)"
+        );
+        result("api_rps_per_server_core", api_eff);
+        result("bare_rps_per_server_core", bare_eff);
+        result("cpu_ratio", cpu_ratio);
+    }
+    Ok(())
+}
+
+const MATERIALS: [&str; 20] = [
+    "Steel", "Copper", "Brass", "Nylon", "Oak", "Pine", "Rubber", "Glass", "Ceramic", "Carbon",
+    "Zinc", "Titanium", "Cotton", "Wool", "Vinyl", "Granite", "Bamboo", "Cobalt", "Nickel",
+    "Silver",
+];
+const NOUNS: [&str; 30] = [
+    "bolt", "nut", "washer", "hinge", "bracket", "screw", "rivet", "pipe", "valve", "gasket",
+    "spring", "cable", "hose", "clamp", "pulley", "bearing", "chain", "hook", "panel", "tile",
+    "brush", "filter", "fuse", "relay", "switch", "socket", "plug", "lamp", "tape", "glue",
+];
+
+/// A search term like a person would type, drawn from the seeded vocabulary.
+fn search_term(rng: &mut SmallRng, products: u64) -> (&'static str, String) {
+    let material = MATERIALS[rng.random_range(0..MATERIALS.len())];
+    let noun = NOUNS[rng.random_range(0..NOUNS.len())];
+    match rng.random_range(0..6) {
+        0 => ("material", material.to_owned()),
+        1 => ("noun", noun.to_owned()),
+        2 => ("material noun", format!("{material} {noun}")),
+        3 => ("size", format!("{}mm", rng.random_range(0..997))),
+        4 => {
+            let sku = format!("SEED-{:08}", rng.random_range(1..=products.max(1)));
+            let len = rng.random_range(9..=sku.len());
+            ("sku fragment", sku[..len].to_owned())
+        }
+        _ => {
+            let code = seeded_barcode(rng.random_range(1..=products.max(1)));
+            let len = rng.random_range(6..=13);
+            let start = rng.random_range(0..=13 - len);
+            ("barcode fragment", code[start..start + len].to_owned())
+        }
+    }
+}
+
+async fn search(a: SearchArgs) -> Result<()> {
+    let c = &a.common;
+    let client = http_client(1)?;
+    let api = connect(&client, c).await?;
+    let mut rng = SmallRng::from_os_rng();
+    println!(
+        "search: c=1, {} queries after 20 warm-up, terms from the seeded vocabulary ({} products)",
+        a.queries, a.products
+    );
+    let mut all = Vec::with_capacity(a.queries);
+    let mut by_kind: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut items = 0u64;
+    let mut failures = Vec::new();
+    for i in 0..a.queries + 20 {
+        let (kind, term) = search_term(&mut rng, a.products);
+        let started = Instant::now();
+        let resp = client
+            .get(format!("{}/api/v1/products", api.base))
+            .query(&[("q", term.as_str())])
+            .header("authorization", &api.auth)
+            .send()
+            .await;
+        let (status, body) = match resp {
+            Ok(r) => {
+                let s = r.status();
+                (Some(s), r.bytes().await.unwrap_or_default().to_vec())
+            }
+            Err(e) => (None, e.to_string().into_bytes()),
+        };
+        let took = started.elapsed();
+        if i < 20 {
+            continue;
+        }
+        if status != Some(StatusCode::OK) {
+            if failures.len() < 5 {
+                failures.push(format!(
+                    "q={term:?}: {status:?} {}",
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ));
+            }
+            continue;
+        }
+        items += serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["items"].as_array().map(|a| a.len() as u64))
+            .unwrap_or(0);
+        all.push(took);
+        by_kind.entry(kind).or_default().push(took);
+    }
+    all.sort_unstable();
+    println!(
+        "  {} answered 200 ({} failed), {:.1} items per page on average",
+        all.len(),
+        a.queries - all.len(),
+        items as f64 / all.len().max(1) as f64
+    );
+    for f in &failures {
+        println!("    failed: {f}");
+    }
+    for (kind, mut v) in by_kind {
+        v.sort_unstable();
+        println!(
+            "    {kind:<17} p50 {:.2} ms, p99 {:.2} ms ({} queries)",
+            ms(percentile(&v, 50.0)),
+            ms(percentile(&v, 99.0)),
+            v.len()
+        );
+    }
+    print_latency("search latency", "search", &all);
+    Ok(())
+}
+
+/// A device key for the scanner modes, or None when the scanner API is not there (404).
+async fn scanner_device(
+    client: &reqwest::Client,
+    api: &Api,
+    warehouse: Uuid,
+) -> Result<Option<String>> {
+    let resp = client
+        .post(format!("{}/api/v1/scanner/devices", api.base))
+        .header("authorization", &api.auth)
+        .json(&json!({ "name": format!("bench-{}", &Uuid::new_v4().to_string()[..8]), "warehouse_ids": [warehouse] }))
+        .send()
+        .await
+        .context("POST /api/v1/scanner/devices")?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    match status.as_u16() {
+        404 | 405 => Ok(None),
+        200 | 201 => Ok(Some(
+            body["api_key"]
+                .as_str()
+                .ok_or_else(|| anyhow!("device answer without api_key: {body}"))?
+                .to_owned(),
+        )),
+        _ => bail!(
+            "creating a scanner device answered {status} (needs a manager/admin login): {body}"
+        ),
+    }
+}
+
+fn scan_event(rng: &mut SmallRng, products: u64, warehouse: Uuid, scanned_at: &str) -> Value {
+    json!({
+        "event_id": Uuid::new_v4(),
+        "barcode": seeded_barcode(rng.random_range(1..=products.max(1))),
+        "action": "receive",
+        "quantity": 1,
+        "warehouse_id": warehouse,
+        "scanned_at": scanned_at,
+    })
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned())
+}
+
+fn skip_scanner(what: &str) {
+    println!("SKIP {what}: the scanner endpoints answer 404 (not deployed in this build yet)");
+    println!("RESULT skipped 1");
+}
+
+/// Counts results by status into the outcome.
+fn scan_outcome(status: StatusCode, body: &[u8], events: u64) -> Outcome {
+    let mut o = Outcome::status(status, status.is_success());
+    if !status.is_success() {
+        o.units = 0;
+        o.detail = Some(format!(
+            "{status} {}",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        ));
+        return o;
+    }
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let results: Vec<&Value> = match v["results"].as_array() {
+        Some(r) => r.iter().collect(),
+        None => vec![&v],
+    };
+    for r in &results {
+        let s = r["status"].as_str().unwrap_or("unknown");
+        *by_status.entry(format!("events {s}")).or_default() += 1;
+    }
+    o.units = events;
+    o.extra = by_status.into_iter().collect();
+    if let Some(r) = results.iter().find(|r| r["status"] == "rejected") {
+        o.detail = Some(format!("rejected: {r}"));
+    }
+    o
+}
+
+async fn scan_batch(a: ScanBatchArgs) -> Result<()> {
+    let c = &a.common;
+    let max_level = a.levels.iter().copied().max().unwrap_or(1);
+    let client = http_client(max_level)?;
+    let api = connect(&client, c).await?;
+    let warehouse = warehouse_id(&client, &api, &a.warehouse).await?;
+    let Some(key) = scanner_device(&client, &api, warehouse).await? else {
+        skip_scanner("scan-batch");
+        return Ok(());
+    };
+    let url = Arc::new(format!("{}/api/v1/scanner/events/batch", api.base));
+    let auth = Arc::new(format!("Bearer {key}"));
+    // Probe with one event so a missing batch route skips instead of measuring 404s.
+    let mut rng = SmallRng::from_os_rng();
+    let probe = json!({ "events": [scan_event(&mut rng, a.products, warehouse, &now_rfc3339())] });
+    let resp = client
+        .post(url.as_str())
+        .header("authorization", auth.as_str())
+        .json(&probe)
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if status.as_u16() == 404 || status.as_u16() == 405 {
+        skip_scanner("scan-batch");
+        return Ok(());
+    }
+    if !status.is_success() {
+        bail!("a one-event batch answered {status}: {text}");
+    }
+    let batch = a.batch.max(1);
+    for &level in &a.levels {
+        let plan = Plan {
+            concurrency: level.max(1),
+            ..plan(c, None)
+        };
+        let (client, url, auth) = (client.clone(), url.clone(), auth.clone());
+        let products = a.products;
+        let request: RequestFn = Arc::new(move |rng: &mut SmallRng| {
+            let at = now_rfc3339();
+            let events: Vec<Value> = (0..batch)
+                .map(|_| scan_event(rng, products, warehouse, &at))
+                .collect();
+            let body = serde_json::to_vec(&json!({ "events": events })).unwrap_or_default();
+            let req = client
+                .post(url.as_str())
+                .header("authorization", auth.as_str())
+                .header("content-type", "application/json")
+                .body(body);
+            Box::pin(async move {
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let body = resp.bytes().await.unwrap_or_default();
+                        scan_outcome(status, &body, batch as u64)
+                    }
+                    Err(e) => Outcome::failed("error", e.to_string()),
+                }
+            })
+        });
+        let report = run(&plan, request).await;
+        let events_per_s = report.per_second(report.tally.units);
+        println!(
+            "scan-batch: c={level}, {batch} events per batch, {:.0} s measured after {:.0} s warm-up",
+            c.duration, c.warmup
+        );
+        println!(
+            "  {} batches, {} events in {:.2} s = {events_per_s:.0} events/s ({})",
+            report.tally.completed,
+            report.tally.units,
+            report.elapsed,
+            report.counts()
+        );
+        report.print_details();
+        println!("  {}", report.cpu("server side"));
+        print_latency(
+            "batch latency",
+            &format!("batch_c{level}"),
+            &report.tally.latency,
+        );
+        result(&format!("batch_c{level}_events_per_s"), events_per_s);
+    }
+    Ok(())
+}
+
+async fn scan_single(a: ScanSingleArgs) -> Result<()> {
+    let c = &a.common;
+    let client = http_client(c.concurrency)?;
+    let api = connect(&client, c).await?;
+    let warehouse = warehouse_id(&client, &api, &a.warehouse).await?;
+    let Some(key) = scanner_device(&client, &api, warehouse).await? else {
+        skip_scanner("scan-single");
+        return Ok(());
+    };
+    let url = Arc::new(format!("{}/api/v1/scanner/events", api.base));
+    let auth = Arc::new(format!("Bearer {key}"));
+    let mut rng = SmallRng::from_os_rng();
+    let resp = client
+        .post(url.as_str())
+        .header("authorization", auth.as_str())
+        .json(&scan_event(&mut rng, a.products, warehouse, &now_rfc3339()))
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if status.as_u16() == 404 || status.as_u16() == 405 {
+        skip_scanner("scan-single");
+        return Ok(());
+    }
+    if !status.is_success() {
+        bail!("a single scan event answered {status}: {text}");
+    }
+    let plan = plan(c, None);
+    let products = a.products;
+    let request: RequestFn = Arc::new(move |rng: &mut SmallRng| {
+        let event = scan_event(rng, products, warehouse, &now_rfc3339());
+        let req = client
+            .post(url.as_str())
+            .header("authorization", auth.as_str())
+            .json(&event);
+        Box::pin(async move {
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    scan_outcome(status, &body, 1)
+                }
+                Err(e) => Outcome::failed("error", e.to_string()),
+            }
+        })
+    });
+    let report = run(&plan, request).await;
+    let events_per_s = report.per_second(report.tally.units);
+    println!(
+        "scan-single: c={}, {:.0} s measured after {:.0} s warm-up",
+        plan.concurrency, c.duration, c.warmup
+    );
+    println!(
+        "  {} events in {:.2} s = {events_per_s:.0} events/s ({})",
+        report.tally.units,
+        report.elapsed,
+        report.counts()
+    );
+    report.print_details();
+    println!("  {}", report.cpu("server side"));
+    print_latency("event latency", "single", &report.tally.latency);
+    result("single_events_per_s", events_per_s);
+    Ok(())
+}

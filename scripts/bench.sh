@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Benchmarks the API against the performance targets in DESIGN.md and prints
+# the figures (see bench/README.md for what each one means).
+#
+#   scripts/bench.sh [all|movements|lookup|scanner|search]
+#
+# all (the default) = movements + lookup + scanner on a fresh database of
+# BENCH_PRODUCTS (10000) products; search seeds 1,000,000 products into its own
+# database (a few minutes, kept for the next run). It starts private PostgreSQL
+# (127.0.0.1:55436, normal durability: fsync on) and Redis (:56381) under
+# target/bench-services/, builds the release binary, starts the API on
+# 127.0.0.1:18097 and stops everything it started when it ends. Nothing here
+# asserts: figures are printed, and the exit status is non-zero only when the
+# set-up fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/services.sh
+. scripts/lib/services.sh
+
+mode=${1:-all}
+case $mode in
+  all | movements | lookup | scanner | search) ;;
+  -h | --help)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search)" ;;
+esac
+
+state_dir="$PWD/target/bench-services"
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+pg_port=${BENCH_PG_PORT:-55436}
+redis_port=${BENCH_REDIS_PORT:-56381}
+api_port=${BENCH_API_PORT:-18097}
+products=${BENCH_PRODUCTS:-10000}
+warehouses=${BENCH_WAREHOUSES:-2}
+move_products=${BENCH_MOVE_PRODUCTS:-5000}
+[ "$move_products" -le "$products" ] || move_products=$products
+concurrency=${BENCH_CONCURRENCY:-16}
+duration=${BENCH_DURATION:-20}
+warmup=${BENCH_WARMUP:-3}
+lookup_duration=${BENCH_LOOKUP_DURATION:-10}
+scanner_duration=${BENCH_SCANNER_DURATION:-10}
+search_products=${BENCH_SEARCH_PRODUCTS:-1000000}
+search_queries=${BENCH_SEARCH_QUERIES:-300}
+warehouse_code=SEED-01
+clerk_email=bench-clerk@bench.invalid
+admin_email=bench-admin@bench.invalid
+password=bench-password-not-secret
+api_url="http://127.0.0.1:$api_port"
+out="$state_dir/out"
+bin="$target_dir/release/inventory-api"
+
+api_pid=""
+seed_pid=""
+started_pg=0
+started_redis=0
+cleanup() {
+  if [ -n "$seed_pid" ]; then kill "$seed_pid" 2>/dev/null || true; fi
+  stop_api
+  [ "$started_pg" = 1 ] && stop_postgres "$state_dir/pg"
+  [ "$started_redis" = 1 ] && stop_redis "$redis_port"
+  return 0
+}
+trap cleanup EXIT
+
+# Peak resident memory of the API processes that served load (kB, VmHWM).
+rss_kb=0
+note_rss() {
+  local kb
+  [ -n "$api_pid" ] || return 0
+  kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$api_pid/status" 2>/dev/null || echo 0)
+  if [ "${kb:-0}" -gt "$rss_kb" ]; then rss_kb=$kb; fi
+}
+
+stop_api() {
+  if [ -n "$api_pid" ]; then
+    kill -TERM "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+    api_pid=""
+  fi
+}
+
+now_ms() { date +%s%3N; }
+
+# RESULT lines printed by the load tool: value FILE KEY
+value() { awk -v k="$2" '$1 == "RESULT" && $2 == k { v = $3 } END { print v }' "$1"; }
+# Arithmetic on decimals: calc EXPR
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+
+ensure_rust
+ensure_postgres_installed
+ensure_redis_installed
+command -v curl >/dev/null 2>&1 || ensure_packages curl
+pgbench="$(pg_bindir)/pgbench"
+[ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found (Debian: it comes with postgresql-NN)"
+psql_bin="$(pg_bindir)/psql"
+if curl -fsS -o /dev/null "$api_url/health" 2>/dev/null; then
+  die "something already answers on $api_url: stop it or set BENCH_API_PORT"
+fi
+mkdir -p "$out"
+
+# Real durability: every commit waits for its WAL flush (fsync on), as in
+# production. pgbench runs on the same server, so the ratio is fair either way.
+start_postgres "$state_dir/pg" "$pg_port"
+started_pg=$PG_STARTED
+start_redis "$state_dir/redis" "$redis_port"
+started_redis=$REDIS_STARTED
+redis-cli -h 127.0.0.1 -p "$redis_port" flushall >/dev/null
+
+log "cargo build --release (and the load tool)"
+cargo build --release --quiet
+[ -x "$bin" ] || die "$bin not found after the build"
+# The load tool is run directly from here on, so an edit under src/ during the
+# run cannot trigger a rebuild between (or during) measurements.
+load_bin=$(cargo bench --bench load --no-run --quiet --message-format=json \
+  | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
+
+if [ "$mode" = search ]; then
+  db=inventory_bench_search
+  seed_products=$search_products
+else
+  db=inventory_bench
+  seed_products=$products
+fi
+db_url="postgres://postgres@127.0.0.1:$pg_port/$db"
+sql() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -tAqX -c "$1"; }
+sql_admin() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAqX -c "$1"; }
+
+have_db=$(sql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")
+reuse=0
+if [ "$mode" = search ] && [ "$have_db" = 1 ] \
+  && [ "$(sql "SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'" 2>/dev/null || echo 0)" = "$seed_products" ]; then
+  reuse=1
+  log "reusing database $db ($seed_products seeded products)"
+else
+  # A fresh database each run, so the ledger and outbox start empty.
+  sql_admin "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  create_database "$pg_port" "$db"
+fi
+
+export DATABASE_URL="$db_url"
+"$bin" migrate >/dev/null
+
+if [ "$reuse" = 0 ]; then
+  log "seeding $seed_products products in $warehouses warehouses"
+  seed_started=$(now_ms)
+  "$bin" seed --products "$seed_products" --warehouses "$warehouses" >"$out/seed.log" 2>&1 &
+  seed_pid=$!
+  while kill -0 "$seed_pid" 2>/dev/null; do
+    sleep 5
+    if kill -0 "$seed_pid" 2>/dev/null; then
+      n=$(sql "SELECT count(*) FROM products" 2>/dev/null || echo '?')
+      log "  seeded $n / $seed_products products ($(( ($(now_ms) - seed_started) / 1000 )) s)"
+    fi
+  done
+  wait "$seed_pid" || { cat "$out/seed.log" >&2; seed_pid=""; die "seeding failed"; }
+  seed_pid=""
+  cat "$out/seed.log"
+  printf '%s' "$password" | "$bin" create-user --email "$clerk_email" --role clerk >/dev/null
+  printf '%s' "$password" | "$bin" create-user --email "$admin_email" --role admin >/dev/null
+  sql "VACUUM ANALYZE" >/dev/null
+fi
+actor=$(sql "SELECT id FROM users WHERE lower(email) = '$clerk_email'")
+warehouse=$(sql "SELECT id FROM warehouses WHERE lower(code) = lower('$warehouse_code')")
+if [ -z "$actor" ] || [ -z "$warehouse" ]; then
+  die "bench users or warehouse $warehouse_code missing in $db"
+fi
+
+# The API: release build, JSON logs at warn so logging does not dominate.
+api_env=(
+  DATABASE_URL="$db_url"
+  REDIS_URL="redis://127.0.0.1:$redis_port"
+  JWT_SECRET="bench-jwt-secret-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  BIND_ADDR="127.0.0.1:$api_port"
+  LOG_FORMAT=json
+  RUST_LOG=warn
+  DATABASE_MAX_CONNECTIONS=32
+)
+# Starts the API and sets startup_last to the milliseconds from launch to
+# /health answering (migrations are already applied: the start-up of a deploy).
+start_api() {
+  local launched i
+  launched=$(now_ms)
+  env "${api_env[@]}" "$bin" serve >>"$out/api.log" 2>&1 &
+  api_pid=$!
+  for i in $(seq 1 3000); do
+    if curl -fsS -o /dev/null "$api_url/health" 2>/dev/null; then
+      startup_last=$(($(now_ms) - launched))
+      return 0
+    fi
+    kill -0 "$api_pid" 2>/dev/null || { tail -20 "$out/api.log" >&2; die "the API exited during start-up (log above)"; }
+    [ "$i" = 3000 ] && die "the API did not answer /health within 30 s"
+    sleep 0.01
+  done
+}
+: >"$out/api.log"
+startups=()
+startup_last=""
+for _ in 1 2 3; do
+  stop_api
+  start_api
+  startups+=("$startup_last")
+done
+startup_ms=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)
+log "API up on $api_url (pid $api_pid); start-up ${startups[*]} ms, median $startup_ms ms"
+
+# The load tool: load MODE OUTFILE ARGS...
+load() {
+  local what=$1 file=$2; shift 2
+  "$load_bin" "$what" --url "$api_url" "$@" | tee "$file"
+}
+checkpoint() { sql "CHECKPOINT" >/dev/null; }
+unpublished() { sql "SELECT count(*) FROM outbox WHERE published_at IS NULL"; }
+# The API's outbox relay publishes every movement's event in the background;
+# wait until it has caught up so one measurement's backlog does not load the next.
+drain_outbox() {
+  local i n
+  for i in $(seq 1 600); do
+    n=$(unpublished)
+    [ "$n" = 0 ] && { [ "$i" = 1 ] || log "outbox relay caught up in $((i / 5)) s"; return 0; }
+    sleep 0.2
+  done
+  log "the outbox still holds $n unpublished events after 120 s; going on"
+}
+redis_pid() { cat "$state_dir/redis/redis.pid" 2>/dev/null || true; }
+# The API's pid (and Redis's) for the load tool's CPU figures.
+server_pids() {
+  local r; r=$(redis_pid)
+  if [ -n "$r" ]; then echo "$api_pid,$r"; else echo "$api_pid"; fi
+}
+clerk=(--email "$clerk_email" --password "$password")
+admin=(--email "$admin_email" --password "$password")
+
+api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99=""
+lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
+batch_c1="" batch_c4="" single_c32="" scanner_note=""
+search_p50="" search_p99=""
+
+if [ "$mode" = all ] || [ "$mode" = movements ]; then
+  log "movements through the API: c=$concurrency, ${duration} s"
+  checkpoint
+  load movements "$out/movements.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
+    --warmup "$warmup" --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
+  api_mps=$(value "$out/movements.txt" movements_per_s)
+  log "outbox events not yet relayed when the API run ended: $(unpublished)"
+
+  # The API stands still during pgbench (its relay would otherwise compete for
+  # PostgreSQL while it publishes pgbench's events); it restarts afterwards.
+  note_rss
+  stop_api
+  log "the same SQL through pgbench: c=$concurrency -j 2, ${duration} s (after ${warmup} s warm-up)"
+  pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
+    -f bench/movement.sql -D products="$move_products" -D warehouse="$warehouse" -D actor="$actor" "$db")
+  "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
+    || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
+  checkpoint
+  "$pgbench" "${pgbench_args[@]}" -T "$duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench.txt"
+  pg_tps=$(awk '/^tps = / { print $3; exit }' "$out/pgbench.txt")
+  [ -n "$pg_tps" ] || die "pgbench printed no tps (output above)"
+  pg_tps=$(calc "$pg_tps")
+  move_ratio=$(calc "$api_mps / $pg_tps")
+  log "movements/s: API $api_mps, pgbench $pg_tps, ratio $move_ratio"
+  start_api
+  log "API restarted (pid $api_pid); waiting for its relay to publish pgbench's $(unpublished) outbox events"
+  drain_outbox
+
+  half=$(calc "$api_mps / 2")
+  log "movements paced at half of the API's peak: $half/s"
+  checkpoint
+  load movements "$out/movements-half.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
+    --warmup "$warmup" --products "$move_products" --warehouse "$warehouse_code" --rate "$half" \
+    --server-pids "$api_pid"
+  half_rate=$(value "$out/movements-half.txt" movements_per_s)
+  half_p50=$(value "$out/movements-half.txt" latency_p50_ms)
+  half_p99=$(value "$out/movements-half.txt" latency_p99_ms)
+  half_service_p99=$(value "$out/movements-half.txt" service_p99_ms)
+  drain_outbox
+fi
+
+if [ "$mode" = all ] || [ "$mode" = lookup ]; then
+  log "cached barcode lookup vs a bare poem endpoint: c=$concurrency, ${lookup_duration} s each"
+  load lookup "$out/lookup.txt" "${clerk[@]}" -c "$concurrency" --duration "$lookup_duration" --warmup "$warmup" \
+    --server-pids "$(server_pids)"
+  lookup_api=$(value "$out/lookup.txt" api_rps)
+  lookup_cpu_ratio=$(value "$out/lookup.txt" cpu_ratio)
+  lookup_api_core=$(value "$out/lookup.txt" api_rps_per_server_core)
+  lookup_bare_core=$(value "$out/lookup.txt" bare_rps_per_server_core)
+  lookup_bare=$(value "$out/lookup.txt" bare_rps)
+  lookup_ratio=$(value "$out/lookup.txt" ratio)
+fi
+
+if [ "$mode" = all ] || [ "$mode" = scanner ]; then
+  log "scanner batches of 500 events: c=1 and c=4, ${scanner_duration} s each"
+  load scan-batch "$out/scan-batch.txt" "${admin[@]}" --levels 1,4 --duration "$scanner_duration" \
+    --warmup 2 --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
+  if [ "$(value "$out/scan-batch.txt" skipped)" = "1.00" ]; then
+    scanner_note="skipped: the scanner endpoints answer 404 in this build"
+  else
+    batch_c1=$(value "$out/scan-batch.txt" batch_c1_events_per_s)
+    batch_c4=$(value "$out/scan-batch.txt" batch_c4_events_per_s)
+    drain_outbox
+    log "single scanner events: c=32, ${scanner_duration} s"
+    load scan-single "$out/scan-single.txt" "${admin[@]}" -c 32 --duration "$scanner_duration" \
+      --warmup 2 --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
+    single_c32=$(value "$out/scan-single.txt" single_events_per_s)
+  fi
+fi
+
+if [ "$mode" = search ]; then
+  log "product search at c=1: $search_queries queries over $search_products products"
+  load search "$out/search.txt" "${clerk[@]}" --queries "$search_queries" --products "$search_products"
+  search_p50=$(value "$out/search.txt" search_p50_ms)
+  search_p99=$(value "$out/search.txt" search_p99_ms)
+fi
+
+note_rss
+rss_mb=$(calc "$rss_kb / 1024")
+stop_api
+
+pg_version=$("$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAqX -c "SHOW server_version" | cut -d' ' -f1)
+durability=$(sql_admin "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
+line() { printf '  %-28s %s\n' "$1" "$2"; }
+echo
+echo "================ Inventory API benchmark ($mode) ================"
+line "machine" "$(nproc) cores shared by the load generator, the API, PostgreSQL and Redis"
+line "PostgreSQL" "$pg_version ($durability), Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)"
+line "data" "$seed_products products, $warehouses warehouses (database $db)"
+if [ -n "$api_mps" ]; then
+  line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"
+  line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${duration} s each"
+  line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
+  line "" "p99 of service time alone (from actual send): $half_service_p99 ms"
+fi
+if [ -n "$lookup_api" ]; then
+  line "cached lookup, c=$concurrency" "API $lookup_api req/s  bare poem $lookup_bare req/s  ratio $lookup_ratio (target >= 0.70)"
+  line "  per core of server CPU" "API $lookup_api_core req/s  bare $lookup_bare_core req/s  ratio $lookup_cpu_ratio"
+fi
+if [ "$mode" = all ] || [ "$mode" = scanner ]; then
+  if [ -n "$scanner_note" ]; then
+    line "scanner" "$scanner_note"
+  else
+    line "scanner batches of 500" "c=1 $batch_c1 events/s  c=4 $batch_c4 events/s (target >= 20000)"
+    line "scanner single events" "c=32 $single_c32 events/s"
+  fi
+fi
+if [ -n "$search_p50" ]; then
+  line "search, c=1" "p50 $search_p50 ms  p99 $search_p99 ms over $search_products products (target p99 < 20 ms)"
+fi
+line "API peak RSS (VmHWM)" "$rss_mb MB (target < 64 MB)"
+line "API start-up" "$startup_ms ms median of 3 (${startups[*]}), launch to /health (target < 1000 ms)"
+line "details" "$out/"
+echo "=================================================================="
