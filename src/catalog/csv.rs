@@ -99,7 +99,7 @@ pub fn export(db: PgPool) -> Body {
                 r.10,
             ]);
             count += 1;
-            if count % ROWS_PER_CHUNK == 0 {
+            if count.is_multiple_of(ROWS_PER_CHUNK) {
                 let full = std::mem::replace(&mut w, csv::Writer::from_writer(Vec::new()));
                 let Ok(chunk) = full.into_inner() else { return };
                 if tx.send(Ok(chunk)).await.is_err() {
