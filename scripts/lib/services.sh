@@ -147,5 +147,5 @@ create_database() {
 
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 \
-    || die "cargo not found: install Rust from https://rustup.rs (stable, 1.85 or newer)"
+    || die "cargo not found: install Rust from https://rustup.rs (stable, 1.94 or newer)"
 }
