@@ -61,36 +61,8 @@ done
 [[ $keep =~ ^[0-9]+$ ]] || bad_usage "--keep must be a whole number, not '$keep'"
 [[ $every =~ ^[0-9]+$ ]] || bad_usage "--every must be a whole number of seconds, not '$every'"
 
-# DATABASE_URL, else the file named by DATABASE_URL_FILE (trailing newlines dropped).
-if [ -n "${DATABASE_URL:-}" ]; then
-  url=$DATABASE_URL
-elif [ -n "${DATABASE_URL_FILE:-}" ]; then
-  [ -r "$DATABASE_URL_FILE" ] || die "cannot read DATABASE_URL_FILE=$DATABASE_URL_FILE"
-  url=$(cat "$DATABASE_URL_FILE")
-else
-  die "set DATABASE_URL (or DATABASE_URL_FILE) to the database to back up"
-fi
-[[ $url =~ ^postgres(ql)?:// ]] || die "DATABASE_URL must be a postgres:// URL"
-
-# Move the password out of the URL (where `ps` would show it) into PGPASSWORD.
-if [[ $url =~ ^(postgres(ql)?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
-  pw=${BASH_REMATCH[4]//\\/\\\\}
-  PGPASSWORD=$(printf '%b' "${pw//%/\\x}")
-  export PGPASSWORD
-  url="${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}"
-fi
-
-pg_tool() {
-  local tool=$1
-  shift
-  if command -v "$tool" >/dev/null 2>&1; then
-    "$tool" "$@"
-  else
-    local bindir
-    bindir=$(pg_bindir) || die "$tool not found: install the PostgreSQL client (apt-get install postgresql-client)"
-    "$bindir/$tool" "$@"
-  fi
-}
+database_url "back up"
+url=$DB_URL
 
 # One dump. Returns non-zero (leaving no partial file) when it fails.
 backup_once() {

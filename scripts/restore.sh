@@ -49,35 +49,8 @@ done
 [ -n "$file" ] || bad_usage "which backup file?"
 if [ ! -f "$file" ] || [ ! -r "$file" ]; then die "cannot read $file"; fi
 
-if [ -n "${DATABASE_URL:-}" ]; then
-  url=$DATABASE_URL
-elif [ -n "${DATABASE_URL_FILE:-}" ]; then
-  [ -r "$DATABASE_URL_FILE" ] || die "cannot read DATABASE_URL_FILE=$DATABASE_URL_FILE"
-  url=$(cat "$DATABASE_URL_FILE")
-else
-  die "set DATABASE_URL (or DATABASE_URL_FILE) to the database to restore into"
-fi
-[[ $url =~ ^postgres(ql)?:// ]] || die "DATABASE_URL must be a postgres:// URL"
-
-# Move the password out of the URL (where `ps` would show it) into PGPASSWORD.
-if [[ $url =~ ^(postgres(ql)?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
-  pw=${BASH_REMATCH[4]//\\/\\\\}
-  PGPASSWORD=$(printf '%b' "${pw//%/\\x}")
-  export PGPASSWORD
-  url="${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}"
-fi
-
-pg_tool() {
-  local tool=$1
-  shift
-  if command -v "$tool" >/dev/null 2>&1; then
-    "$tool" "$@"
-  else
-    local bindir
-    bindir=$(pg_bindir) || die "$tool not found: install the PostgreSQL client (apt-get install postgresql-client)"
-    "$bindir/$tool" "$@"
-  fi
-}
+database_url "restore into"
+url=$DB_URL
 
 pg_tool pg_restore --list "$file" >/dev/null || die "$file is not a pg_dump custom-format archive"
 

@@ -149,3 +149,39 @@ ensure_rust() {
   command -v cargo >/dev/null 2>&1 \
     || die "cargo not found: install Rust from https://rustup.rs (stable, 1.94 or newer)"
 }
+
+# database_url PURPOSE: sets DB_URL from DATABASE_URL, else from the file named
+# by DATABASE_URL_FILE, and moves the password out of the URL (where `ps` would
+# show it) into PGPASSWORD.
+DB_URL=""
+database_url() {
+  local purpose=$1 pw
+  if [ -n "${DATABASE_URL:-}" ]; then
+    DB_URL=$DATABASE_URL
+  elif [ -n "${DATABASE_URL_FILE:-}" ]; then
+    [ -r "$DATABASE_URL_FILE" ] || die "cannot read DATABASE_URL_FILE=$DATABASE_URL_FILE"
+    DB_URL=$(cat "$DATABASE_URL_FILE")
+  else
+    die "set DATABASE_URL (or DATABASE_URL_FILE) to the database to $purpose"
+  fi
+  [[ $DB_URL =~ ^postgres(ql)?:// ]] || die "DATABASE_URL must be a postgres:// URL"
+  if [[ $DB_URL =~ ^(postgres(ql)?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
+    pw=${BASH_REMATCH[4]//\\/\\\\}
+    PGPASSWORD=$(printf '%b' "${pw//%/\\x}")
+    export PGPASSWORD
+    DB_URL="${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}"
+  fi
+}
+
+# pg_tool TOOL ARGS...: a PostgreSQL client tool, from PATH or the server's bin dir.
+pg_tool() {
+  local tool=$1
+  shift
+  if command -v "$tool" >/dev/null 2>&1; then
+    "$tool" "$@"
+  else
+    local bindir
+    bindir=$(pg_bindir) || die "$tool not found: install the PostgreSQL client (apt-get install postgresql-client)"
+    "$bindir/$tool" "$@"
+  fi
+}
