@@ -134,6 +134,18 @@ impl Idempotent {
     }
 }
 
+/// Claims `idem` (when the request has a key) in `tx`; the stored first answer
+/// when this request was already answered.
+pub async fn claim<R: ParseFromJSON>(
+    idem: &Option<Idempotent>,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Option<R>> {
+    match idem {
+        Some(idem) => idem.claim(tx).await,
+        None => Ok(None),
+    }
+}
+
 /// Forgets keys older than 24 hours.
 pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
     let done =

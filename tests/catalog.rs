@@ -757,3 +757,44 @@ async fn warehouses_have_unique_codes_etags_and_refuse_deactivation_with_stock(d
         .unwrap();
     assert!(list["items"].as_array().unwrap().is_empty());
 }
+
+#[sqlx::test]
+async fn creating_with_an_idempotency_key_twice_creates_once(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let send = |path: &'static str, key: &'static str, body: Value| {
+        app.with_token(reqwest::Method::POST, path, &token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let body = json!({"sku": "IDEM-1", "name": "Once"});
+    let first = send("/api/v1/products", "k1", body.clone()).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // The retry answers the first 201 (not a 409 sku-taken) and creates nothing.
+    let again = send("/api/v1/products", "k1", body).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["etag"], "\"1\"");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(product_count(&app.db).await, 1);
+    let other = send(
+        "/api/v1/products",
+        "k1",
+        json!({"sku": "IDEM-2", "name": "Other"}),
+    )
+    .await
+    .unwrap();
+    assert_problem(other, 422, "idempotency-key-reused").await;
+
+    let wh = json!({"code": "IDEM-W", "name": "Once"});
+    let a: Value = send("/api/v1/warehouses", "k2", wh.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b = send("/api/v1/warehouses", "k2", wh).await.unwrap();
+    assert_eq!(b.status(), 201);
+    assert_eq!(b.json::<Value>().await.unwrap()["id"], a["id"]);
+}

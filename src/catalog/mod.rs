@@ -26,6 +26,7 @@ use crate::{
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
+    idempotency::{claim, Idempotent},
     pagination::{Page, PageRequest},
     responses::{etag, if_match_version, Created, NoContent, RawJson},
     Tags,
@@ -151,10 +152,19 @@ impl ProductsApi {
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
-        _auth: ManagerAuth,
+        auth: ManagerAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CreateProduct>,
     ) -> Result<ProductResponse> {
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/products",
+            &body.0,
+        )?;
         let fields = ProductFields::from(&body.0);
         let mut v = Validation::new();
         fields.validate(&mut v, "");
@@ -162,6 +172,10 @@ impl ProductsApi {
         check_category(&state.db, &mut v, "", fields.category_id).await?;
         v.finish()?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = claim::<Product>(&idem, &mut tx).await? {
+            let tag = etag(first.version);
+            return Ok(ProductResponse::Created(Json(first), tag));
+        }
         let row = repo::insert(&mut tx, &fields).await?;
         repo::insert_barcodes(&mut tx, row.id, &barcodes).await?;
         let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
@@ -172,6 +186,9 @@ impl ProductsApi {
             product_event(&product),
         )
         .await?;
+        if let Some(idem) = &idem {
+            idem.store(&mut tx, 201, &product).await?;
+        }
         tx.commit().await?;
         let tag = etag(product.version);
         Ok(ProductResponse::Created(Json(product), tag))

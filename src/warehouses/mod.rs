@@ -18,6 +18,7 @@ use crate::{
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
+    idempotency::{claim, Idempotent},
     pagination::{Page, PageRequest},
     responses::{etag, if_match_version, NoContent},
     Tags,
@@ -89,10 +90,19 @@ impl WarehousesApi {
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
-        _auth: ManagerAuth,
+        auth: ManagerAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CreateWarehouse>,
     ) -> Result<WarehouseResponse> {
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/warehouses",
+            &body.0,
+        )?;
         let mut v = Validation::new();
         check_fields(
             &mut v,
@@ -102,6 +112,10 @@ impl WarehousesApi {
         );
         v.finish()?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = claim::<Warehouse>(&idem, &mut tx).await? {
+            let tag = etag(first.version);
+            return Ok(WarehouseResponse::Created(Json(first), tag));
+        }
         let w = repo::insert(&mut tx, &body.code, body.name.trim(), body.address.trim()).await?;
         events::emit(
             &mut tx,
@@ -110,6 +124,9 @@ impl WarehousesApi {
             json!({"id": w.id, "code": w.code}),
         )
         .await?;
+        if let Some(idem) = &idem {
+            idem.store(&mut tx, 201, &w).await?;
+        }
         tx.commit().await?;
         let tag = etag(w.version);
         Ok(WarehouseResponse::Created(Json(w), tag))
