@@ -401,7 +401,9 @@ pub fn render_any(err: poem::Error) -> Response {
             "Method not allowed",
             "This path does not accept that method; see /docs.".to_owned(),
         ),
-        StatusCode::UNAUTHORIZED => return ApiError::Unauthorized.into_response_inner(),
+        StatusCode::UNAUTHORIZED => {
+            return poem::IntoResponse::into_response(ApiError::Unauthorized)
+        }
         StatusCode::PAYLOAD_TOO_LARGE => (
             "payload-too-large",
             "Payload too large",
@@ -431,12 +433,6 @@ pub fn render_any(err: poem::Error) -> Response {
         available: None,
     };
     problem_response(status, &problem)
-}
-
-impl ApiError {
-    fn into_response_inner(self) -> Response {
-        poem::error::ResponseError::as_response(&self)
-    }
 }
 
 /// Convenience for JSON bodies outside poem-openapi (e.g. health answers).

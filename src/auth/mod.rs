@@ -117,10 +117,6 @@ async fn issue_pair(
     })
 }
 
-fn refresh_refused() -> ApiError {
-    ApiError::Unauthorized
-}
-
 pub struct AuthApi;
 
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "Tags::Auth")]
@@ -191,20 +187,20 @@ impl AuthApi {
         let hash = token::sha256(body.refresh_token.trim());
         let mut tx = state.db.begin().await?;
         let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? else {
-            return Err(refresh_refused());
+            return Err(ApiError::Unauthorized);
         };
         if stored.revoked_at.is_some() {
-            return Err(refresh_refused());
+            return Err(ApiError::Unauthorized);
         }
         if stored.used_at.is_some() {
             tracing::warn!(family = %stored.family_id, user = %stored.user_id,
                 "refresh token reused: revoking its family");
             repo::revoke_family(&mut *tx, stored.family_id).await?;
             tx.commit().await?;
-            return Err(refresh_refused());
+            return Err(ApiError::Unauthorized);
         }
         if stored.expires_at <= OffsetDateTime::now_utc() || !stored.active {
-            return Err(refresh_refused());
+            return Err(ApiError::Unauthorized);
         }
         repo::mark_refresh_used(&mut tx, stored.id).await?;
         let pair = issue_pair(

@@ -179,7 +179,8 @@ pub fn valid_sku(sku: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
 }
 
-fn check_money(v: &mut Validation, field: &str, value: Decimal) {
+/// Money fits numeric(14, 4): 0..=9999999999 with at most 4 decimals.
+pub fn check_money(v: &mut Validation, field: &str, value: Decimal) {
     v.check(
         value >= Decimal::ZERO && value <= Decimal::from(MAX_MONEY),
         field,

@@ -211,16 +211,10 @@ fn check_text(v: &mut Validation, field: &str, value: &Option<String>, max: usiz
     }
 }
 
-fn check_cost(v: &mut Validation, cost: Option<Decimal>) {
-    if let Some(c) = cost {
-        v.check(
-            c >= Decimal::ZERO
-                && c <= Decimal::from(9_999_999_999_i64)
-                && c.normalize().scale() <= 4,
-            "unit_cost",
-            "must be between 0 and 9999999999 with at most 4 decimal places",
-        );
-    }
+/// The free-text fields every movement may carry.
+fn check_reference_and_note(v: &mut Validation, reference: &Option<String>, note: &Option<String>) {
+    check_text(v, "reference", reference, 200);
+    check_text(v, "note", note, 2000);
 }
 
 fn trimmed(s: &Option<String>) -> Option<String> {
@@ -250,9 +244,10 @@ impl StockApi {
     ) -> Result<Created<MovementResult>> {
         let mut v = Validation::new();
         check_quantity(&mut v, "quantity", body.quantity);
-        check_cost(&mut v, body.unit_cost);
-        check_text(&mut v, "reference", &body.reference, 200);
-        check_text(&mut v, "note", &body.note, 2000);
+        if let Some(cost) = body.unit_cost {
+            crate::catalog::model::check_money(&mut v, "unit_cost", cost);
+        }
+        check_reference_and_note(&mut v, &body.reference, &body.note);
         v.finish()?;
         let mut leg = Leg::new(
             TransactionKind::Receipt,
@@ -289,8 +284,7 @@ impl StockApi {
     ) -> Result<Created<MovementResult>> {
         let mut v = Validation::new();
         check_quantity(&mut v, "quantity", body.quantity);
-        check_text(&mut v, "reference", &body.reference, 200);
-        check_text(&mut v, "note", &body.note, 2000);
+        check_reference_and_note(&mut v, &body.reference, &body.note);
         v.finish()?;
         let mut leg = Leg::new(
             TransactionKind::Issue,
@@ -396,8 +390,7 @@ impl StockApi {
             "to_warehouse_id",
             "must differ from from_warehouse_id",
         );
-        check_text(&mut v, "reference", &body.reference, 200);
-        check_text(&mut v, "note", &body.note, 2000);
+        check_reference_and_note(&mut v, &body.reference, &body.note);
         v.finish()?;
         let actor = actor_of(&auth.0);
         let transfer_id = Some(Uuid::now_v7());
