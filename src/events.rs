@@ -203,7 +203,7 @@ impl EventsApi {
     async fn stream(
         &self,
         _auth: crate::auth::principal::ViewerAuth,
-        state: poem::web::Data<&crate::app::AppState>,
+        state: poem::web::Data<&crate::state::AppState>,
         #[oai(name = "Last-Event-ID")] last_event_id: poem_openapi::param::Header<Option<i64>>,
         /// Resume after this event id (alternative to `Last-Event-ID`).
         after: poem_openapi::param::Query<Option<i64>>,

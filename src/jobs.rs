@@ -8,7 +8,7 @@ use std::time::Duration;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::task::JoinHandle;
 
-use crate::{app::AppState, cache::RedisState, events, idempotency, ops, telemetry};
+use crate::{cache::RedisState, events, idempotency, ops, state::AppState, telemetry};
 
 /// How often pool and dependency gauges are refreshed.
 const HEALTH_EVERY: Duration = Duration::from_secs(15);

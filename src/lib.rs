@@ -33,6 +33,8 @@ pub mod responses;
 pub mod scanner;
 /// Benchmark and demo data (`inventory-api seed`).
 pub mod seed;
+/// Shared handler state (pool, cache, config); the bottom of the module graph.
+pub mod state;
 /// Stock levels and the ledger: every movement.
 pub mod stock;
 /// Logging and metrics.

@@ -5,11 +5,13 @@ use std::{io::Read, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use inventory_api::{
-    app::{self, AppState},
+    app,
     auth::{self, Role},
     cache::Cache,
     config::{self, Config},
-    db, telemetry,
+    db,
+    state::AppState,
+    telemetry,
 };
 use poem::{listener::TcpListener, Server};
 use secrecy::ExposeSecret;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 
-use crate::{app::AppState, cache::RedisState, telemetry, Tags};
+use crate::{cache::RedisState, state::AppState, telemetry, Tags};
 
 pub struct OpsApi;
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::TestApp;
-use inventory_api::{app::AppState, events, jobs};
+use inventory_api::{events, jobs, state::AppState};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 

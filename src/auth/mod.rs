@@ -20,10 +20,10 @@ use self::{
     throttle::Subject,
 };
 use crate::{
-    app::AppState,
     error::{ApiError, Result, Validation},
     pagination::{Page, PageRequest},
     responses::{Created, NoContent},
+    state::AppState,
     telemetry, Tags,
 };
 

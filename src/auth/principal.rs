@@ -19,7 +19,7 @@ use poem_openapi::{auth::Bearer, SecurityScheme};
 use uuid::Uuid;
 
 use super::{token, Role};
-use crate::{app::AppState, cache::LocalCache, error::ApiError};
+use crate::{cache::LocalCache, error::ApiError, state::AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone)]

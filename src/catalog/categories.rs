@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 use super::model::{Category, CreateCategory, UpdateCategory};
 use crate::{
-    app::AppState,
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     pagination::{Page, PageRequest},
     responses::{Created, NoContent},
+    state::AppState,
     Tags,
 };
 

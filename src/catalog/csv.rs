@@ -22,10 +22,10 @@ use super::{
     repo,
 };
 use crate::{
-    app::AppState,
     error::{ApiError, Result, Validation},
     events,
     responses::money,
+    state::AppState,
 };
 
 pub const COLUMNS: [&str; 11] = [

@@ -22,13 +22,13 @@ use self::model::{
     ProductFields, ProductResponse, UpdateProduct,
 };
 use crate::{
-    app::AppState,
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
     idempotency::{claim, Idempotent},
     pagination::{Page, PageRequest},
     responses::{etag, if_match_version, Created, NoContent, RawJson},
+    state::AppState,
     Tags,
 };
 

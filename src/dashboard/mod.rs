@@ -11,10 +11,10 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     auth::principal::ViewerAuth,
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
+    state::AppState,
     Tags,
 };
 

@@ -25,7 +25,6 @@ use super::model::{
     CountDetail, CountLine, CountLinesRequest, CountSession, CreateCount, ScanEvent,
 };
 use crate::{
-    app::AppState,
     auth::{
         principal::{ClerkAuth, ManagerAuth, ViewerAuth},
         Role,
@@ -34,6 +33,7 @@ use crate::{
     events,
     pagination::{Page, PageRequest},
     responses::Created,
+    state::AppState,
     stock::{
         batch::{apply_batch, LegOutcome},
         model::{StockTransaction, TransactionKind},

@@ -12,11 +12,11 @@ use uuid::Uuid;
 
 use super::model::{CreateDevice, CreatedDevice, Device};
 use crate::{
-    app::AppState,
     auth::{principal::ManagerAuth, token},
     error::{ApiError, Result, Validation},
     pagination::{Page, PageRequest},
     responses::{Created, NoContent},
+    state::AppState,
     Tags,
 };
 

@@ -21,9 +21,9 @@ use super::{
     model::{ProductSummary, ScanAction, ScanEvent, ScanResult, ScanStatus},
 };
 use crate::{
-    app::AppState,
     catalog::barcode,
     error::{ApiError, Result},
+    state::AppState,
     stock::{
         batch::{apply_batch, LegOutcome},
         model::TransactionKind,

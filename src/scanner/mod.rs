@@ -21,11 +21,11 @@ use self::model::{
     BatchResult, DeviceLookup, DeviceStock, ScanBatch, ScanEvent, ScanRecord, ScanResult,
 };
 use crate::{
-    app::AppState,
     auth::principal::{DeviceAuth, ManagerAuth, Principal},
     catalog,
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
+    state::AppState,
     Tags,
 };
 

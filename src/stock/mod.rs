@@ -27,12 +27,12 @@ use self::{
     repo::{Actor, Leg},
 };
 use crate::{
-    app::AppState,
     auth::principal::{ClerkAuth, Principal, ViewerAuth},
     error::{ApiError, Result, Validation},
     idempotency::Idempotent,
     pagination::{Page, PageRequest},
     responses::Created,
+    state::AppState,
     telemetry, Tags,
 };
 

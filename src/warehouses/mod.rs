@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 use self::model::{CreateWarehouse, UpdateWarehouse, Warehouse, WarehouseResponse};
 use crate::{
-    app::AppState,
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
     idempotency::{claim, Idempotent},
     pagination::{Page, PageRequest},
     responses::{etag, if_match_version, NoContent},
+    state::AppState,
     Tags,
 };
 

@@ -5,11 +5,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
-use inventory_api::{
-    app::{self, AppState},
-    cache::Cache,
-    config::Config,
-};
+use inventory_api::{app, cache::Cache, config::Config, state::AppState};
 use poem::{listener::TcpAcceptor, Server};
 use serde_json::Value;
 use sqlx::PgPool;
