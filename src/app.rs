@@ -12,6 +12,7 @@ use poem_openapi::OpenApiService;
 use crate::{
     auth::{AuthApi, UsersApi},
     catalog::{categories::CategoriesApi, ProductsApi},
+    compression,
     dashboard::DashboardApi,
     events::EventsApi,
     ops::OpsApi,
@@ -153,4 +154,6 @@ pub fn build(state: AppState) -> impl Endpoint {
         .data(specs)
         .around(move |ep, req| limit_body(ep, req, max_body))
         .around(telemetry::observe)
+        // Outermost, so that the problem+json bodies `observe` renders are compressed too.
+        .around(compression::compress)
 }

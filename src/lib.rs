@@ -9,6 +9,8 @@ pub mod auth;
 pub mod cache;
 /// Products, categories, barcodes.
 pub mod catalog;
+/// Response compression (br, gzip) from Accept-Encoding.
+pub mod compression;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
 /// Aggregates for a front page.

@@ -13,7 +13,7 @@ use inventory_api::{
     state::AppState,
     telemetry,
 };
-use poem::{listener::TcpListener, Server};
+use poem::{listener::TcpAcceptor, Server};
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -187,12 +187,21 @@ async fn serve() -> anyhow::Result<()> {
     let stopping = state.clone();
     let app = app::build(state);
 
+    // Bind first, so that "listening" is only logged once connections are
+    // accepted, and a taken port is reported as such before anything is served.
+    let listener = tokio::net::TcpListener::bind(bind_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {bind_addr} (BIND_ADDR): is another process using that port?")
+        })?;
+    let acceptor =
+        TcpAcceptor::from_tokio(listener).context("cannot accept on the bound socket")?;
     tracing::info!(
         %bind_addr,
         startup_ms = started.elapsed().as_millis() as u64,
         "listening; Swagger UI at /docs"
     );
-    Server::new(TcpListener::bind(bind_addr))
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app,
             async move {
