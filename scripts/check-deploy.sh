@@ -227,9 +227,12 @@ done
 
 # ---- nginx ------------------------------------------------------------------
 # nginx_prefix DIR SITE [smoke]: a scratch copy of nginx/ laid out like
-# /etc/nginx, with SITE (conf.d or tls.d) as conf.d/. Adapted, visibly, where
-# this host's nginx cannot take the file as it is; for the smoke test also
-# listening on loopback test ports with the upstream at the stand-in API.
+# /etc/nginx, with SITE (conf.d or tls.d) as conf.d/. For `nginx -t` every file
+# is the shipped one, except that on an nginx older than a directive needs, the
+# two files that isolate the newer directives (snippets/upstream.conf:
+# `resolve`, 1.27.3; snippets/http2.conf: `http2 on`, 1.25.1) get exactly that
+# directive swapped, which nginx_unchanged_but_isolated then verifies. The smoke
+# test also listens on loopback test ports with the upstream at the stand-in API.
 nginx_prefix() {
   local dir=$1 site=$2 smoke=${3:-}
   mkdir -p "$dir/certs"
@@ -239,14 +242,15 @@ nginx_prefix() {
   cp "$mime_types" "$dir/mime.types"
   cp "$work/certs/"*.pem "$dir/certs/"
   if [ -n "$smoke" ] || ! version_ge "$nginx_version" 1.27.3; then
-    # `server api:8080 ... resolve`: nginx < 1.27.3 has no `resolve` and would
-    # need the name `api` to resolve at start-up.
     grep -Eq '^\s*server api:8080 .*resolve;' "$dir/snippets/upstream.conf" \
       || { echo "nginx/snippets/upstream.conf has no 'server api:8080 ... resolve;' line; update check-deploy.sh" >&2; return 1; }
     sed -i -E "s/^(\s*)server api:8080 (.*) resolve;/\1server 127.0.0.1:$up_port \2;/" "$dir/snippets/upstream.conf"
   fi
-  if ! version_ge "$nginx_version" 1.25.1 && grep -q 'http2 on;' "$dir"/conf.d/*.conf; then
-    sed -i -E 's/^(\s*)http2 on;/\1# http2 on; (needs nginx 1.25.1)/' "$dir"/conf.d/*.conf
+  if ! version_ge "$nginx_version" 1.25.1; then
+    sed -i -E 's/^http2 on;/# http2 on; (needs nginx 1.25.1)/' "$dir/snippets/http2.conf"
+  fi
+  if [ -z "$smoke" ]; then
+    nginx_unchanged_but_isolated "$dir" "$site" || return 1
   fi
   if [ -n "$smoke" ]; then
     sed -i -E "s/listen 80 default_server;/listen 127.0.0.1:$http_port default_server;/; s/listen 443 ssl default_server;/listen 127.0.0.1:$https_port ssl default_server;/" "$dir"/conf.d/*.conf
@@ -259,18 +263,47 @@ nginx_prefix() {
   return 0
 }
 
+# nginx_unchanged_but_isolated DIR SITE: the copy `nginx -t` reads differs from
+# the shipped files in at most the two isolated directives.
+nginx_unchanged_but_isolated() {
+  local dir=$1 site=$2 changed
+  changed=$(
+    diff -r nginx/snippets "$dir/snippets"
+    diff -r "nginx/$site" "$dir/conf.d"
+    diff nginx/nginx.conf "$dir/nginx.conf"
+  ) || true
+  [ -z "$changed" ] && return 0
+  # Only changed lines ("<"/">"), and of those only the two swapped directives.
+  if grep -E '^[<>]' <<<"$changed" \
+    | grep -vE '^< +server api:8080 .* resolve;$|^> +server 127\.0\.0\.1:[0-9]+ .*;$|^< http2 on;$|^> # http2 on; \(needs nginx 1\.25\.1\)$' >&2; then
+    echo "the nginx -t copy differs from the shipped files in more than the isolated directives (above)" >&2
+    return 1
+  fi
+  grep -E '^diff|^Only' <<<"$changed" | grep -vE 'snippets/(upstream|http2)\.conf' >&2 && return 1
+  return 0
+}
+
 nginx_test() {
   local dir="$work/nginx-t-$1"
   nginx_prefix "$dir" "$1" && "$NGINX" -t -p "$dir/" -c "$dir/nginx.conf"
 }
 
+# resolve (1.27.3) and `http2 on` (1.25.1) appear nowhere else in nginx/.
+nginx_newer_directives_isolated() {
+  ! grep -rnE '\bresolve;|^\s*http2 on;' nginx --include='*.conf' \
+    | grep -vE '^nginx/snippets/upstream\.conf:|^nginx/snippets/http2\.conf:'
+}
+
 step "nginx -t"
+# Every file as shipped, except the newer directives isolated in two snippets.
 if ! version_ge "$nginx_version" 1.27.3; then
-  log "nginx $nginx_version < 1.27.3 (no 'resolve'): upstream.conf is tested with 'server 127.0.0.1:$up_port' for 'server api:8080 ... resolve'"
+  log "nginx $nginx_version < 1.27.3 (no 'resolve'): snippets/upstream.conf is tested with 'server 127.0.0.1:$up_port' for 'server api:8080 ... resolve'"
 fi
 if ! version_ge "$nginx_version" 1.25.1; then
-  log "nginx $nginx_version < 1.25.1: 'http2 on;' is commented out for the test"
+  log "nginx $nginx_version < 1.25.1: snippets/http2.conf is tested without 'http2 on;'"
 fi
+check "newer-than-1.22 directives only in snippets/upstream.conf (resolve) and snippets/http2.conf (http2 on)" \
+  nginx_newer_directives_isolated
 check "nginx -t: development (nginx.conf + conf.d/)" nginx_test conf.d
 check "nginx -t: production (nginx.conf + tls.d/ + certificate)" nginx_test tls.d
 if grep -rq 'max-age=' nginx/conf.d nginx/snippets nginx/nginx.conf; then
@@ -709,11 +742,18 @@ for name in ("api", "postgres", "redis", "postgres-exporter", "redis-exporter", 
     check(networks(services[name]) == {"internal"}, f"{name} is on the internal network only", networks(services[name]))
 check(networks(services["nginx"]) == {"internal", "edge"}, "nginx joins internal and edge")
 
-# Images pinned to a tag, never latest.
+# Third-party images pinned to a full version (1.28.0-alpine, v2.55.1; for
+# PostgreSQL, numbered major.minor since 10: 15.13-bookworm), never `latest`
+# or a major-only/minor-only tag that moves. Our own image is tagged by deploy.sh.
+FULL_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+.][A-Za-z0-9.-]+)?$")
+PG_VERSION = re.compile(r"^\d{2,}\.\d+([-+.][A-Za-z0-9.-]+)?$")
 for name, svc in services.items():
     image = svc.get("image", "")
-    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
-    check(tag and tag != "latest", f"{name} image {image} has a pinned tag")
+    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    if repo == "inventory-api":
+        continue
+    pinned = FULL_VERSION.match(tag) or (repo.rsplit("/", 1)[-1] == "postgres" and PG_VERSION.match(tag))
+    check(bool(pinned), f"{name} image {image} is pinned to a full version tag")
 
 api = services["api"]
 e = env(api)

@@ -13,7 +13,16 @@ use sqlx::{postgres::PgPoolOptions, PgPool};
 use crate::config::Config;
 
 /// The migrations in `migrations/`, compiled into the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+///
+/// Migrations newer than the binary are tolerated (`ignore_missing`): a release
+/// runs its migrations once (`inventory-api migrate`) before its replicas start,
+/// and `scripts/deploy.sh rollback` must be able to start the previous release
+/// against that schema. Migrations stay backwards compatible for one release
+/// (README, "Releases") so that this is safe.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
     pool_from_url(config.database_url(), config.database_max_connections)
