@@ -625,7 +625,7 @@ smoke tls tls.d
 # throwaway certificate, and no .env: the results do not depend on this checkout.
 copy="$work/repo"
 mkdir -p "$copy"
-cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts "$copy/"
+cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts migrations Cargo.toml "$copy/"
 rm -rf "$copy/nginx/certs" "$copy/.env"
 in_copy() {
   (cd "$copy" && env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 COMPOSE=docker-compose "$@")
@@ -840,10 +840,10 @@ dummy_secrets
 check "docker-compose -f docker-compose.yml config -q" \
   in_copy docker-compose -f docker-compose.yml config -q
 check "docker-compose -f docker-compose.yml -f docker-compose.prod.yml config -q" \
-  in_copy env BOOTSTRAP_ADMIN_EMAIL=ops@example.com NGINX_HTTP_PORT=80 \
+  in_copy env BOOTSTRAP_ADMIN_EMAIL=ops@example.com NGINX_HTTP_PORT=80 INVENTORY_API_TAG=1.0.0-check \
   docker-compose -f docker-compose.yml -f docker-compose.prod.yml config -q
 in_copy docker-compose -f docker-compose.yml config >"$work/dev.yml" 2>&1 || true
-in_copy env BOOTSTRAP_ADMIN_EMAIL=ops@example.com NGINX_HTTP_PORT=80 \
+in_copy env BOOTSTRAP_ADMIN_EMAIL=ops@example.com NGINX_HTTP_PORT=80 INVENTORY_API_TAG=1.0.0-check \
   docker-compose -f docker-compose.yml -f docker-compose.prod.yml config >"$work/prod.yml" 2>&1 || true
 for mode in development production; do
   file=$work/dev.yml
@@ -856,7 +856,9 @@ for mode in development production; do
   add_counts "$work/compose-$mode.out" "compose checks ($mode)"
 done
 check "production config requires BOOTSTRAP_ADMIN_EMAIL" \
-  fails in_copy docker-compose -f docker-compose.yml -f docker-compose.prod.yml config -q
+  fails in_copy env INVENTORY_API_TAG=1.0.0-check docker-compose -f docker-compose.yml -f docker-compose.prod.yml config -q
+check "production config requires INVENTORY_API_TAG (no moving 'prod' tag)" \
+  fails in_copy env BOOTSTRAP_ADMIN_EMAIL=ops@example.com docker-compose -f docker-compose.yml -f docker-compose.prod.yml config -q
 
 # ---- deploy.sh --------------------------------------------------------------
 step "deploy.sh"
@@ -894,26 +896,236 @@ expect 0 "development --cleanup --dry-run" scripts/deploy.sh development --clean
 output_has "down --volumes --remove-orphans" "development cleanup removes volumes"
 output_has "would ask" "development cleanup asks first"
 expect 1 "production without secrets or certificate is refused" \
-  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run
+  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --tag 1.0.0
 output_has "secrets/jwt_secret.txt is missing" "production: names the missing secret files"
 output_has "nginx/certs/fullchain.pem is missing" "production: names the missing certificate"
 expect 0 "production --dry-run --init-secrets --self-signed-cert" \
-  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --init-secrets --self-signed-cert
+  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --tag 1.0.0 --init-secrets --self-signed-cert
 check "a dry run creates no secrets and no certificate" test ! -e "$copy/secrets" -a ! -e "$copy/nginx/certs"
 dummy_secrets
 expect 0 "production --dry-run with secrets and certificate" \
-  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run
+  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --tag 1.0.0
 output_has "-f docker-compose.prod.yml build --pull api" "production: builds with --pull"
 output_has "https://127.0.0.1/ready" "production: waits for /ready over HTTPS"
-expect 1 "production without BOOTSTRAP_ADMIN_EMAIL is refused" scripts/deploy.sh production --dry-run
+expect 1 "production without BOOTSTRAP_ADMIN_EMAIL is refused" scripts/deploy.sh production --dry-run --tag 1.0.0
 expect 0 "production --cleanup --dry-run --yes" scripts/deploy.sh production --cleanup --dry-run --yes
 if grep -q -- '--volumes' "$work/deploy.out"; then fail "production cleanup must keep the volumes"; else pass "production cleanup keeps the volumes"; fi
 printf '%s\n' postgres://inventory:other@postgres:5432/inventory >"$copy/secrets/database_url.txt"
 expect 1 "database_url.txt with another password than postgres_password.txt is refused" \
-  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run
+  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --tag 1.0.0
 printf '%s\n' short >"$copy/secrets/jwt_secret.txt"
 expect 1 "a JWT secret under 32 bytes is refused" \
-  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run
+  env BOOTSTRAP_ADMIN_EMAIL=ops@example.com scripts/deploy.sh production --dry-run --tag 1.0.0
+
+# ---- releases and rollback, against a recording fake docker -----------------
+# No Docker engine here: a stand-in `docker` (and `curl`) on PATH records every
+# command and keeps just enough state (images, API containers and their health)
+# for deploy.sh's release and rollback logic to run for real. `config` is
+# answered by the real docker-compose. FAKE_NEVER_READY=TAG makes replicas of
+# TAG stay "starting" forever.
+step "releases and rollback (recording fake docker)"
+fakebin="$work/fakebin"
+mkdir -p "$fakebin"
+cat >"$fakebin/docker" <<'PY'
+#!/usr/bin/env python3
+import json, os, subprocess, sys
+
+state_dir = os.environ["FAKE_STATE"]
+path = os.path.join(state_dir, "state.json")
+st = json.load(open(path)) if os.path.exists(path) else {"images": [], "containers": [], "seq": 0}
+args = sys.argv[1:]
+log = open(os.path.join(state_dir, "log"), "a")
+
+def save():
+    json.dump(st, open(path, "w"))
+
+def api():
+    return [c for c in st["containers"] if c["service"] == "api"]
+
+def serving():
+    never = os.environ.get("FAKE_NEVER_READY", "")
+    return sum(1 for c in api() if not c["image"].endswith(":" + never) or not never)
+
+def record(line):
+    log.write(line + "\n")
+
+tag = os.environ.get("INVENTORY_API_TAG", "")
+record("docker " + " ".join(args) + (f"   [INVENTORY_API_TAG={tag}]" if args[:1] == ["compose"] else ""))
+if args[:1] == ["compose"]:
+    files, rest = [], args[1:]
+    while rest[:1] == ["-f"]:
+        files += rest[:2]
+        rest = rest[2:]
+    cmd = rest[:1][0] if rest else ""
+    if cmd == "version":
+        print("Docker Compose version v2.29.7 (fake)")
+    elif cmd == "config":
+        sys.exit(subprocess.call([os.environ["REAL_COMPOSE"], *files, *rest]))
+    elif cmd == "build":
+        st["images"].append(f"inventory-api:{tag}")
+    elif cmd == "up":
+        scale = [a.split("=", 1)[1] for a in rest if a.startswith("api=")]
+        if scale:
+            while len(api()) < int(scale[0]):
+                st["seq"] += 1
+                st["containers"].append({"id": f"c{st['seq']}", "service": "api", "image": f"inventory-api:{tag}"})
+            record(f"# api containers: {[c['image'].split(':')[1] for c in api()]} serving={serving()}")
+    elif cmd == "ps" and "-q" in rest:
+        print("\n".join(c["id"] for c in api()))
+    elif cmd == "run":
+        if "backup" in rest:
+            print("/backups/inventory-20261202T000000Z.dump")
+        elif "migrate" in rest:
+            if os.environ.get("FAKE_MIGRATE_FAILS"):
+                sys.exit(1)
+            print("migrations applied")
+    elif cmd in ("exec", "ps", "logs"):
+        pass
+    else:
+        record("# UNEXPECTED compose command")
+        sys.exit(99)
+elif args[:1] == ["info"]:
+    pass
+elif args[:2] == ["image", "inspect"]:
+    sys.exit(0 if args[2] in st["images"] else 1)
+elif args[:1] == ["inspect"]:
+    fmt, cid = args[2], args[3]
+    c = next((c for c in st["containers"] if c["id"] == cid), None)
+    if c is None:
+        sys.exit(1)
+    if "Config.Image" in fmt:
+        print(c["image"])
+    else:
+        never = os.environ.get("FAKE_NEVER_READY")
+        print("running/starting" if never and c["image"].endswith(":" + never) else "running/healthy")
+elif args[:1] in (["stop"], ["rm"]):
+    cid = args[-1]
+    if args[0] == "rm":
+        st["containers"] = [c for c in st["containers"] if c["id"] != cid]
+        record(f"# api containers: {[c['image'].split(':')[1] for c in api()]} serving={serving()}")
+else:
+    record("# UNEXPECTED docker command")
+    sys.exit(99)
+save()
+PY
+cat >"$fakebin/curl" <<'SH'
+#!/bin/sh
+echo "curl $*" >>"$FAKE_STATE/log"
+SH
+chmod +x "$fakebin/docker" "$fakebin/curl"
+real_compose=$(command -v docker-compose)
+dummy_secrets
+rm -rf "$copy/.deploy"
+# fake_deploy ARGS...: deploy.sh in the copy with the fake docker; log in $FAKE_STATE/log.
+fake_state="$work/fake-docker"
+mkdir -p "$fake_state"
+fake_deploy() {
+  in_copy env -u COMPOSE PATH="$fakebin:$PATH" FAKE_STATE="$fake_state" REAL_COMPOSE="$real_compose" \
+    BOOTSTRAP_ADMIN_EMAIL=ops@example.com "$@"
+}
+# release_log_check NAME PYTHON-ASSERTIONS: checks over the commands of the last run.
+release_log_check() {
+  check "$1" python3 - "$fake_state/log" "$2" <<'PY'
+import re, sys
+lines = [l.rstrip("\n") for l in open(sys.argv[1])]
+cmds = [l for l in lines if not l.startswith("#")]
+def first(pattern):
+    for i, l in enumerate(cmds):
+        if re.search(pattern, l):
+            return i
+    return -1
+def count(pattern):
+    return sum(1 for l in cmds if re.search(pattern, l))
+serving = [int(m.group(1)) for l in lines for m in [re.search(r"serving=(\d+)", l)] if m]
+final = next((l for l in reversed(lines) if l.startswith("# api containers")), "")
+problems = []
+def expect(cond, what):
+    if not cond:
+        problems.append(what)
+exec(sys.argv[2])
+for p in problems:
+    print(p)
+if problems:
+    print("commands:\n  " + "\n  ".join(lines))
+sys.exit(1 if problems else 0)
+PY
+}
+fake_run() { # CODE DESCRIPTION ARGS...: one deploy.sh run with a fresh command log
+  local want=$1 what=$2 rc=0
+  shift 2
+  : >"$fake_state/log"
+  fake_deploy "$@" >"$work/deploy.out" 2>&1 || rc=$?
+  if [ "$rc" = "$want" ]; then
+    pass "$what (exit $rc)"
+  else
+    fail "$what: exit $rc, expected $want"
+    sed 's/^/       /' "$work/deploy.out" | tail -15
+  fi
+}
+
+fake_run 0 "first release v1 (tag given)" scripts/deploy.sh production --tag v1 --timeout 5
+release_log_check "v1: build, then backup before migrate, migrate before any replica, then the rest, then /ready" '
+b, bk, m, r, rest, rd = first(r"compose .* build --pull api"), first(r"compose .* run --rm --no-deps backup"), first(r"run --rm --no-deps api migrate"), first(r"--scale api=1 api"), first(r"up -d --no-deps --remove-orphans .*nginx"), first(r"^curl .*/ready")
+expect(-1 not in (b, bk, m, r, rest, rd), f"missing a step: build {b} backup {bk} migrate {m} replica {r} rest {rest} ready {rd}")
+expect(b < bk < m < r < rest < rd, f"order build {b} < backup {bk} < migrate {m} < first replica {r} < rest {rest} < ready {rd}")
+expect(count(r"api migrate") == 1, "migrations run exactly once")
+expect("INVENTORY_API_TAG=v1" in cmds[m], "migrate runs the new image: " + cmds[m])
+expect(final.startswith("# api containers: [\x27v1\x27, \x27v1\x27, \x27v1\x27]"), "3 replicas of v1: " + final)
+expect(not any(re.search(r":(prod|latest)\b", l) for l in cmds), "no moving tag")'
+check "v1 is recorded as the running release" grep -qx v1 "$copy/.deploy/production/releases"
+
+fake_run 0 "releasing the same tag again" scripts/deploy.sh production --tag v1 --timeout 5
+release_log_check "an existing tag is never rebuilt (immutable)" '
+expect(count(r" build ") == 0, "built again")
+expect(count(r"^docker (stop|rm) ") == 0, "replicas of the same release were replaced")'
+
+fake_run 0 "release v2 over v1" scripts/deploy.sh production --tag v2 --timeout 5
+release_log_check "v2: one replica at a time, 3 serving throughout, backup before migrate" '
+expect(first(r"run --rm --no-deps backup") < first(r"api migrate") < first(r"--scale api=4 api"), "backup < migrate < first new replica")
+expect(min(serving) >= 3, f"replicas serving dropped to {min(serving)}")
+expect(count(r"--scale api=4 api") == 3 and count(r"^docker stop -t 35 ") == 3, "three times: start one new (scale 4), stop one old")
+expect(all(first(r"--scale api=4") < i for i in [k for k, l in enumerate(cmds) if l.startswith("docker stop")]), "no old replica stops before a new one is healthy")
+expect(final.startswith("# api containers: [\x27v2\x27, \x27v2\x27, \x27v2\x27]"), "3 replicas of v2: " + final)'
+
+fake_run 1 "release v3 that never becomes ready fails" env FAKE_NEVER_READY=v3 scripts/deploy.sh production --tag v3 --timeout 3
+output_has "v2 is serving again" "v3 not ready: says v2 serves again"
+release_log_check "v3 not ready: its replica is removed, v2 keeps serving, no v2 replica stopped" '
+expect(first(r"run --rm --no-deps backup") < first(r"api migrate"), "backup before migrate")
+expect(final.startswith("# api containers: [\x27v2\x27, \x27v2\x27, \x27v2\x27]"), "back to 3 replicas of v2: " + final)
+expect(min(serving) >= 3, f"replicas serving dropped to {min(serving)}")
+expect(count(r"^docker stop ") == 1 and count(r"^docker rm ") == 1, "only the new replica that never got ready is stopped")
+expect(first(r"^curl ") == -1, "waited for /ready through nginx after a failed release")'
+check "v3 is not recorded; v2 still the running release" test "$(tail -n 1 "$copy/.deploy/production/releases")" = v2
+
+fake_run 1 "failing migrations stop the release before any replica changes" \
+  env FAKE_MIGRATE_FAILS=1 scripts/deploy.sh production --tag v4 --timeout 3
+output_has "migrations failed; the running release is untouched" "failed migrations: says the running release is untouched"
+release_log_check "failed migrations: backup ran first, no replica touched" '
+expect(first(r"run --rm --no-deps backup") < first(r"api migrate"), "backup before migrate")
+expect(count(r"--scale") == 0 and count(r"^docker (stop|rm)") == 0, "replicas were touched")'
+
+fake_run 0 "rollback v2 -> v1" scripts/deploy.sh rollback --yes --timeout 5
+release_log_check "rollback: no build, no backup, no migrate; v1 replicas one at a time" '
+expect(count(r" build | run --rm ") == 0, "rollback built, backed up or migrated")
+expect(min(serving) >= 3, f"replicas serving dropped to {min(serving)}")
+expect(final.startswith("# api containers: [\x27v1\x27, \x27v1\x27, \x27v1\x27]"), "3 replicas of v1: " + final)'
+check "after the rollback v1 is the running release" test "$(tail -n 1 "$copy/.deploy/production/releases")" = v1
+fake_run 1 "no rollback past the first release" scripts/deploy.sh rollback --yes --timeout 5
+output_has "nothing to roll back to" "rollback with one release: says so"
+
+# A release whose migration drops a column: warned at release, rollback refused.
+printf 'ALTER TABLE products DROP COLUMN legacy_note;\n' >"$copy/migrations/99990101000000_drop_legacy.up.sql"
+fake_run 0 "release v5 with a column-dropping migration" scripts/deploy.sh production --tag v5 --timeout 5
+output_has "not backwards compatible with the running release" "release warns about the unsafe migration"
+output_has "99990101000000_drop_legacy" "the warning names the migration"
+fake_run 1 "rollback past an unsafe migration is refused" scripts/deploy.sh rollback --yes --timeout 5
+output_has "/backups/inventory-20261202T000000Z.dump" "the refusal names the backup taken before migrating"
+release_log_check "refused rollback changes nothing" 'expect(count(r"--scale|^docker (stop|rm)") == 0, "replicas were touched")'
+fake_run 0 "rollback --force past it" scripts/deploy.sh rollback --yes --force --timeout 5
+rm -f "$copy/migrations/99990101000000_drop_legacy.up.sql"
+fake_run 1 "a moving tag (latest) is refused" scripts/deploy.sh production --tag latest
+fake_run 1 "outside a git checkout, production needs --tag" scripts/deploy.sh production
+output_has "--tag" "and says so"
 
 # ---- backup / restore -------------------------------------------------------
 backup_roundtrip() {

@@ -2,11 +2,15 @@
 # Deploys the Inventory API stack with Docker Compose, or takes it down.
 #
 #   scripts/deploy.sh development|production [options]
+#   scripts/deploy.sh rollback [--force] [--yes]
 #
 # development  docker-compose.yml: API, PostgreSQL, Redis, nginx on
 #              http://localhost:8080, Prometheus, Grafana, exporters.
 # production   docker-compose.yml + docker-compose.prod.yml: HTTPS, secrets from
-#              secrets/*.txt, 3 API replicas, limits, daily backups.
+#              secrets/*.txt, 3 API replicas, limits, daily backups. A release:
+#              immutable image tag, backup, one-shot migrations, then the
+#              replicas replaced one at a time (scripts/lib/release.sh).
+# rollback     production replicas back to the previous release's tag.
 #
 # It checks the prerequisites (Compose, the Docker daemon; for production the
 # secret files and the TLS certificate), validates the compose files
@@ -20,6 +24,13 @@ cd "$(dirname "$0")/.."
 usage() {
   cat <<'EOF'
 Usage: scripts/deploy.sh development|production [options]
+       scripts/deploy.sh rollback [--force] [--yes] [--timeout SECONDS]
+
+production releases the current commit as inventory-api:VERSION-COMMIT: build
+(unless that tag exists), back up the database, migrate once, then replace the
+API replicas one at a time, each healthy before an old one stops. rollback
+returns the replicas to the previous release (it refuses when a migration of
+the current release is not backwards compatible, unless --force).
 
 Options:
   --cleanup           stop and remove the stack's containers instead; for
@@ -34,6 +45,11 @@ Options:
   --self-signed-cert  production: create a self-signed certificate in
                       nginx/certs/ when there is none (CN from TLS_CERT_CN,
                       default localhost); for trials only
+  --tag TAG           production: the release's image tag (default
+                      VERSION-COMMIT of a clean checkout); never reused for
+                      other code
+  --force             rollback: even past a migration that is not backwards
+                      compatible
   -h, --help          show this help
 
 Environment: COMPOSE="docker-compose" picks the Compose command (default:
@@ -57,10 +73,12 @@ build=1
 timeout=180
 init_secrets=0
 self_signed=0
+release_tag=""
+force=0
 
 while [ $# -gt 0 ]; do
   case $1 in
-    development | production)
+    development | production | rollback)
       [ -z "$env_name" ] || bad_usage "give one environment, not '$env_name' and '$1'"
       env_name=$1
       ;;
@@ -75,6 +93,13 @@ while [ $# -gt 0 ]; do
       ;;
     --timeout=*) timeout=${1#--timeout=} ;;
     --init-secrets) init_secrets=1 ;;
+    --tag)
+      [ $# -ge 2 ] || bad_usage "--tag needs an image tag"
+      release_tag=$2
+      shift
+      ;;
+    --tag=*) release_tag=${1#--tag=} ;;
+    --force) force=1 ;;
     --self-signed-cert) self_signed=1 ;;
     -h | --help)
       usage
@@ -86,7 +111,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ -n "$env_name" ] || bad_usage "which environment? development or production"
+[ -n "$env_name" ] || bad_usage "which environment? development or production (or rollback)"
+action=deploy
+if [ "$env_name" = rollback ]; then
+  action=rollback
+  env_name=production
+  if [ $((cleanup + init_secrets + self_signed)) -gt 0 ] || [ -n "$release_tag" ]; then
+    bad_usage "rollback takes only --force, --yes, --dry-run and --timeout"
+  fi
+fi
+if [ "$env_name" = development ] && [ -n "$release_tag" ]; then
+  bad_usage "--tag is for production releases"
+fi
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || bad_usage "--timeout must be a positive number of seconds, not '$timeout'"
 if [ "$env_name" = development ] && [ $((init_secrets + self_signed)) -gt 0 ]; then
   bad_usage "--init-secrets and --self-signed-cert are for production only"
@@ -97,6 +133,8 @@ fi
 
 compose_files=(-f docker-compose.yml)
 [ "$env_name" = production ] && compose_files+=(-f docker-compose.prod.yml)
+# shellcheck source=scripts/lib/release.sh
+. scripts/lib/release.sh
 
 # Files that --init-secrets/--self-signed-cert would create (dry run): the
 # checks count them as present.
@@ -332,6 +370,18 @@ wait_ready() {
 
 find_compose
 
+if [ "$env_name" = production ]; then
+  # docker-compose.prod.yml requires the API's tag: the new release's, else the running one's.
+  if [ "$action" = deploy ] && [ "$cleanup" = 0 ]; then
+    release_tag=${release_tag:-$(default_release_tag)}
+    check_release_tag "$release_tag"
+    export INVENTORY_API_TAG=$release_tag
+  else
+    INVENTORY_API_TAG=$(current_release || echo none)
+    export INVENTORY_API_TAG
+  fi
+fi
+
 if [ "$cleanup" = 1 ]; then
   check_docker_daemon
   if [ "$env_name" = development ]; then
@@ -361,15 +411,6 @@ fi
 log "validating the compose configuration ($(quoted "${compose_cmd[@]}" "${compose_files[@]}") config)"
 compose config -q
 
-if [ "$build" = 1 ]; then
-  if [ "$env_name" = production ]; then
-    run_compose build --pull api
-  else
-    run_compose build api
-  fi
-fi
-run_compose up -d --remove-orphans
-
 http_port=$(setting NGINX_HTTP_PORT 8080)
 if [ "$env_name" = production ]; then
   https_port=$(setting NGINX_HTTPS_PORT 443)
@@ -377,7 +418,17 @@ if [ "$env_name" = production ]; then
 else
   base_url="http://localhost$([ "$http_port" = 80 ] || printf ':%s' "$http_port")"
 fi
-wait_ready "${base_url/localhost/127.0.0.1}/ready"
+ready_url="${base_url/localhost/127.0.0.1}/ready"
+if [ "$action" = rollback ]; then
+  rollback_production "$ready_url"
+  exit 0
+elif [ "$env_name" = production ]; then
+  release_production "$ready_url"
+else
+  [ "$build" = 1 ] && run_compose build api
+  run_compose up -d --remove-orphans
+  wait_ready "$ready_url"
+fi
 
 if [ "$env_name" = production ]; then
   login="$(setting BOOTSTRAP_ADMIN_EMAIL '(BOOTSTRAP_ADMIN_EMAIL)') / the password in secrets/bootstrap_admin_password.txt"
