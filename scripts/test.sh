@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
 
-ensure_rust
+check_prerequisites --services
 state_dir="$PWD/target/test-services"
 pg_port=${TEST_PG_PORT:-55433}
 redis_port=${TEST_REDIS_PORT:-56380}

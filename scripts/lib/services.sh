@@ -150,6 +150,55 @@ ensure_rust() {
     || die "cargo not found: install Rust from https://rustup.rs (stable, 1.94 or newer)"
 }
 
+# port_in_use PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# check_port PORT VARIABLE: dies, naming the variable that moves it, when PORT is taken.
+check_port() {
+  local port=$1 var=$2 who=""
+  port_in_use "$port" || return 0
+  command -v ss >/dev/null 2>&1 && who=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(("[^"]*"' | head -n 1 | cut -d'"' -f2)
+  die "port $port ($var) is already in use${who:+ by $who}; pick another: $var=<free port> $0"
+}
+
+# check_prerequisites [--services]: everything the scripts need, checked up
+# front so a missing tool fails here, with the one command that installs all
+# of it, and not in the middle of a build. --services adds the PostgreSQL and
+# Redis servers (not needed with DATABASE_URL/REDIS_URL). As root with apt-get
+# the missing Debian packages are installed instead.
+check_prerequisites() {
+  local want_services=0 missing=() what=()
+  [ "${1:-}" = --services ] && want_services=1
+  # rustc links through cc, and crates with C code (ring) compile with it.
+  if ! command -v cc >/dev/null 2>&1; then missing+=(build-essential); what+=("a C compiler (cc)"); fi
+  if ! command -v curl >/dev/null 2>&1; then missing+=(curl); what+=(curl); fi
+  if [ "$want_services" = 1 ] && [ -z "${DATABASE_URL:-}" ] && ! pg_bindir >/dev/null; then
+    missing+=(postgresql postgresql-contrib); what+=("the PostgreSQL server")
+  fi
+  if [ "$want_services" = 1 ] && [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+    missing+=(redis-server); what+=("the Redis server")
+  fi
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    ensure_packages "${missing[@]}"
+    missing=() what=()
+  fi
+  local rustup="curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y"
+  if ! command -v cargo >/dev/null 2>&1; then what+=("Rust (cargo, stable 1.94+)"); fi
+  [ ${#what[@]} -eq 0 ] && return 0
+  local list
+  list=$(printf ', %s' "${what[@]}")
+  printf 'error: missing %s\n' "${list:2}" >&2
+  if [ ${#missing[@]} -gt 0 ]; then
+    printf '  install: sudo apt-get install -y %s' "${missing[*]}" >&2
+    command -v cargo >/dev/null 2>&1 && printf '\n' >&2 || printf ' && %s\n' "$rustup" >&2
+  else
+    printf '  install: %s\n' "$rustup" >&2
+  fi
+  [ "$want_services" = 0 ] || [ -n "${DATABASE_URL:-}${REDIS_URL:-}" ] \
+    || printf '  (or set DATABASE_URL and REDIS_URL to servers you already run)\n' >&2
+  exit 1
+}
+
 # database_url PURPOSE: sets DB_URL from DATABASE_URL, else from the file named
 # by DATABASE_URL_FILE, and moves the password out of the URL (where `ps` would
 # show it) into PGPASSWORD.
