@@ -119,6 +119,15 @@ stops_everything() { # SIGNAL EXPECTED-EXIT
   done
 }
 
+# The binary itself: "listening" only once the socket is bound.
+second_api_on_same_port() {
+  local rc=0
+  env DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/inventory" JWT_SECRET_FILE="$state/jwt_secret" \
+    BIND_ADDR="127.0.0.1:$api_port" LOG_FORMAT=json timeout 60 ./target/debug/inventory-api serve >"$work/second.out" 2>&1 || rc=$?
+  cat "$work/second.out"
+  [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$api_port" "$work/second.out" && ! grep -q '"listening' "$work/second.out"
+}
+
 rm -rf "$state"
 if start_dev "$work/run1.out" BOOTSTRAP_ADMIN_PASSWORD=check-dev-password-1; then
   pass "background run: banner printed"
@@ -128,6 +137,7 @@ if start_dev "$work/run1.out" BOOTSTRAP_ADMIN_PASSWORD=check-dev-password-1; the
     bash -c "grep -n 'listening' '$work/run1.out' | head -1 | cut -d: -f1 | { read -r l; [ \"\$l\" -lt \"\$(grep -n 'Inventory API is running' '$work/run1.out' | cut -d: -f1)\" ]; }"
   check "the banner's login works" login_with_banner "$work/run1.out"
   check "the banner says where the password is kept" grep -q "kept in $state/admin_password" "$work/run1.out"
+  check "a second API on the same port exits with 'cannot listen on', never logging 'listening'" second_api_on_same_port
   check "SIGINT to a background dev.sh stops the API, PostgreSQL and Redis (exit 130)" stops_everything INT 130
 else
   fail "background run: no banner (log above)"

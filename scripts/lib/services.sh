@@ -167,26 +167,26 @@ check_port() {
 # Redis servers (not needed with DATABASE_URL/REDIS_URL). As root with apt-get
 # the missing Debian packages are installed instead.
 check_prerequisites() {
-  local want_services=0 missing=() what=()
+  local want_services=0 missing=() lacking=()
   [ "${1:-}" = --services ] && want_services=1
   # rustc links through cc, and crates with C code (ring) compile with it.
-  if ! command -v cc >/dev/null 2>&1; then missing+=(build-essential); what+=("a C compiler (cc)"); fi
-  if ! command -v curl >/dev/null 2>&1; then missing+=(curl); what+=(curl); fi
+  if ! command -v cc >/dev/null 2>&1; then missing+=(build-essential); lacking+=("a C compiler (cc)"); fi
+  if ! command -v curl >/dev/null 2>&1; then missing+=(curl); lacking+=(curl); fi
   if [ "$want_services" = 1 ] && [ -z "${DATABASE_URL:-}" ] && ! pg_bindir >/dev/null; then
-    missing+=(postgresql postgresql-contrib); what+=("the PostgreSQL server")
+    missing+=(postgresql postgresql-contrib); lacking+=("the PostgreSQL server")
   fi
   if [ "$want_services" = 1 ] && [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
-    missing+=(redis-server); what+=("the Redis server")
+    missing+=(redis-server); lacking+=("the Redis server")
   fi
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     ensure_packages "${missing[@]}"
-    missing=() what=()
+    missing=() lacking=()
   fi
   local rustup="curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y"
-  if ! command -v cargo >/dev/null 2>&1; then what+=("Rust (cargo, stable 1.94+)"); fi
-  [ ${#what[@]} -eq 0 ] && return 0
+  if ! command -v cargo >/dev/null 2>&1; then lacking+=("Rust (cargo, stable 1.94+)"); fi
+  [ ${#lacking[@]} -eq 0 ] && return 0
   local list
-  list=$(printf ', %s' "${what[@]}")
+  list=$(printf ', %s' "${lacking[@]}")
   printf 'error: missing %s\n' "${list:2}" >&2
   if [ ${#missing[@]} -gt 0 ]; then
     printf '  install: sudo apt-get install -y %s' "${missing[*]}" >&2
