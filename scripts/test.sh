@@ -24,6 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -z "${DATABASE_URL:-}" ] && [ ! -f "$state_dir/pg/postmaster.pid" ]; then check_port "$pg_port" TEST_PG_PORT; fi
+if [ -z "${REDIS_URL:-}" ] && ! redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then
+  check_port "$redis_port" TEST_REDIS_PORT
+fi
 if [ -z "${DATABASE_URL:-}" ]; then
   ensure_postgres_installed
   # Test data is disposable: skip fsync so commits cost microseconds, not milliseconds.
