@@ -152,5 +152,49 @@ else
   fail "second run: no banner (log above)"
 fi
 
+# Ctrl-C on a terminal: dev.sh in the foreground of a pseudo-terminal gets a
+# real ^C (SIGINT to the whole foreground process group).
+ctrl_c_in_a_terminal() {
+  API_PORT=$api_port PG_PORT=$pg_port REDIS_PORT=$redis_port DEV_STATE_DIR=$state python3 - <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("scripts/dev.sh", ["scripts/dev.sh"])
+out, deadline = b"", time.time() + 900
+def read(until):
+    global out
+    while until not in out and time.time() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                return False
+    return until in out
+if not read(b"Inventory API is running"):
+    print(out.decode(errors="replace")[-2000:]); sys.exit(1)
+os.write(fd, b"\x03")
+end = time.time() + 60
+while time.time() < end:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if select.select([fd], [], [], 0.2)[0]:
+        try:
+            out += os.read(fd, 65536)
+        except OSError:
+            pass
+else:
+    print("dev.sh still running 60 s after ^C"); sys.exit(1)
+code = os.waitstatus_to_exitcode(status)
+print(out.decode(errors="replace")[-600:])
+sys.exit(0 if code in (130, -2) else 1)
+PY
+  local port
+  for port in "$api_port" "$pg_port" "$redis_port"; do
+    if port_in_use "$port"; then echo "port $port still open"; return 1; fi
+  done
+}
+check "Ctrl-C in a terminal stops the API, PostgreSQL and Redis" ctrl_c_in_a_terminal
+
 printf '\ncheck-dev: %s passed, %s failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
