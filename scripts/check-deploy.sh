@@ -5,7 +5,9 @@
 #                     checks of our own: pinned bases, non-root USER, apt
 #                     hygiene, every COPY source allowed by .dockerignore
 #   nginx/            `nginx -t` on the development and the production (TLS)
-#                     configuration, then a smoke test of both with a real nginx
+#                     configuration, every file as shipped except the two
+#                     snippets isolating directives newer than the local
+#                     nginx (checked to differ only there), then a smoke test of both with a real nginx
 #                     in front of a stand-in API: headers, request ids,
 #                     X-Forwarded-For, gzip, body limit, login rate limit, SSE,
 #                     /metrics, stub_status, HTTP->HTTPS, nginx's own errors,
@@ -16,6 +18,10 @@
 #                     matching the Prometheus targets, published ports,
 #                     networks, secrets, replicas, restart policies, backups
 #   scripts           shellcheck; deploy.sh argument handling and --dry-run
+#   releases          deploy.sh production/rollback against a recording fake
+#                     docker: command order, backup before the one-shot
+#                     migrate, one replica at a time, the automatic roll-back
+#                     when a new version never gets ready, unsafe migrations
 #   backup/restore    a real round trip against a private PostgreSQL
 #                     (127.0.0.1:55437, under target/check-deploy/) holding the
 #                     schema from migrations/; skip with --no-db

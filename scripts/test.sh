@@ -42,5 +42,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   export REDIS_URL="redis://127.0.0.1:$redis_port"
 fi
 
+if [ ! -d target/debug/deps ]; then
+  log "the first build compiles ~350 crates and takes about 7 minutes on 2 cores (later runs: seconds)"
+fi
 log "cargo test (DATABASE_URL=$DATABASE_URL, REDIS_URL=$REDIS_URL)"
 cargo test --workspace "$@"
