@@ -16,7 +16,8 @@
 #                     production (dummy secrets and certificate in a scratch
 #                     copy), then the resolved configuration: service names
 #                     matching the Prometheus targets, published ports,
-#                     networks, secrets, replicas, restart policies, backups
+#                     networks, secrets, replicas, restart policies, backups,
+#                     every third-party image pinned to a full version
 #   scripts           shellcheck; deploy.sh argument handling and --dry-run
 #   releases          deploy.sh production/rollback against a recording fake
 #                     docker: command order, backup before the one-shot
