@@ -31,8 +31,8 @@ fi
 . scripts/lib/services.sh
 
 state_dir=${DEV_STATE_DIR:-$PWD/.dev}
-pg_port=${PG_PORT:-${DEV_PG_PORT:-55432}}
-redis_port=${REDIS_PORT:-${DEV_REDIS_PORT:-56379}}
+pg_port=${PG_PORT:-55432}
+redis_port=${REDIS_PORT:-56379}
 api_port=${API_PORT:-8080}
 export BIND_ADDR=${BIND_ADDR:-127.0.0.1:$api_port}
 export LOG_FORMAT=${LOG_FORMAT:-pretty}
