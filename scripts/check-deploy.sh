@@ -1080,6 +1080,7 @@ expect("INVENTORY_API_TAG=v1" in cmds[m], "migrate runs the new image: " + cmds[
 expect(final.startswith("# api containers: [\x27v1\x27, \x27v1\x27, \x27v1\x27]"), "3 replicas of v1: " + final)
 expect(not any(re.search(r":(prod|latest)\b", l) for l in cmds), "no moving tag")'
 check "v1 is recorded as the running release" grep -qx v1 "$copy/.deploy/production/releases"
+check "a first release warns about no migration (nothing older runs)" fails grep -q "not backwards compatible" "$work/deploy.out"
 
 fake_run 0 "releasing the same tag again" scripts/deploy.sh production --tag v1 --timeout 5
 release_log_check "an existing tag is never rebuilt (immutable)" '
@@ -1087,6 +1088,7 @@ expect(count(r" build ") == 0, "built again")
 expect(count(r"^docker (stop|rm) ") == 0, "replicas of the same release were replaced")'
 
 fake_run 0 "release v2 over v1" scripts/deploy.sh production --tag v2 --timeout 5
+check "v2 adds no migration: no warning" fails grep -q "not backwards compatible" "$work/deploy.out"
 release_log_check "v2: one replica at a time, 3 serving throughout, backup before migrate" '
 expect(first(r"run --rm --no-deps backup") < first(r"api migrate") < first(r"--scale api=4 api"), "backup < migrate < first new replica")
 expect(min(serving) >= 3, f"replicas serving dropped to {min(serving)}")

@@ -56,14 +56,15 @@ previous_release() {
   [ -s "$releases_file" ] && [ "$(wc -l <"$releases_file")" -ge 2 ] && tail -n 2 "$releases_file" | head -n 1
 }
 
-# Migrations that break the one-release rule, among those in this checkout that
-# the running release did not have.
+# unsafe_new_migrations KNOWN: migrations that break the one-release rule, among
+# those in this checkout that are not listed in the file KNOWN (the running
+# release's migrations).
 unsafe_new_migrations() {
   local known=$1 f name
   for f in migrations/*.up.sql; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .up.sql)
-    [ -n "$known" ] && grep -qxF "$name" "$known" && continue
+    grep -qxF "$name" "$known" && continue
     if grep -qiE -- '-- *rollback-unsafe|\bdrop +(table|column|type|schema|view)\b|\brename +(column|to)\b|\balter +column +[^ ]+ +(set +data +)?type\b|\bset +not +null\b|\balter +table +[^ ;]+ +drop\b' "$f"; then
       echo "$name"
     fi
@@ -167,7 +168,11 @@ release_production() { # URL of /ready through nginx
     die "$api_image:$tag does not exist and --no-build was given"
   fi
 
-  unsafe=$(unsafe_new_migrations "${current:+$release_dir/$current.migrations}")
+  # Only a running release can be broken by new migrations.
+  unsafe=""
+  if [ -n "$current" ] && [ -f "$release_dir/$current.migrations" ]; then
+    unsafe=$(unsafe_new_migrations "$release_dir/$current.migrations")
+  fi
   if [ -n "$unsafe" ]; then
     log "warning: these migrations are not backwards compatible with the running release, so a rollback after this release is unsafe (it would need the backup taken now):"
     printf '    %s\n' "$unsafe" >&2
