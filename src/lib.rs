@@ -11,6 +11,8 @@ pub mod cache;
 pub mod catalog;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
+/// The web console at /console/ (embedded files).
+pub mod console;
 /// Aggregates for a front page.
 pub mod dashboard;
 /// PostgreSQL pool and migrations.
