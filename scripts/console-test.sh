@@ -5,7 +5,7 @@
 # after `cargo test`, with DATABASE_URL/REDIS_URL pointing at its servers.
 #
 # Starts the API (debug build) on 127.0.0.1:${CONSOLE_TEST_PORT:-57550} over
-# a fresh database, then runs tests/console/test_console.py. Screenshots go
+# a fresh database, then runs tests/browser/test_console.py. Screenshots go
 # to target/console-test/; CONSOLE_SCREENSHOTS=docs/console refreshes the
 # committed ones shown in the README.
 set -euo pipefail
@@ -59,4 +59,4 @@ done
 
 CONSOLE_URL="http://127.0.0.1:$port" ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" \
   SCREENSHOTS="${CONSOLE_SCREENSHOTS:-$out}" \
-  timeout 300 "$venv/bin/python" tests/console/test_console.py
+  timeout 300 "$venv/bin/python" tests/browser/test_console.py

@@ -70,7 +70,11 @@ fn serve(req: &Request, name: &str) -> Response {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        // Weak comparison (RFC 9110): nginx's gzip turns the ETag into W/"...".
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     let builder = Response::builder()
         .header(header::ETAG, etag.as_str())
         .header(header::CACHE_CONTROL, "no-cache")
