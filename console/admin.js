@@ -51,7 +51,7 @@ export async function devices(view) {
           }
         },
       }, 'Revoke');
-      rows.push(h('tr', {}, h('td', {}, d.name), h('td', {}, h('code', {}, `${d.key_prefix}…`)), h('td', {}, names.join(', ')), h('td', {}, when(d.last_seen_at) || 'never'), h('td', {}, revoke)));
+      rows.push(h('tr', {}, h('td', {}, d.name), h('td', {}, h('code', {}, `${d.key_prefix}…`)), h('td', {}, d.key_prefix === 'console' ? 'all (a user’s console scans; no key)' : names.join(', ')), h('td', {}, when(d.last_seen_at) || 'never'), h('td', {}, revoke)));
     }
     tableArea.replaceChildren(table('Devices', ['Name', 'Key', 'Warehouses', 'Last seen', 'Key status'], rows));
   }

@@ -44,8 +44,8 @@ function forget() {
   session = null;
 }
 
-async function send(path, { method = 'GET', body, token, signal } = {}) {
-  const headers = { Accept: 'application/json' };
+async function send(path, { method = 'GET', body, token, signal, headers: extra } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   return fetch(path, {

@@ -1,8 +1,8 @@
 // Products: search as you type, and a product page with stock by warehouse
 // and its ledger history. Stock rows are built from a column list so that
 // location, lot, reserved and available columns can join when the API has them.
-import { api, query } from './api.js';
-import { h, page, table, field, number, when, alertBox, warehouseName } from './ui.js';
+import { api, query, can } from './api.js';
+import { h, page, table, field, number, when, alertBox, warehouseName, warehouses, warehouseSelect } from './ui.js';
 
 let lastSearch = '';
 
@@ -76,6 +76,7 @@ export async function product(view, id) {
     table(`Stock by warehouse: ${number.format(stock.total)} ${p.unit} in all`,
       STOCK_COLUMNS.map((c) => c.title),
       stock.warehouses.map((r) => h('tr', {}, STOCK_COLUMNS.map((c) => h('td', { class: c.num ? 'num' : null }, c.cell(r)))))),
+    can('clerk') ? await movementForm(p, () => product(view, id)) : '',
     h('h2', {}, 'History'),
     box,
     h('table', {},
@@ -106,4 +107,42 @@ export async function product(view, id) {
   }
   older.addEventListener('click', more);
   await more();
+}
+
+/** Receive or issue by hand (for goods without a barcode label). */
+async function movementForm(p, reload) {
+  const { select: warehouse, wrapper } = warehouseSelect(await warehouses());
+  const quantity = h('input', { type: 'number', min: '1', value: '1', required: true, inputmode: 'numeric' });
+  const reference = h('input', { type: 'text', maxlength: '200', autocomplete: 'off' });
+  const box = alertBox();
+  const done = h('p', { role: 'status' });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'move-title' },
+    h('h2', { id: 'move-title' }, 'Receive or issue'),
+    h('div', { class: 'scan-form' }, wrapper, field('Quantity', quantity), field('Reference (optional)', reference)),
+    box,
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', value: 'receive' }, 'Receive'),
+      h('button', { type: 'submit', value: 'issue', class: 'secondary' }, 'Issue')),
+    done);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const kind = e.submitter?.value === 'issue' ? 'issue' : 'receive';
+    box.clear();
+    try {
+      // One Idempotency-Key per submission: the resend after a silent token refresh cannot post twice.
+      const resp = await api(`/api/v1/stock/${kind}`, {
+        method: 'POST',
+        headers: { 'Idempotency-Key': crypto.randomUUID() },
+        body: { product_id: p.id, warehouse_id: warehouse.value, quantity: Number(quantity.value), reference: reference.value || null },
+      });
+      const level = resp.levels?.[0]?.quantity;
+      await reload();
+      document.querySelector('#move-status').textContent = `${kind === 'issue' ? 'Issued' : 'Received'}: level now ${level}.`;
+    } catch (err) {
+      done.textContent = '';
+      box.show(err);
+    }
+  });
+  done.id = 'move-status';
+  return form;
 }

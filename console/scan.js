@@ -24,8 +24,8 @@ function saveQueue(q) {
   else localStorage.removeItem(queueKey());
 }
 const listeners = new Set();
-function changed(results) {
-  for (const f of listeners) f(results);
+function changed(results, events = []) {
+  for (const f of listeners) f(results, events);
 }
 export function queued() {
   return me.user ? loadQueue().length : 0;
@@ -48,7 +48,7 @@ async function sendQueued() {
       const resp = await api(ENDPOINT, { method: 'POST', body: { events: batch } });
       const sent = new Set(batch.map((e) => e.event_id));
       saveQueue(loadQueue().filter((e) => !sent.has(e.event_id)));
-      changed(resp.results);
+      changed(resp.results, batch);
     }
   } catch {
     // Still offline (or the server refused the batch as a whole): try again later.
@@ -129,15 +129,16 @@ export async function scan(view) {
     if (r.expires_on) parts.push(`expires ${r.expires_on}`);
     detail.textContent = parts.join(' · ');
     beep(!rejected);
-    addRecent(ev?.barcode ?? '', status.textContent, parts.join(' · '));
+    addRecent(ev.action, ev.barcode, status.textContent, parts.join(' · '));
   }
-  function addRecent(code, outcome, what) {
-    recent.prepend(h('tr', {}, h('td', {}, new Date().toLocaleTimeString()), h('td', {}, code.replace(/\x1d/g, '<GS>')), h('td', {}, outcome), h('td', {}, what)));
+  function addRecent(act, code, outcome, what) {
+    const shown = code.replace(/\x1d/g, '<GS>'); // FNC1 is invisible otherwise
+    recent.prepend(h('tr', {}, h('td', {}, new Date().toLocaleTimeString()), h('td', {}, act), h('td', {}, shown), h('td', {}, outcome), h('td', {}, what)));
     while (recent.children.length > 15) recent.lastChild.remove();
   }
-  const onFlushed = (results) => {
+  const onFlushed = (results, events) => {
     showQueue();
-    for (const r of results) addRecent('(queued)', r.status === 'rejected' ? `Rejected: ${r.reason}` : r.status === 'duplicate' ? 'Duplicate' : 'Applied', r.product ? `${r.product.sku}${r.level != null ? ` · Level: ${r.level}` : ''}` : '');
+    results.forEach((r, i) => addRecent(`${events[i].action} (queued)`, events[i].barcode, r.status === 'rejected' ? `Rejected: ${r.reason}` : r.status === 'duplicate' ? 'Duplicate' : 'Applied', r.product ? `${r.product.sku}${r.level != null ? ` · Level: ${r.level}` : ''}` : ''));
   };
   listeners.add(onFlushed);
 
@@ -202,7 +203,7 @@ export async function scan(view) {
     detail,
     queueInfo,
     h('table', {}, h('caption', {}, 'Recent scans'),
-      h('thead', {}, h('tr', {}, ['Time', 'Barcode', 'Result', 'Product'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ['Time', 'Action', 'Barcode', 'Result', 'Product'].map((t) => h('th', { scope: 'col' }, t)))),
       recent),
   );
   showQueue();

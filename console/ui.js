@@ -95,7 +95,13 @@ export async function warehouseName(id) {
   return w ? `${w.code} · ${w.name}` : id;
 }
 
+// The warehouse last chosen anywhere is preselected everywhere: a clerk works in one.
+let lastWarehouse = null;
 export function warehouseSelect(list, label = 'Warehouse') {
   const select = h('select', { name: 'warehouse' }, list.filter((w) => w.active).map((w) => h('option', { value: w.id }, `${w.code} · ${w.name}`)));
+  if (lastWarehouse && list.some((w) => w.id === lastWarehouse && w.active)) select.value = lastWarehouse;
+  select.addEventListener('change', () => {
+    lastWarehouse = select.value;
+  });
   return { select, wrapper: field(label, select) };
 }

@@ -241,6 +241,38 @@ def main():
         expect(history.locator("tbody tr").first).to_contain_text("+5")
         screens.check("product")
 
+        # Receive by hand (goods without a label), with an Idempotency-Key.
+        page.get_by_label("Warehouse").select_option(label="MAIN · Main stockroom")
+        page.get_by_label("Quantity").fill("3")
+        page.get_by_label("Reference (optional)").fill("PO-1")
+        page.get_by_role("button", name="Receive", exact=True).click()
+        expect(page.locator("#move-status")).to_have_text("Received: level now 58.")
+        expect(history.locator("tbody tr").first).to_contain_text("PO-1")
+        page.get_by_label("Quantity").fill("3")
+        page.get_by_role("button", name="Issue", exact=True).click()
+        expect(page.locator("#move-status")).to_have_text("Issued: level now 55.")
+        assert level(admin, product, warehouse) == 55
+
+        # An expired access token (the API answers 401 once) is renewed silently
+        # with the refresh token, and the request is sent again.
+        refreshed = []
+        page.on("request", lambda r: r.url.endswith("/api/v1/auth/refresh") and refreshed.append(r.url))
+        once = []
+
+        def expire_once(route):
+            if once:
+                return route.continue_()
+            once.append(route.request.url)
+            route.fulfill(status=401, content_type="application/problem+json",
+                          body='{"type":"/problems/unauthorized","title":"Unauthorized","status":401}')
+
+        page.route("**/api/v1/products?*", expire_once)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
+        expect(page.get_by_role("table").get_by_role("link", name="WIDGET-1")).to_be_visible()
+        assert once and len(refreshed) == 1, (once, refreshed)
+        page.unroute("**/api/v1/products?*")
+        expected_errors(errors, "the server responded with a status of 401", 1)
+
         # Scan, reached with the keyboard: Tab through the navigation.
         page.locator("body").focus()
         for _ in range(20):
@@ -296,9 +328,10 @@ def main():
         assert level(admin, product, warehouse) == 59
         time.sleep(6)  # past the retry timer: nothing is sent again
         assert level(admin, product, warehouse) == 59
-        queued = page.get_by_role("table", name="Recent scans").locator("tr", has_text="(queued)")
+        queued = page.get_by_role("table", name="Recent scans").locator("tr", has_text="issue (queued)")
         expect(queued).to_have_count(2)
         expect(queued.first).to_contain_text("Applied")
+        expect(queued.first).to_contain_text("Level: 59")
         stored = call("GET", "/api/v1/scanner/events?limit=100", admin)["items"]
         assert sum(1 for e in stored if e["status"] == "applied") == 5, stored
         assert sum(1 for e in stored if e["status"] == "rejected") == 2, stored
