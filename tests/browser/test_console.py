@@ -192,6 +192,14 @@ def main():
 
         # Sign in with the keyboard only: the Email field has focus.
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        timing = page.evaluate("""() => {
+            const nav = performance.getEntriesByType('navigation')[0];
+            const files = performance.getEntriesByType('resource');
+            return {ms: Math.round(nav.loadEventEnd || performance.now()), files: files.length + 1,
+                    bytes: files.reduce((n, r) => n + r.encodedBodySize, nav.encodedBodySize)};
+        }""")
+        print(f"console: sign-in page loaded in {timing['ms']} ms: {timing['files']} files, {timing['bytes']} bytes (uncompressed, straight from the API)")
+        assert timing["files"] == len(list(pathlib.Path("console").iterdir())), timing
         screens.check("sign-in")
         expect(page.get_by_label("Email")).to_be_focused()
         page.keyboard.type(ADMIN_EMAIL)
