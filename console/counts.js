@@ -2,7 +2,7 @@
 // quantities by hand (or scan with Action "Count" on the Scan page), and
 // complete or cancel it as a manager.
 import { api, can, query } from './api.js';
-import { h, page, table, field, alertBox, when, warehouses, warehouseSelect, warehouseName, number } from './ui.js';
+import { h, page, table, field, alertBox, when, warehouses, warehouseSelect, warehouseName, number, num } from './ui.js';
 
 export async function counts(view) {
   const box = alertBox();
@@ -81,7 +81,7 @@ export async function countPage(view, id) {
     }
   }
   const form = h('form', {},
-    table(`${counted} of ${c.lines.length} lines counted`, ['SKU', 'Expected', 'Counted', 'Variance'], lines),
+    table(`${counted} of ${c.lines.length} lines counted`, ['SKU', num('Expected'), num('Counted'), num('Variance')], lines),
     h('div', { class: 'actions' }, actions));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -2,7 +2,7 @@
 // and the live feed. The feed is Server-Sent Events read with fetch, because
 // EventSource cannot send the Authorization header the API requires.
 import { api, authorised } from './api.js';
-import { h, s, page, table, number, when, alertBox, warehouseName } from './ui.js';
+import { h, s, page, table, number, when, alertBox, warehouseName, num } from './ui.js';
 
 const DAYS = 14;
 const SERIES = [
@@ -80,7 +80,7 @@ function summaryCards(sm) {
 function lowTable(items) {
   return table(
     'Products at or below their reorder point',
-    ['SKU', 'Name', 'On hand', 'Reorder point', 'Reorder quantity'],
+    ['SKU', 'Name', num('On hand'), num('Reorder point'), num('Reorder quantity')],
     items.map((i) =>
       h('tr', {},
         h('td', {}, h('a', { href: `#/products/${i.product_id}` }, i.sku)),
@@ -131,7 +131,7 @@ function movementChart(rows) {
   const legend = h('ul', { class: 'legend' }, SERIES.map((se) => h('li', {}, h('span', { class: `swatch ${se.class}`, 'aria-hidden': 'true' }), se.name)));
   const data = h('details', {},
     h('summary', {}, 'Chart data'),
-    table('Movements per day', ['Day', ...SERIES.map((se) => se.name)],
+    table('Movements per day', ['Day', ...SERIES.map((se) => num(se.name))],
       days.map((d) => h('tr', {}, h('td', {}, d), SERIES.map((se) => h('td', { class: 'num' }, String(value(d, se))))))));
   return [svg, legend, data];
 }

@@ -2,7 +2,7 @@
 // and its ledger history. Stock rows are built from a column list so that
 // location, lot, reserved and available columns can join when the API has them.
 import { api, query, can } from './api.js';
-import { h, page, table, field, number, when, alertBox, warehouseName, warehouses, warehouseSelect } from './ui.js';
+import { h, page, table, field, number, when, alertBox, warehouseName, warehouses, warehouseSelect, num } from './ui.js';
 
 let lastSearch = '';
 
@@ -27,7 +27,7 @@ export async function products(view) {
       cursor = resp.next_cursor;
       more.hidden = !cursor;
       results.replaceChildren(
-        table(q ? `${rows.length}${cursor ? '+' : ''} products matching “${q}”` : 'Products', ['SKU', 'Name', 'Unit', 'Reorder point', 'Status'],
+        table(q ? `${rows.length}${cursor ? '+' : ''} products matching “${q}”` : 'Products', ['SKU', 'Name', 'Unit', num('Reorder point'), 'Status'],
           rows.map((p) => h('tr', {},
             h('td', {}, h('a', { href: `#/products/${p.id}` }, p.sku)),
             h('td', {}, p.name),
@@ -61,7 +61,9 @@ const STOCK_COLUMNS = [
 export async function product(view, id) {
   const [p, stock] = await Promise.all([api(`/api/v1/products/${encodeURIComponent(id)}`), api(`/api/v1/products/${encodeURIComponent(id)}/stock`)]);
   for (const w of stock.warehouses) w.warehouseLabel = await warehouseName(w.warehouse_id);
-  const history = h('tbody');
+  const ledger = table('Ledger, newest first', ['When', 'Kind', 'Warehouse', num('Change'), num('Balance'), 'Reference / lot'], []);
+  const history = ledger.tBodies[0];
+  history.replaceChildren();
   const older = h('button', { type: 'button', class: 'secondary' }, 'Older movements');
   const box = alertBox();
   view.replaceChildren(
@@ -74,15 +76,12 @@ export async function product(view, id) {
       h('dt', {}, 'Status'), h('dd', {}, p.active ? 'Active' : 'Archived')),
     h('h2', {}, 'Stock'),
     table(`Stock by warehouse: ${number.format(stock.total)} ${p.unit} in all`,
-      STOCK_COLUMNS.map((c) => c.title),
+      STOCK_COLUMNS.map((c) => (c.num ? num(c.title) : c.title)),
       stock.warehouses.map((r) => h('tr', {}, STOCK_COLUMNS.map((c) => h('td', { class: c.num ? 'num' : null }, c.cell(r)))))),
     can('clerk') ? await movementForm(p, () => product(view, id)) : '',
     h('h2', {}, 'History'),
     box,
-    h('table', {},
-      h('caption', {}, 'Ledger, newest first'),
-      h('thead', {}, h('tr', {}, ['When', 'Kind', 'Warehouse', 'Change', 'Balance', 'Reference / lot'].map((t) => h('th', { scope: 'col' }, t)))),
-      history),
+    ledger,
     older,
   );
   let cursor = null;

@@ -5,7 +5,7 @@
 // scan waits in a queue (kept in localStorage per user: scans, never tokens)
 // and is sent later in batches; the event ids make resends harmless.
 import { api, me, can, ApiError } from './api.js';
-import { h, page, field, alertBox, warehouses, warehouseSelect, errorText } from './ui.js';
+import { h, page, table, field, alertBox, warehouses, warehouseSelect, errorText } from './ui.js';
 
 const ENDPOINT = '/api/v1/scanner/console-events';
 const BATCH = 500;
@@ -96,7 +96,9 @@ export async function scan(view) {
   const status = h('p', { role: 'status', class: 'scan-status', id: 'scan-status' });
   const detail = h('p', { class: 'scan-detail', id: 'scan-detail' });
   const queueInfo = h('p', { class: 'muted', id: 'scan-queue' });
-  const recent = h('tbody');
+  const recentTable = table('Recent scans', ['Time', 'Action', 'Barcode', 'Result', 'Product'], []);
+  const recent = recentTable.tBodies[0];
+  recent.replaceChildren();
   const box = alertBox();
 
   async function loadCounts() {
@@ -202,9 +204,7 @@ export async function scan(view) {
     status,
     detail,
     queueInfo,
-    h('table', {}, h('caption', {}, 'Recent scans'),
-      h('thead', {}, h('tr', {}, ['Time', 'Action', 'Barcode', 'Result', 'Product'].map((t) => h('th', { scope: 'col' }, t)))),
-      recent),
+    recentTable,
   );
   showQueue();
   barcode.focus();

@@ -30,12 +30,13 @@ export function page(title, ...content) {
   return [heading, ...content];
 }
 
+/** A table; a header given as {text, num: true} is a right-aligned number column. */
 export function table(caption, headers, rows) {
   return h(
     'table',
     {},
     h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col', class: t.num ? 'num' : null }, t.text ?? t)))),
     h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length }, 'Nothing yet.'))),
   );
 }
@@ -68,6 +69,8 @@ export function alertBox() {
 }
 
 export const number = new Intl.NumberFormat();
+/** A number column's header. */
+export const num = (text) => ({ text, num: true });
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : '';
 }
