@@ -52,7 +52,7 @@ DATABASE_URL="$server_url/$db" \
   target/debug/inventory-api serve >"$out/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  "$venv/bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && break
   kill -0 "$server_pid" 2>/dev/null || { tail -20 "$out/server.log" >&2; die "the API did not start"; }
   sleep 0.2
 done
