@@ -40,10 +40,12 @@ RUN mkdir src \
     && cargo build --release --locked --bin inventory-api \
     && rm -rf src
 
-# The real sources. migrations/ is embedded by sqlx::migrate! at compile time.
+# The real sources. migrations/ is embedded by sqlx::migrate! at compile time,
+# console/ (the web console) by include_bytes! in src/console.rs.
 # build.rs asks git for the commit; there is no .git here, so the build-info
 # metric reports "unknown".
 COPY migrations ./migrations
+COPY console ./console
 COPY src ./src
 # COPY keeps the files' own (older) times; make sure cargo sees them as newer
 # than the stub build.

@@ -391,6 +391,11 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             return self.send(200, b'{"status":"ok"}', "application/json")
         if self.path.startswith("/docs"):
             return self.send(200, b"<html><script>" + b"x" * 4000 + b"</script></html>", "text/html; charset=utf-8")
+        if self.path.startswith("/console/"):
+            return self.send(200, b"export const x = 1;" + b" " * 2000, "text/javascript; charset=utf-8",
+                             [("Content-Security-Policy", "default-src 'none'; script-src 'self'"),
+                              ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                              ("Cache-Control", "no-cache"), ("ETag", '"abc"')])
         if self.path == "/api/v1/events/stream":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -498,6 +503,18 @@ csp = resp.getheader("Content-Security-Policy", "")
 check("script-src 'self' 'unsafe-inline'" in csp and "frame-ancestors 'none'" in csp, "/docs: CSP allows the inline Swagger UI, still no framing", csp)
 common_headers(resp, "/docs/", tls)
 check(resp.getheader("Content-Encoding") == "gzip", "Swagger UI HTML is gzip-compressed")
+
+resp, data = request("GET", "/console/app.js", {"Accept-Encoding": "gzip"}, tls=tls)
+check(resp.status == 200, "GET /console/app.js passes through", resp.status)
+csps = header_values(resp, "Content-Security-Policy")
+check(len(csps) == 1 and "script-src 'self'" in csps[0] and "connect-src 'self'" in csps[0] and "unsafe" not in csps[0],
+      "/console/: one strict CSP (no inline script, connections to this origin)", csps)
+common_headers(resp, "/console/app.js", tls)
+check(resp.getheader("Cache-Control") == "no-cache" and resp.getheader("ETag") in ('"abc"', 'W/"abc"'),
+      "/console/: the API's caching headers (revalidate by ETag) pass through", (resp.getheader("Cache-Control"), resp.getheader("ETag")))
+check(resp.getheader("Content-Encoding") == "gzip", "console JavaScript is gzip-compressed")
+resp, _ = request("GET", "/console", tls=tls)
+check(resp.status == 301 and resp.getheader("Location", "").endswith("/console/"), "/console redirects to /console/", resp.status)
 
 resp, data = request("GET", "/metrics", tls=tls)
 check(resp.status == 200, "/metrics is allowed from loopback (private)", resp.status)

@@ -5,6 +5,7 @@
 # target/test-services/ (PostgreSQL on 127.0.0.1:55433, Redis on :56380),
 # installing the packages first when run as root on Debian/Ubuntu, and stops
 # whatever it started when the tests end. Extra arguments go to `cargo test`.
+# Then scripts/console-test.sh runs the browser tests of the web console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
@@ -47,3 +48,9 @@ if [ ! -d target/debug/deps ]; then
 fi
 log "cargo test (DATABASE_URL=$DATABASE_URL, REDIS_URL=$REDIS_URL)"
 cargo test --workspace "$@"
+
+# The web console in a real headless Chromium, on whole-suite runs
+# (CONSOLE_TESTS=0 skips it, CONSOLE_TESTS=1 runs it with cargo test arguments too).
+if [ "${CONSOLE_TESTS:-$([ $# -eq 0 ] && echo 1 || echo 0)}" = 1 ]; then
+  scripts/console-test.sh
+fi

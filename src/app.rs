@@ -149,6 +149,7 @@ pub fn build(state: AppState) -> impl Endpoint {
         .at("/openapi.json", get(spec_json_endpoint))
         .at("/openapi.yaml", get(spec_yaml_endpoint))
         .nest("/docs", docs)
+        .nest("/console", crate::console::routes())
         .nest("/", api)
         .data(state)
         .data(specs)

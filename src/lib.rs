@@ -13,6 +13,8 @@ pub mod catalog;
 pub mod compression;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
+/// The web console at /console/ (embedded files).
+pub mod console;
 /// Aggregates for a front page.
 pub mod dashboard;
 /// PostgreSQL pool and migrations.

@@ -85,6 +85,7 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/scanner/events", Device),
     ("POST", "/api/v1/scanner/events/batch", Device),
     ("GET", "/api/v1/scanner/events", User(Manager)),
+    ("POST", "/api/v1/scanner/console-events", User(Clerk)),
     ("GET", "/api/v1/scanner/lookup/{barcode}", Device),
     ("GET", "/api/v1/dashboard/summary", User(Viewer)),
     ("GET", "/api/v1/dashboard/low-stock", User(Viewer)),
@@ -349,6 +350,12 @@ async fn valid_request(db: &PgPool, f: &Fixture, method: &str, template: &str) -
             ),
         ),
         ("POST", "/api/v1/scanner/events/batch") => (
+            template.into(),
+            Body::Json(
+                json!({"events": [{"event_id": Uuid::new_v4(), "barcode": f.barcode, "action": "lookup", "warehouse_id": w}]}),
+            ),
+        ),
+        ("POST", "/api/v1/scanner/console-events") => (
             template.into(),
             Body::Json(
                 json!({"events": [{"event_id": Uuid::new_v4(), "barcode": f.barcode, "action": "lookup", "warehouse_id": w}]}),

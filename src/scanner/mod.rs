@@ -7,6 +7,7 @@ pub mod devices;
 pub mod events;
 pub mod gs1;
 pub mod model;
+pub mod user_scans;
 
 use poem::web::Data;
 use poem_openapi::{
@@ -21,7 +22,7 @@ use self::model::{
     BatchResult, DeviceLookup, DeviceStock, ScanBatch, ScanEvent, ScanRecord, ScanResult,
 };
 use crate::{
-    auth::principal::{DeviceAuth, ManagerAuth, Principal},
+    auth::principal::{ClerkAuth, DeviceAuth, ManagerAuth, Principal},
     catalog,
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
@@ -68,6 +69,31 @@ impl ScannerApi {
     ) -> Result<Json<BatchResult>> {
         let (device, warehouses) = device_of(&auth.0);
         let results = events::process(&state, device, warehouses, &body.events).await?;
+        Ok(Json(BatchResult { results }))
+    }
+
+    /// Post 1-500 scans as the signed-in user (clerk), e.g. from the web console.
+    ///
+    /// The same engine and rules as device scans (GS1, pack quantities,
+    /// duplicates by `event_id`, rejections kept), through a device row of the
+    /// user's own that holds no usable key; every warehouse is allowed. Answers
+    /// 200 with one outcome per event in order; 401 without a valid token; 403
+    /// for viewers, device keys and users whose console device was revoked; 422
+    /// for an empty or oversized batch.
+    #[oai(
+        path = "/console-events",
+        method = "post",
+        operation_id = "postUserScanEvents"
+    )]
+    async fn user_events(
+        &self,
+        auth: ClerkAuth,
+        state: Data<&AppState>,
+        body: Json<ScanBatch>,
+    ) -> Result<Json<BatchResult>> {
+        let user = auth.0.user_id().expect("ClerkAuth admits users only");
+        let (device, warehouses) = user_scans::console_device(&state, user).await?;
+        let results = events::process(&state, device, &warehouses, &body.events).await?;
         Ok(Json(BatchResult { results }))
     }
 
