@@ -1,4 +1,4 @@
-//! Background work of a replica: the outbox relay, expiry of idempotency
+//! Background work of a replica: the outbox sequencer and relay, expiry of idempotency
 //! keys and of day-old outbox events, and the gauges Prometheus reads (pool, dependencies, business
 //! figures). Gauges are refreshed on a timer, never computed per scrape, so a
 //! scrape costs nothing however big the catalog is.
@@ -18,6 +18,7 @@ const KEY_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts every background task of this replica.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let sequencer = tokio::spawn(events::run_sequencer(state.db.clone()));
     let relay = tokio::spawn(events::run_relay(state.db.clone(), state.cache.clone()));
     let s = state.clone();
     let health = tokio::spawn(async move {
@@ -51,7 +52,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             tokio::time::sleep(KEY_CLEANUP_EVERY).await;
         }
     });
-    vec![relay, health, business, cleanup]
+    vec![sequencer, relay, health, business, cleanup]
 }
 
 /// Pool, PostgreSQL, Redis and outbox gauges.
