@@ -20,6 +20,7 @@ use crate::{
     stock::{StockApi, TransactionsApi},
     telemetry,
     warehouses::WarehousesApi,
+    webhooks::WebhooksApi,
 };
 
 pub type Apis = (
@@ -36,6 +37,7 @@ pub type Apis = (
     CountsApi,
     DashboardApi,
     EventsApi,
+    WebhooksApi,
 );
 
 const API_DESCRIPTION: &str = "\
@@ -62,6 +64,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             CountsApi,
             DashboardApi,
             EventsApi,
+            WebhooksApi,
         ),
         "Inventory API",
         env!("CARGO_PKG_VERSION"),
