@@ -395,3 +395,48 @@ async fn a_frozen_redis_gets_each_event_once(db: PgPool) {
         .collect();
     assert_complete_and_in_order("frozen Redis stream", &moves, committed);
 }
+
+#[sqlx::test]
+async fn a_stream_written_by_v1_is_moved_aside_before_positions_are_used(db: PgPool) {
+    let redis_url = std::env::var("REDIS_URL").expect("scripts/test.sh sets REDIS_URL");
+    let prefix = format!("test:{}:", Uuid::new_v4());
+    let cache = Cache::connect(&redis_url, &prefix).unwrap();
+    assert!(cache.wait_connected(Duration::from_secs(5)).await);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}events");
+    // v1 added entries with time-based ids, far above any position.
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("id")
+        .arg("1")
+        .arg("topic")
+        .arg("old.event")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let app = TestApp::spawn_with(db.clone(), cache.clone(), common::test_config(&[])).await;
+    let token = app.token("manager").await;
+    levels(&app, &token).await;
+    assert!(events::relay_once(&db, &cache).await.unwrap() > 0);
+    let new: usize = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let old: usize = redis::cmd("XLEN")
+        .arg(format!("{key}.v1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (new as i64, old),
+        (total, 1),
+        "v1 entries kept aside, new ones all added"
+    );
+}
