@@ -4,6 +4,7 @@
 //! come from `crate::events`; this module never reads Redis.
 
 pub mod model;
+pub mod problem;
 pub mod repo;
 pub mod sign;
 pub mod target;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use self::model::{CreateWebhook, CreatedWebhook, Delivery, UpdateWebhook, Webhook};
 use crate::{
     auth::principal::AdminAuth,
-    error::{ApiError, Result, Validation},
+    error::{ApiError, Validation},
     pagination::{Page, PageRequest},
     responses::NoContent,
     state::AppState,
@@ -56,6 +57,11 @@ async fn check_url(state: &AppState, v: &mut Validation, url: &str) {
         v.check(false, "url", e.to_string());
     }
 }
+
+/// Errors of an operation on a collection (no 404, no 409).
+type ListResult<T> = std::result::Result<T, problem::Problem<false, false>>;
+/// Errors of an operation on one webhook (404, no 409).
+type OneResult<T> = std::result::Result<T, problem::Problem<true, false>>;
 
 fn webhook_not_found(id: Uuid) -> ApiError {
     ApiError::not_found(format!("webhook {id}"))
@@ -93,7 +99,7 @@ impl WebhooksApi {
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Webhook>>> {
+    ) -> ListResult<Json<Page<Webhook>>> {
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
         let rows = repo::list(&state.db, page.after, page.fetch()).await?;
         Ok(Json(page.page(rows, |w| (w.created_at, w.id), |w| w)))
@@ -111,7 +117,7 @@ impl WebhooksApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
         body: Json<CreateWebhook>,
-    ) -> Result<CreatedResponse> {
+    ) -> ListResult<CreatedResponse> {
         let mut v = Validation::new();
         check_events(&mut v, &body.events);
         v.check(
@@ -146,7 +152,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         /// The webhook's id.
         id: Path<Uuid>,
-    ) -> Result<Json<Webhook>> {
+    ) -> OneResult<Json<Webhook>> {
         let w = repo::get(&state.db, id.0)
             .await?
             .ok_or_else(|| webhook_not_found(id.0))?;
@@ -166,7 +172,7 @@ impl WebhooksApi {
         /// The webhook's id.
         id: Path<Uuid>,
         body: Json<UpdateWebhook>,
-    ) -> Result<Json<Webhook>> {
+    ) -> OneResult<Json<Webhook>> {
         let mut v = Validation::new();
         if let Some(events) = &body.events {
             check_events(&mut v, events);
@@ -205,9 +211,9 @@ impl WebhooksApi {
         state: Data<&AppState>,
         /// The webhook's id.
         id: Path<Uuid>,
-    ) -> Result<NoContent> {
+    ) -> OneResult<NoContent> {
         if !repo::delete(&state.db, id.0).await? {
-            return Err(webhook_not_found(id.0));
+            return Err(webhook_not_found(id.0).into());
         }
         Ok(NoContent::NoContent)
     }
@@ -231,10 +237,10 @@ impl WebhooksApi {
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<Page<Delivery>>> {
+    ) -> OneResult<Json<Page<Delivery>>> {
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
         if repo::get(&state.db, id.0).await?.is_none() {
-            return Err(webhook_not_found(id.0));
+            return Err(webhook_not_found(id.0).into());
         }
         let rows = repo::deliveries(&state.db, id.0, page.after, page.fetch()).await?;
         Ok(Json(page.page(rows, |d| (d.created_at, d.id), |d| d)))
@@ -258,7 +264,7 @@ impl WebhooksApi {
         id: Path<Uuid>,
         /// The delivery's id.
         delivery_id: Path<Uuid>,
-    ) -> Result<RetryResponse> {
+    ) -> std::result::Result<RetryResponse, problem::Problem<true, true>> {
         match repo::retry(
             &state.db,
             id.0,
@@ -271,12 +277,14 @@ impl WebhooksApi {
             Ok(None) => Err(ApiError::not_found(format!(
                 "delivery {} of webhook {}",
                 delivery_id.0, id.0
-            ))),
+            ))
+            .into()),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
                 Err(ApiError::conflict(
                     "delivery-in-progress",
                     "The delivery is being attempted right now; look at it again in a few seconds.",
-                ))
+                )
+                .into())
             }
             Err(e) => Err(e.into()),
         }
@@ -294,9 +302,9 @@ impl WebhooksApi {
         state: Data<&AppState>,
         /// The webhook's id.
         id: Path<Uuid>,
-    ) -> Result<Json<Delivery>> {
+    ) -> OneResult<Json<Delivery>> {
         if repo::get(&state.db, id.0).await?.is_none() {
-            return Err(webhook_not_found(id.0));
+            return Err(webhook_not_found(id.0).into());
         }
         let worker = worker::Worker::new(state.db.clone(), state.config.webhooks.clone())?;
         let mut tx = state.db.begin().await?;
