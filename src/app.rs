@@ -21,6 +21,7 @@ use crate::{
     stock::{StockApi, TransactionsApi},
     telemetry,
     warehouses::WarehousesApi,
+    webhooks::WebhooksApi,
 };
 
 pub type Apis = (
@@ -37,6 +38,7 @@ pub type Apis = (
     CountsApi,
     DashboardApi,
     EventsApi,
+    WebhooksApi,
 );
 
 const API_DESCRIPTION: &str = "\
@@ -63,6 +65,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             CountsApi,
             DashboardApi,
             EventsApi,
+            WebhooksApi,
         ),
         "Inventory API",
         env!("CARGO_PKG_VERSION"),

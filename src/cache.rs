@@ -253,34 +253,72 @@ impl Cache {
         .await
     }
 
-    /// Appends entries to a Redis stream (capped, approximately) in one
-    /// pipelined round trip. False when Redis could not take them.
-    pub async fn xadd_many(&self, stream: &str, entries: &[Vec<(&str, String)>]) -> bool {
+    /// Appends `(position, fields)` entries to a Redis stream (capped,
+    /// approximately) with the explicit entry id `<position>-0`, in one
+    /// atomic script: Redis refuses an id not above the stream's last one, so
+    /// an entry offered again (after a timeout, a crash, another replica) is
+    /// never added twice. Returns how many were new; None when Redis did not
+    /// answer.
+    pub async fn xadd_at(
+        &self,
+        stream: &str,
+        entries: &[(i64, Vec<(&str, String)>)],
+    ) -> Option<u64> {
         if entries.is_empty() {
-            return true;
+            return Some(0);
         }
-        let stream = self.key(stream);
-        let stream = stream.as_str();
-        self.call("xadd", |mut c| async move {
-            let mut pipe = redis::pipe();
-            for fields in entries {
-                let fields: Vec<(&str, &str)> =
-                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                pipe.cmd("XADD")
-                    .arg(stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(100_000)
-                    .arg("*")
-                    .arg(&fields)
-                    .ignore();
+        let key = self.key(stream);
+        let legacy = format!("{key}.v1");
+        let mut invocation = XADD_AT.prepare_invoke();
+        invocation.key(&key).key(&legacy).arg(STREAM_MAX_LEN);
+        for (position, fields) in entries {
+            invocation
+                .arg(format!("{position}-0"))
+                .arg(fields.len() * 2);
+            for (name, value) in fields {
+                invocation.arg(*name).arg(value.as_str());
             }
-            pipe.query_async::<()>(&mut c).await
+        }
+        self.call("xadd", |mut c| async move {
+            invocation.invoke_async::<u64>(&mut c).await
         })
         .await
-        .is_some()
     }
 }
+
+/// How many entries the event stream keeps (approximately).
+const STREAM_MAX_LEN: u64 = 100_000;
+
+/// KEYS[1] the stream, KEYS[2] where a stream written by v1 (auto ids, no
+/// `position` field) is moved aside once, since its time-based ids would be
+/// above every position. ARGV: max length, then per entry: id, field count,
+/// fields. An id Redis refuses as "equal or smaller" is already there.
+static XADD_AT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #top > 0 then
+  local fields, v2 = top[1][2], false
+  for i = 1, #fields, 2 do if fields[i] == 'position' then v2 = true end end
+  if not v2 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+end
+local added, i = 0, 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i]}
+  for j = 1, n do args[#args + 1] = ARGV[i + 1 + j] end
+  local res = redis.pcall(unpack(args))
+  if type(res) == 'table' and res.err then
+    if not string.find(res.err, 'equal or smaller') then return redis.error_reply(res.err) end
+  else
+    added = added + 1
+  end
+  i = i + 2 + n
+end
+return added
+",
+    )
+});
 
 /// Counts a cache lookup for the hit-ratio metrics.
 pub fn record_lookup(cache: &'static str, hit: bool) {

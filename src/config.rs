@@ -38,6 +38,29 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Largest request body accepted (CSV imports are the big ones).
     pub max_body_bytes: usize,
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhooks are delivered (`WEBHOOK_*`).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Allow targets on private, loopback and link-local addresses
+    /// (`WEBHOOK_ALLOW_PRIVATE_TARGETS=true`); refused by default (SSRF).
+    pub allow_private_targets: bool,
+    /// Per-request timeout (`WEBHOOK_TIMEOUT_SECONDS`, default 10).
+    pub timeout: Duration,
+    /// First retry delay before jitter (`WEBHOOK_RETRY_BASE_MS`, default 5000);
+    /// each later one is 3 times longer, capped at 6 hours.
+    pub retry_base: Duration,
+    /// How long a delivery is retried before it is marked failed
+    /// (`WEBHOOK_RETRY_FOR_SECONDS`, default 24 hours).
+    pub retry_for: Duration,
+    /// An endpoint failing for this long without a success is disabled
+    /// (`WEBHOOK_DISABLE_AFTER_SECONDS`, default 3 days).
+    pub disable_after: Duration,
+    /// Deliveries in flight per replica (`WEBHOOK_CONCURRENCY`, default 8);
+    /// each holds a database connection while its request runs.
+    pub concurrency: usize,
 }
 
 /// A configuration problem, phrased for the person starting the service.
@@ -139,6 +162,22 @@ impl Config {
         }
         let cache_ttl = Duration::from_secs(env.parsed("CACHE_TTL_SECONDS", 60)?);
         let max_body_bytes = env.parsed("MAX_BODY_BYTES", 8 * 1024 * 1024)?;
+        let webhooks = WebhookConfig {
+            allow_private_targets: env.parsed("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
+            timeout: Duration::from_secs(env.parsed("WEBHOOK_TIMEOUT_SECONDS", 10)?),
+            retry_base: Duration::from_millis(env.parsed("WEBHOOK_RETRY_BASE_MS", 5000)?),
+            retry_for: Duration::from_secs(env.parsed("WEBHOOK_RETRY_FOR_SECONDS", 86_400)?),
+            disable_after: Duration::from_secs(
+                env.parsed("WEBHOOK_DISABLE_AFTER_SECONDS", 3 * 86_400)?,
+            ),
+            concurrency: env.parsed("WEBHOOK_CONCURRENCY", 8)?,
+        };
+        if webhooks.concurrency == 0 || webhooks.timeout.is_zero() {
+            return Err(ConfigError::new(
+                "WEBHOOK_CONCURRENCY",
+                "WEBHOOK_CONCURRENCY and WEBHOOK_TIMEOUT_SECONDS must be at least 1",
+            ));
+        }
 
         Ok(Self {
             database_url: database_url.into(),
@@ -150,6 +189,7 @@ impl Config {
             database_max_connections,
             cache_ttl,
             max_body_bytes,
+            webhooks,
         })
     }
 

@@ -1,17 +1,51 @@
 //! Domain events through a transactional outbox.
 //!
 //! A change writes its event into `outbox` inside its own transaction
-//! ([`emit`]), so an event exists exactly when the change committed. The relay
-//! ([`run_relay`]) later copies unpublished rows to the Redis stream
-//! `events` and marks them published; when Redis is down events wait in
-//! PostgreSQL, delayed but never lost. Consumers must tolerate duplicates (a
-//! crash between XADD and the UPDATE republishes a batch): the outbox id is in
-//! every message for de-duplication.
+//! ([`emit`]), so an event exists exactly when the change committed. Three
+//! readers consume it: the SSE feed, the relay to the Redis stream `events`
+//! and the webhook fan-out (`crate::webhooks`). When Redis is down events wait
+//! in PostgreSQL, delayed but never lost.
+//!
+//! # Reading order (the one rule every consumer follows)
+//!
+//! An outbox `id` is taken when the row is inserted, i.e. BEFORE its
+//! transaction commits, so ids do not become visible in order: a reader that
+//! saw id 42 and remembers "everything up to 42" misses id 41 if that
+//! transaction commits a moment later. Readers therefore never page on `id`.
+//!
+//! Instead every committed row gets a `position` AFTER commit, from one
+//! sequencer at a time ([`sequence`]): it locks the `sequencer` row of
+//! `outbox_consumers`, then (in a new statement, hence a fresh snapshot that
+//! sees every commit before the lock was granted) numbers the visible rows
+//! without a position in id order, continuing from the last number, and
+//! commits. Sequencers are serialised by that row lock, and PostgreSQL makes a
+//! transaction's rows visible before it releases its locks, so a reader that
+//! sees position p also sees every position below p: positions only grow in
+//! visibility order, and `position > last_seen` ([`read_after`]) never skips.
+//! Rows of a transaction still in flight simply get a position later.
+//!
+//! Per-aggregate order: a movement inserts its outbox row in the same
+//! statement that holds the stock level's row lock (stock/repo.rs,
+//! stock/batch.rs), so two events of one level get ids in lock order, which
+//! is commit order; the sequencer numbers rows that become visible together
+//! by id and rows that become visible later after them, so positions keep
+//! that order.
+//!
+//! Any reader may call [`sequence`] (it skips when another holds the lock), so
+//! the feed does not wait for a background task; every replica also runs it.
+//! Readers that must not miss or repeat across replicas (the Redis relay, the
+//! webhook fan-out) keep their last position in `outbox_consumers` and take
+//! that row with `FOR UPDATE SKIP LOCKED` ([`claim_cursor`]), so one replica
+//! at a time advances each of them.
+//!
+//! Redis: each event is added with the stream entry id `<position>-0`, so
+//! Redis itself refuses an event it already holds ([`Cache::xadd_at`]); a
+//! batch re-sent after a timeout (a frozen Redis) cannot be added twice.
 
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{cache::Cache, telemetry};
@@ -35,42 +69,149 @@ pub async fn emit(
     Ok(())
 }
 
+/// How many rows one sequencer pass numbers.
+const SEQUENCE_BATCH: i64 = 5000;
+
+/// Gives committed rows their position (see "Reading order"); returns how many
+/// were numbered, 0 also when another session is sequencing right now.
+pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let Some(last) = claim_cursor(&mut tx, Consumer::Sequencer).await? else {
+        return Ok(0);
+    };
+    // A new statement after the lock: its snapshot sees every row committed
+    // before this sequencer got the lock, including the previous one's numbers.
+    let numbered = sqlx::query(
+        "WITH pending AS (
+             SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT $2
+         ), next AS (
+             SELECT id, $1 + row_number() OVER (ORDER BY id) AS position FROM pending
+         )
+         UPDATE outbox o SET position = next.position FROM next WHERE o.id = next.id",
+    )
+    .bind(last)
+    .bind(SEQUENCE_BATCH)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if numbered > 0 {
+        advance_cursor(&mut tx, Consumer::Sequencer, last + numbered as i64).await?;
+    }
+    tx.commit().await?;
+    Ok(numbered)
+}
+
+/// A reader of the outbox with a row in `outbox_consumers`.
+#[derive(Debug, Clone, Copy)]
+pub enum Consumer {
+    /// Holds the last position handed out.
+    Sequencer,
+    /// The Redis stream relay.
+    Redis,
+    /// The webhook fan-out into `webhook_deliveries`.
+    Webhooks,
+}
+
+impl Consumer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Sequencer => "sequencer",
+            Consumer::Redis => "redis",
+            Consumer::Webhooks => "webhooks",
+        }
+    }
+}
+
+/// Takes `consumer`'s cursor for the rest of `tx`; None while another session
+/// holds it (that replica is doing this work now).
+pub async fn claim_cursor(
+    tx: &mut PgConnection,
+    consumer: Consumer,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT position FROM outbox_consumers WHERE name = $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(consumer.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Moves a claimed cursor forward to `position`.
+pub async fn advance_cursor(
+    tx: &mut PgConnection,
+    consumer: Consumer,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox_consumers SET position = $2 WHERE name = $1")
+        .bind(consumer.as_str())
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// One outbox row, as consumers see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    /// Its place in commit order (see "Reading order").
+    pub position: i64,
+    pub topic: String,
+    pub aggregate_id: Option<Uuid>,
+    pub payload: Value,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The committed events after `after`, in position order: the only way any
+/// consumer reads the outbox.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, position, topic, aggregate_id, payload, created_at FROM outbox
+         WHERE position > $1 ORDER BY position LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The last position handed out: where a reader starting "from now" begins.
+pub async fn head(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT position FROM outbox_consumers WHERE name = 'sequencer'")
+        .fetch_one(db)
+        .await
+}
+
 /// How many events one relay pass moves.
 const RELAY_BATCH: i64 = 500;
 
-/// One outbox row.
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    id: i64,
-    topic: String,
-    aggregate_id: Option<Uuid>,
-    payload: Value,
-    created_at: time::OffsetDateTime,
-}
-
-/// Publishes up to one batch of pending events; returns how many were published.
-///
-/// `FOR UPDATE SKIP LOCKED` lets several replicas relay at once without
-/// publishing the same row twice (in the absence of crashes).
+/// Publishes the next batch of events to the Redis stream, in position order;
+/// returns how many were published (0 when another replica is relaying).
+/// An error means Redis did not confirm: the cursor stays, and the same
+/// entries are offered again later (Redis refuses the ones it already has).
 pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
     if !cache.is_enabled() {
         return Ok(0);
     }
+    sequence(db).await?;
     let mut tx = db.begin().await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, topic, aggregate_id, payload, created_at FROM outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(RELAY_BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
-    // One pipelined round trip for the whole batch; if Redis fails midway the
-    // batch is retried later (consumers de-duplicate by the outbox id).
-    let entries: Vec<Vec<(&str, String)>> = rows
+    let Some(cursor) = claim_cursor(&mut tx, Consumer::Redis).await? else {
+        return Ok(0);
+    };
+    let rows = read_after(&mut tx, cursor, RELAY_BATCH).await?;
+    let Some(last) = rows.last().map(|r| r.position) else {
+        return Ok(0);
+    };
+    let entries: Vec<(i64, Vec<(&str, String)>)> = rows
         .iter()
         .map(|row| {
-            vec![
+            let fields = vec![
                 ("id", row.id.to_string()),
+                ("position", row.position.to_string()),
                 ("topic", row.topic.clone()),
                 (
                     "aggregate_id",
@@ -78,37 +219,30 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
                 ),
                 ("payload", row.payload.to_string()),
                 ("created_at", row.created_at.to_string()),
-            ]
+            ];
+            (row.position, fields)
         })
         .collect();
-    let published: Vec<i64> = if cache.xadd_many(STREAM, &entries).await {
-        rows.iter().map(|r| r.id).collect()
-    } else {
-        if !rows.is_empty() {
-            telemetry::metrics().outbox_publish_failures.add(1, &[]);
-        }
-        Vec::new()
-    };
-    if !published.is_empty() {
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&published)
-            .execute(&mut *tx)
-            .await?;
+    if cache.xadd_at(STREAM, &entries).await.is_none() {
+        telemetry::metrics().outbox_publish_failures.add(1, &[]);
+        anyhow::bail!("Redis did not confirm {} events", rows.len());
     }
+    advance_cursor(&mut tx, Consumer::Redis, last).await?;
     tx.commit().await?;
     telemetry::metrics()
         .outbox_published
-        .add(published.len() as u64, &[]);
-    Ok(published.len())
+        .add(rows.len() as u64, &[]);
+    Ok(rows.len())
 }
 
-/// Forgets events older than a day: published ones (Redis has them), or all
-/// of them when no Redis is configured (only the SSE feed reads them then).
-/// A day of history is what the SSE feed can resume from.
+/// Forgets events older than a day that every reader has consumed (the Redis
+/// relay only when Redis is in use; webhooks keep their own copy in each
+/// delivery). A day of history is what the SSE feed can resume from.
 pub async fn delete_old(db: &PgPool, relayed: bool) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM outbox WHERE created_at < now() - interval '24 hours'
-         AND (published_at IS NOT NULL OR NOT $1)",
+         AND position <= (SELECT min(position) FROM outbox_consumers
+                          WHERE name = 'webhooks' OR (name = 'redis' AND $1))",
     )
     .bind(relayed)
     .execute(db)
@@ -116,24 +250,53 @@ pub async fn delete_old(db: &PgPool, relayed: bool) -> Result<u64, sqlx::Error> 
     Ok(done.rows_affected())
 }
 
-/// Number of events waiting to be published.
+/// Number of events not yet in the Redis stream (or, without Redis, not yet
+/// sequenced).
 pub async fn backlog(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM outbox WHERE position IS NULL)
+              + (SELECT count(*) FROM outbox WHERE position >
+                    (SELECT position FROM outbox_consumers WHERE name = 'redis'))",
+    )
+    .fetch_one(db)
+    .await
 }
 
-/// Relays forever: immediately while there is a backlog, else every second.
+/// How often an idle sequencer looks for newly committed events.
+const SEQUENCE_EVERY: Duration = Duration::from_millis(100);
+
+/// Numbers committed events forever (every replica runs one; one works at a time).
+pub async fn run_sequencer(db: PgPool) {
+    loop {
+        let pause = match sequence(&db).await {
+            Ok(n) if n as i64 == SEQUENCE_BATCH => Duration::ZERO,
+            Ok(_) => SEQUENCE_EVERY,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox sequencer failed");
+                Duration::from_secs(2)
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Relays forever: immediately while there is a backlog, else every 250 ms;
+/// while Redis does not answer, waits 1 s, 2 s, 4 s ... up to 30 s between
+/// attempts instead of hammering (and re-filling) a frozen server.
 pub async fn run_relay(db: PgPool, cache: Cache) {
+    let mut backoff = Duration::ZERO;
     loop {
         let pause = match relay_once(&db, &cache).await {
             Ok(n) if n as i64 == RELAY_BATCH => Duration::ZERO,
-            Ok(_) => Duration::from_secs(1),
+            Ok(_) => Duration::from_millis(250),
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "outbox relay failed");
-                Duration::from_secs(5)
+                backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "outbox relay failed");
+                tokio::time::sleep(backoff).await;
+                continue;
             }
         };
+        backoff = Duration::ZERO;
         tokio::time::sleep(pause).await;
     }
 }
@@ -141,17 +304,42 @@ pub async fn run_relay(db: PgPool, cache: Cache) {
 /// One event of the live feed.
 #[derive(Debug, Clone, poem_openapi::Object)]
 pub struct FeedEvent {
-    /// The outbox id: increasing; send it back as `Last-Event-ID` to resume.
+    /// The event's position in commit order: increasing without gaps in what
+    /// a reader can miss; send it back as `Last-Event-ID` to resume.
     pub id: i64,
     /// e.g. `stock.receipt`, `product.updated`, `count.completed`.
     pub topic: String,
+    /// The product (or other record) the event is about; events of one
+    /// aggregate arrive in the order they happened.
     pub aggregate_id: Option<Uuid>,
+    /// The event's data; its shape depends on `topic`.
     pub payload: Value,
+    /// When the change was written.
     pub created_at: time::OffsetDateTime,
 }
 
+impl From<OutboxRow> for FeedEvent {
+    fn from(r: OutboxRow) -> Self {
+        Self {
+            id: r.position,
+            topic: r.topic,
+            aggregate_id: r.aggregate_id,
+            payload: r.payload,
+            created_at: r.created_at,
+        }
+    }
+}
+
 /// How often the feed looks for new events.
-const FEED_POLL: Duration = Duration::from_millis(500);
+const FEED_POLL: Duration = Duration::from_millis(250);
+
+/// Sequences what has committed (unless another session is at it), then reads
+/// the events after `after`.
+async fn poll(db: &PgPool, after: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sequence(db).await?;
+    let mut conn = db.acquire().await?;
+    read_after(&mut conn, after, limit).await
+}
 
 /// The live feed: committed events after `after`, read from the outbox (not
 /// from Redis), so it works while Redis is down and a client resumes exactly
@@ -164,22 +352,10 @@ fn feed(db: PgPool, after: i64) -> impl futures_util::Stream<Item = FeedEvent> +
                 if let Some(e) = queue.pop_front() {
                     return Some((e, (db, last, queue)));
                 }
-                let rows: Result<Vec<OutboxRow>, _> = sqlx::query_as(
-                "SELECT id, topic, aggregate_id, payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT 200",
-            )
-            .bind(last)
-            .fetch_all(&db)
-            .await;
-                match rows {
+                match poll(&db, last, 200).await {
                     Ok(rows) if !rows.is_empty() => {
-                        last = rows.last().map_or(last, |r| r.id);
-                        queue.extend(rows.into_iter().map(|r| FeedEvent {
-                            id: r.id,
-                            topic: r.topic,
-                            aggregate_id: r.aggregate_id,
-                            payload: r.payload,
-                            created_at: r.created_at,
-                        }));
+                        last = rows.last().map_or(last, |r| r.position);
+                        queue.extend(rows.into_iter().map(FeedEvent::from));
                     }
                     Ok(_) => tokio::time::sleep(FEED_POLL).await,
                     Err(e) => {
@@ -205,7 +381,7 @@ impl EventsApi {
         _auth: crate::auth::principal::ViewerAuth,
         state: poem::web::Data<&crate::state::AppState>,
         #[oai(name = "Last-Event-ID")] last_event_id: poem_openapi::param::Header<Option<i64>>,
-        /// Resume after this event id (alternative to `Last-Event-ID`).
+        /// Resume after this event position (alternative to `Last-Event-ID`).
         after: poem_openapi::param::Query<Option<i64>>,
     ) -> crate::error::Result<
         poem_openapi::payload::EventStream<futures_util::stream::BoxStream<'static, FeedEvent>>,
@@ -214,9 +390,8 @@ impl EventsApi {
         let start = match last_event_id.0.or(after.0) {
             Some(id) => id,
             None => {
-                sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM outbox")
-                    .fetch_one(&state.db)
-                    .await?
+                sequence(&state.db).await?;
+                head(&state.db).await?
             }
         };
         // The feed never ends by itself; it ends when the server shuts down.

@@ -1,4 +1,4 @@
-//! Background work of a replica: the outbox relay, expiry of idempotency
+//! Background work of a replica: the outbox sequencer and relay, expiry of idempotency
 //! keys and of day-old outbox events, and the gauges Prometheus reads (pool, dependencies, business
 //! figures). Gauges are refreshed on a timer, never computed per scrape, so a
 //! scrape costs nothing however big the catalog is.
@@ -8,7 +8,7 @@ use std::time::Duration;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::task::JoinHandle;
 
-use crate::{cache::RedisState, events, idempotency, ops, state::AppState, telemetry};
+use crate::{cache::RedisState, events, idempotency, ops, state::AppState, telemetry, webhooks};
 
 /// How often pool and dependency gauges are refreshed.
 const HEALTH_EVERY: Duration = Duration::from_secs(15);
@@ -18,7 +18,16 @@ const KEY_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts every background task of this replica.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let sequencer = tokio::spawn(events::run_sequencer(state.db.clone()));
     let relay = tokio::spawn(events::run_relay(state.db.clone(), state.cache.clone()));
+    let webhooks =
+        match webhooks::worker::Worker::new(state.db.clone(), state.config.webhooks.clone()) {
+            Ok(worker) => tokio::spawn(worker.run()),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "webhook worker not started");
+                tokio::spawn(async {})
+            }
+        };
     let s = state.clone();
     let health = tokio::spawn(async move {
         loop {
@@ -51,7 +60,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             tokio::time::sleep(KEY_CLEANUP_EVERY).await;
         }
     });
-    vec![relay, health, business, cleanup]
+    vec![sequencer, relay, webhooks, health, business, cleanup]
 }
 
 /// Pool, PostgreSQL, Redis and outbox gauges.
@@ -67,6 +76,10 @@ pub async fn refresh_health(state: &AppState) {
     if db_ok {
         if let Ok(backlog) = events::backlog(&state.db).await {
             m.outbox_backlog.record(backlog, &[]);
+        }
+        if let Ok((depth, oldest)) = webhooks::repo::queue_stats(&state.db).await {
+            m.webhook_queue_depth.record(depth, &[]);
+            m.webhook_oldest_pending.record(oldest, &[]);
         }
     }
 }

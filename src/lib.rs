@@ -45,6 +45,8 @@ pub mod stock;
 pub mod telemetry;
 /// Warehouses.
 pub mod warehouses;
+/// Webhooks: admin API and the delivery worker fed from the outbox.
+pub mod webhooks;
 
 use poem_openapi::Tags as OaiTags;
 
@@ -75,4 +77,6 @@ pub enum Tags {
     Dashboard,
     /// Live feed of changes (Server-Sent Events).
     Events,
+    /// Webhook endpoints and their deliveries (admin).
+    Webhooks,
 }

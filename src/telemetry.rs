@@ -66,6 +66,9 @@ pub struct Metrics {
     pub outbox_backlog: Gauge<i64>,
     pub outbox_published: Counter<u64>,
     pub outbox_publish_failures: Counter<u64>,
+    pub webhook_deliveries: Counter<u64>,
+    pub webhook_queue_depth: Gauge<i64>,
+    pub webhook_oldest_pending: Gauge<i64>,
     pub db_pool_size: Gauge<i64>,
     pub db_pool_idle: Gauge<i64>,
     pub db_pool_max: Gauge<i64>,
@@ -166,6 +169,10 @@ fn zero_fill(m: &Metrics) {
     m.count_sessions_completed.add(0, &[]);
     m.outbox_published.add(0, &[]);
     m.outbox_publish_failures.add(0, &[]);
+    for outcome in ["delivered", "retry", "failed"] {
+        m.webhook_deliveries
+            .add(0, &[KeyValue::new("outcome", outcome)]);
+    }
 }
 
 /// The process-wide instruments.
@@ -245,6 +252,18 @@ impl Metrics {
             outbox_publish_failures: counter(
                 "inventory_outbox_publish_failures",
                 "Failed attempts to publish outbox events.",
+            ),
+            webhook_deliveries: counter(
+                "inventory_webhook_deliveries",
+                "Webhook delivery attempts by outcome (delivered, retry, failed).",
+            ),
+            webhook_queue_depth: gauge(
+                "inventory_webhook_queue_depth",
+                "Webhook deliveries pending (waiting or due) for active endpoints.",
+            ),
+            webhook_oldest_pending: gauge(
+                "inventory_webhook_oldest_pending_seconds",
+                "Age in seconds of the oldest pending webhook delivery of an active endpoint (0 when none).",
             ),
             db_pool_size: gauge("inventory_db_pool_size", "Open database connections."),
             db_pool_idle: gauge("inventory_db_pool_idle", "Idle database connections."),

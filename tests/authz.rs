@@ -97,6 +97,18 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/counts/{id}/lines", User(Clerk)),
     ("POST", "/api/v1/counts/{id}/complete", User(Manager)),
     ("POST", "/api/v1/counts/{id}/cancel", User(Manager)),
+    ("GET", "/api/v1/webhooks", User(Admin)),
+    ("POST", "/api/v1/webhooks", User(Admin)),
+    ("GET", "/api/v1/webhooks/{id}", User(Admin)),
+    ("PATCH", "/api/v1/webhooks/{id}", User(Admin)),
+    ("DELETE", "/api/v1/webhooks/{id}", User(Admin)),
+    ("GET", "/api/v1/webhooks/{id}/deliveries", User(Admin)),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        User(Admin),
+    ),
+    ("POST", "/api/v1/webhooks/{id}/ping", User(Admin)),
 ];
 
 fn token_with(secret: &str, exp_offset: i64) -> String {
@@ -374,6 +386,30 @@ async fn valid_request(db: &PgPool, f: &Fixture, method: &str, template: &str) -
             template.replace("{id}", &open_count().await.to_string()),
             Body::Json(json!({"lines": [{"product_id": p, "counted_quantity": 3}]})),
         ),
+        ("POST", "/api/v1/webhooks") => (
+            template.into(),
+            // A public IP literal: valid without DNS, and nothing is sent on creation.
+            Body::Json(json!({"url": "https://93.184.216.34/hook", "events": ["stock.*"]})),
+        ),
+        (_, t) if t.starts_with("/api/v1/webhooks/{id}") => {
+            // A private target: a ping is refused by the SSRF check at once
+            // (answered 200 with the failed delivery) instead of waiting on a network.
+            let hook = fresh_id(
+                db,
+                "INSERT INTO webhooks (url, events, secret) VALUES ('http://127.0.0.1:9/hook', '{*}', 'whsec_x') RETURNING id",
+            )
+            .await;
+            let delivery = fresh_id(db, &format!(
+                "INSERT INTO webhook_deliveries (webhook_id, topic, payload, give_up_at, event_created_at)
+                 VALUES ('{hook}', 'stock.receipt', '{{}}', now(), now()) RETURNING id"
+            ))
+            .await;
+            (
+                t.replace("{id}", &hook.to_string())
+                    .replace("{delivery_id}", &delivery.to_string()),
+                Body::Json(json!({"description": "renamed"})),
+            )
+        }
         ("GET", t) if !t.contains('{') => (t.into(), Body::None),
         _ => panic!("no valid request written for {method} {template}: add one to valid_request"),
     }
