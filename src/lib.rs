@@ -9,6 +9,8 @@ pub mod auth;
 pub mod cache;
 /// Products, categories, barcodes.
 pub mod catalog;
+/// The published OpenAPI document: API-wide rules applied to the generated spec.
+pub mod contract;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
 /// Aggregates for a front page.
@@ -23,6 +25,8 @@ pub mod events;
 pub mod idempotency;
 /// Background tasks: outbox relay, key expiry, gauges.
 pub mod jobs;
+/// Control characters in text input are refused here, for every operation.
+pub mod input;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.

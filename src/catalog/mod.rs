@@ -114,7 +114,7 @@ pub struct ProductsApi;
 #[OpenApi(prefix_path = "/api/v1/products", tag = "Tags::Products")]
 impl ProductsApi {
     /// Search and list products (viewer), ordered by SKU.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listProducts")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -149,7 +149,7 @@ impl ProductsApi {
     }
 
     /// Create a product with its barcodes (manager).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createProduct")]
     async fn create(
         &self,
         auth: ManagerAuth,
@@ -195,7 +195,7 @@ impl ProductsApi {
     }
 
     /// The catalog as CSV (viewer), streamed row by row; `import` reads it back.
-    #[oai(path = "/export.csv", method = "get")]
+    #[oai(path = "/export.csv", method = "get", operation_id = "exportProducts")]
     async fn export(&self, _auth: ViewerAuth, state: Data<&AppState>) -> CsvExport {
         CsvExport::Ok(Binary(csv::export(state.db.clone())))
     }
@@ -203,7 +203,7 @@ impl ProductsApi {
     /// Create or update products from CSV, by SKU (manager). Every row is
     /// validated first; one bad row refuses the whole file (422 with per-row
     /// errors) and nothing changes.
-    #[oai(path = "/import", method = "post")]
+    #[oai(path = "/import", method = "post", operation_id = "importProducts")]
     async fn import(
         &self,
         _auth: ManagerAuth,
@@ -216,7 +216,7 @@ impl ProductsApi {
 
     /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are
     /// equivalent: an EAN-13 also matches as a 14-digit GTIN with a leading zero.
-    #[oai(path = "/by-barcode/:barcode", method = "get")]
+    #[oai(path = "/by-barcode/:barcode", method = "get", operation_id = "getProductByBarcode")]
     async fn by_barcode(
         &self,
         _auth: ViewerAuth,
@@ -227,7 +227,7 @@ impl ProductsApi {
     }
 
     /// One product (viewer), with its `ETag`.
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getProduct")]
     async fn get(
         &self,
         _auth: ViewerAuth,
@@ -242,7 +242,7 @@ impl ProductsApi {
 
     /// Change a product (manager). Send `If-Match` with the `ETag` you read: if
     /// someone changed the product meanwhile, 412 instead of overwriting.
-    #[oai(path = "/:id", method = "patch")]
+    #[oai(path = "/:id", method = "patch", operation_id = "updateProduct")]
     async fn update(
         &self,
         _auth: ManagerAuth,
@@ -282,7 +282,7 @@ impl ProductsApi {
 
     /// Archive a product (manager): it keeps its history and barcodes but
     /// accepts no new stock movements. Honours `If-Match`.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteProduct")]
     async fn archive(
         &self,
         _auth: ManagerAuth,
@@ -318,7 +318,7 @@ impl ProductsApi {
     }
 
     /// A product's barcodes (viewer).
-    #[oai(path = "/:id/barcodes", method = "get")]
+    #[oai(path = "/:id/barcodes", method = "get", operation_id = "listProductBarcodes")]
     async fn barcodes(
         &self,
         _auth: ViewerAuth,
@@ -333,7 +333,7 @@ impl ProductsApi {
 
     /// Add a barcode to a product (manager). 409 when any product already has
     /// it (in any equivalent GTIN form).
-    #[oai(path = "/:id/barcodes", method = "post")]
+    #[oai(path = "/:id/barcodes", method = "post", operation_id = "addProductBarcode")]
     async fn add_barcode(
         &self,
         _auth: ManagerAuth,
@@ -368,7 +368,7 @@ impl ProductsApi {
     }
 
     /// Remove a barcode from a product (manager). Any GTIN form of it works.
-    #[oai(path = "/:id/barcodes/:barcode", method = "delete")]
+    #[oai(path = "/:id/barcodes/:barcode", method = "delete", operation_id = "removeProductBarcode")]
     async fn remove_barcode(
         &self,
         _auth: ManagerAuth,

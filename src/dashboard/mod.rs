@@ -68,7 +68,7 @@ pub struct DashboardApi;
 #[OpenApi(prefix_path = "/api/v1/dashboard", tag = "Tags::Dashboard")]
 impl DashboardApi {
     /// Totals for a front page (viewer); at most 10 seconds old.
-    #[oai(path = "/summary", method = "get")]
+    #[oai(path = "/summary", method = "get", operation_id = "getDashboardSummary")]
     async fn summary(&self, _auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<Summary>> {
         const KEY: &str = "dashboard:summary";
         if let Some(hit) = state.cache.get_json::<Summary>("dashboard", KEY).await {
@@ -95,7 +95,7 @@ impl DashboardApi {
         .fetch_one(&state.db)
         .await?;
         let s = Summary {
-            stock_value: s.stock_value.normalize(),
+            stock_value: crate::responses::money_total(s.stock_value),
             ..s
         };
         state.cache.set_json(KEY, &s, SUMMARY_TTL).await;
@@ -103,7 +103,7 @@ impl DashboardApi {
     }
 
     /// Active products at or below their reorder point (viewer), by SKU.
-    #[oai(path = "/low-stock", method = "get")]
+    #[oai(path = "/low-stock", method = "get", operation_id = "listLowStock")]
     async fn low_stock(
         &self,
         _auth: ViewerAuth,
@@ -138,7 +138,7 @@ impl DashboardApi {
     }
 
     /// Movements per day and kind over the last `days` days (viewer), oldest first.
-    #[oai(path = "/movements", method = "get")]
+    #[oai(path = "/movements", method = "get", operation_id = "getDailyMovements")]
     async fn movements(
         &self,
         _auth: ViewerAuth,
