@@ -24,6 +24,10 @@ pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,20}(\.[0-9]{1,4})?$";
 /// Operations that throttle (429 with `Retry-After`).
 const THROTTLED: &[&str] = &["/api/v1/auth/login"];
 
+/// Operations that take credentials in the body instead of a bearer token:
+/// wrong ones are a 401 too.
+const CREDENTIALS_IN_BODY: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/refresh"];
+
 /// Operations that never touch PostgreSQL, so never answer 503.
 const NO_DATABASE: &[&str] = &["/health"];
 
@@ -39,6 +43,7 @@ pub fn finish(raw: &str) -> Value {
         }
     }
     walk(&mut doc, &mut fix_formats);
+    walk(&mut doc, &mut describe_event_streams);
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, ops) in paths.iter_mut() {
             let Some(ops) = ops.as_object_mut() else {
@@ -133,6 +138,37 @@ fn fix_formats(obj: &mut Map<String, Value>) {
     }
 }
 
+/// poem-openapi documents an event stream as `array` of its item type, a
+/// convention of its own; in OpenAPI 3.0 the `schema` of `text/event-stream`
+/// describes one event as it arrives: `id`, `event` and `data` (the item as JSON).
+fn describe_event_streams(obj: &mut Map<String, Value>) {
+    let Some(Value::Object(stream)) = obj.get_mut("text/event-stream") else {
+        return;
+    };
+    let item = stream
+        .get("schema")
+        .and_then(|s| s.pointer("/items/$ref"))
+        .and_then(Value::as_str)
+        .map(|r| r.rsplit('/').next().unwrap_or(r).to_owned());
+    let Some(item) = item else {
+        return;
+    };
+    stream.insert(
+        "schema".into(),
+        json!({
+            "type": "object",
+            "description": format!("One Server-Sent Event; `data` is a `{item}` as JSON."),
+            "required": ["data"],
+            "properties": {
+                "id": {"type": "string", "description": "Send back as `Last-Event-ID` to resume after this event."},
+                "event": {"type": "string", "description": "The event's topic."},
+                "data": {"type": "string", "description": format!("A `{item}` serialised as JSON.")},
+                "retry": {"type": "integer", "description": "Reconnection delay in milliseconds."}
+            }
+        }),
+    );
+}
+
 /// Replaces the catch-all `default` problem response with the statuses this
 /// operation can actually answer.
 fn error_statuses(path: &str, method: &str, op: &mut Value) {
@@ -147,8 +183,10 @@ fn error_statuses(path: &str, method: &str, op: &mut Value) {
     if has_params || body {
         statuses.push((400, "Malformed request: a parameter or the body does not parse."));
     }
-    if secured {
+    if secured || CREDENTIALS_IN_BODY.contains(&path) {
         statuses.push((401, "Missing, invalid or expired credentials."));
+    }
+    if secured {
         statuses.push((403, "The caller's role (or device) may not do this."));
     }
     if path.contains('{') {

@@ -117,6 +117,20 @@ fn check_csv(bytes: &[u8], errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Checks an uploaded CSV file (a multipart part the middleware does not read).
+pub fn check_csv_upload(part: &str, bytes: &[u8]) -> crate::error::Result<()> {
+    let mut errors = Vec::new();
+    check_csv(bytes, &mut errors);
+    for e in &mut errors {
+        e.field = format!("{part}: {}", e.field);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 fn check_uri(path: &str, query: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut previous = "";

@@ -98,7 +98,17 @@ pub enum ImportBody {
     /// Header row `sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes`
     /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`.
     #[oai(content_type = "text/csv")]
-    Csv(PlainText<String>),
+    Csv(Binary<Vec<u8>>),
+    /// The same CSV as the `file` part of a form (what browsers and generated clients send).
+    #[oai(content_type = "multipart/form-data")]
+    Form(ImportUpload),
+}
+
+/// A form upload of a CSV file.
+#[derive(Debug, poem_openapi::Multipart)]
+pub struct ImportUpload {
+    /// The CSV file, in the format `export.csv` writes (UTF-8).
+    pub file: poem_openapi::types::multipart::Upload,
 }
 
 /// The catalog as CSV.
@@ -210,7 +220,19 @@ impl ProductsApi {
         state: Data<&AppState>,
         body: ImportBody,
     ) -> Result<Json<ImportSummary>> {
-        let ImportBody::Csv(PlainText(text)) = body;
+        let (field, bytes) = match body {
+            ImportBody::Csv(Binary(bytes)) => ("body", bytes),
+            ImportBody::Form(form) => {
+                let bytes = form.file.into_vec().await.map_err(|e| {
+                    ApiError::BadRequest(format!("could not read the upload: {e}"))
+                })?;
+                // The middleware checks text/csv bodies; a form part is checked here, the same way.
+                crate::input::check_csv_upload("file", &bytes)?;
+                ("file", bytes)
+            }
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| ApiError::field(field, "must be UTF-8 text"))?;
         Ok(Json(csv::import(&state, text).await?))
     }
 
