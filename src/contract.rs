@@ -75,7 +75,11 @@ fn walk(value: &mut Value, f: &mut impl FnMut(&mut Map<String, Value>)) {
 fn nullable_optionals(schema: &mut Value) {
     let required: Vec<String> = schema["required"]
         .as_array()
-        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
         return;
@@ -118,10 +122,10 @@ fn fix_formats(obj: &mut Map<String, Value>) {
     let single_ref = match obj.get("allOf") {
         Some(Value::Array(parts)) => {
             let refs: Vec<&Value> = parts.iter().filter(|p| p.get("$ref").is_some()).collect();
-            let only_descriptions = parts
-                .iter()
-                .filter(|p| p.get("$ref").is_none())
-                .all(|p| p.as_object().is_some_and(|o| o.keys().all(|k| k == "description")));
+            let only_descriptions = parts.iter().filter(|p| p.get("$ref").is_none()).all(|p| {
+                p.as_object()
+                    .is_some_and(|o| o.keys().all(|k| k == "description"))
+            });
             (refs.len() == 1 && only_descriptions).then(|| refs[0].clone())
         }
         _ => None,
@@ -181,7 +185,10 @@ fn error_statuses(path: &str, method: &str, op: &mut Value) {
     let write = method != "get";
     let mut statuses: Vec<(u16, &str)> = Vec::new();
     if has_params || body {
-        statuses.push((400, "Malformed request: a parameter or the body does not parse."));
+        statuses.push((
+            400,
+            "Malformed request: a parameter or the body does not parse.",
+        ));
     }
     if secured || CREDENTIALS_IN_BODY.contains(&path) {
         statuses.push((401, "Missing, invalid or expired credentials."));
@@ -253,7 +260,10 @@ mod tests {
         let props = &doc["components"]["schemas"]["S"]["properties"];
         assert!(props["a"].get("nullable").is_none());
         assert_eq!(props["b"]["nullable"], true);
-        assert_eq!(props["c"], json!({"allOf": [{"$ref": "#/components/schemas/T"}], "nullable": true}));
+        assert_eq!(
+            props["c"],
+            json!({"allOf": [{"$ref": "#/components/schemas/T"}], "nullable": true})
+        );
         assert_eq!(
             props["d"],
             json!({"allOf": [{"$ref": "#/components/schemas/T"}], "description": "x", "nullable": true})

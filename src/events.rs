@@ -145,8 +145,11 @@ pub struct FeedEvent {
     pub id: i64,
     /// e.g. `stock.receipt`, `product.updated`, `count.completed`.
     pub topic: String,
+    /// The id of the changed record; null when none.
     pub aggregate_id: Option<Uuid>,
+    /// The event's data (JSON).
     pub payload: Value,
+    /// When this feed event was created (RFC 3339).
     pub created_at: time::OffsetDateTime,
 }
 

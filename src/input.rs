@@ -146,7 +146,11 @@ fn check_uri(path: &str, query: &str) -> Vec<FieldError> {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(name, true);
         let value = percent_decode(value, true);
-        if name.chars().chain(value.chars()).any(|c| refused(c, false, false)) {
+        if name
+            .chars()
+            .chain(value.chars())
+            .any(|c| refused(c, false, false))
+        {
             let shown: String = name.chars().filter(|c| !c.is_control()).collect();
             errors.push(error(&shown));
         }

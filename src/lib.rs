@@ -9,10 +9,10 @@ pub mod auth;
 pub mod cache;
 /// Products, categories, barcodes.
 pub mod catalog;
-/// The published OpenAPI document: API-wide rules applied to the generated spec.
-pub mod contract;
 /// Environment configuration (the only reader of env vars).
 pub mod config;
+/// The published OpenAPI document: API-wide rules applied to the generated spec.
+pub mod contract;
 /// Aggregates for a front page.
 pub mod dashboard;
 /// PostgreSQL pool and migrations.
@@ -23,10 +23,12 @@ pub mod error;
 pub mod events;
 /// Idempotency-Key handling for mutating POSTs.
 pub mod idempotency;
-/// Background tasks: outbox relay, key expiry, gauges.
-pub mod jobs;
 /// Control characters in text input are refused here, for every operation.
 pub mod input;
+/// Background tasks: outbox relay, key expiry, gauges.
+pub mod jobs;
+/// Money on the wire: decimal strings with a fixed scale.
+pub mod money;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.

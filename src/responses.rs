@@ -56,28 +56,6 @@ pub fn if_match_version(header: Option<&str>) -> crate::error::Result<Option<i32
         })
 }
 
-/// Money as the API writes it: a fixed scale per kind of amount, so a client
-/// sees `"2.5000"` for every unit amount and never `"2.5"` one day and
-/// `"2.50"` the next. Unit amounts (`unit_cost`, `price`) keep the 4 decimals
-/// numeric(14, 4) stores; totals (`value`, `stock_value`) are rounded to cents.
-pub fn money(value: rust_decimal::Decimal) -> rust_decimal::Decimal {
-    with_scale(value, UNIT_AMOUNT_SCALE)
-}
-
-/// A total (quantity × unit cost), rounded half-even to cents.
-pub fn money_total(value: rust_decimal::Decimal) -> rust_decimal::Decimal {
-    with_scale(value, TOTAL_SCALE)
-}
-
-pub const UNIT_AMOUNT_SCALE: u32 = 4;
-pub const TOTAL_SCALE: u32 = 2;
-
-fn with_scale(value: rust_decimal::Decimal, scale: u32) -> rust_decimal::Decimal {
-    let mut v = value.round_dp(scale);
-    v.rescale(scale);
-    v
-}
-
 /// A JSON answer already serialised (e.g. from a cache), sent as is, and
 /// documented with the schema of `T`.
 pub struct RawJson<T> {
@@ -132,21 +110,5 @@ impl<T: Type> ApiResponse for RawJson<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rust_decimal::Decimal;
-
-    #[test]
-    fn money_has_a_fixed_scale() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
-        assert_eq!(money(d("2.5")).to_string(), "2.5000");
-        assert_eq!(money(d("2.50")).to_string(), "2.5000");
-        assert_eq!(money(d("0")).to_string(), "0.0000");
-        assert_eq!(money_total(d("12.345")).to_string(), "12.34");
-        assert_eq!(money_total(d("7")).to_string(), "7.00");
     }
 }

@@ -11,7 +11,7 @@ use poem::{web::Data, Body};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{
     param::{Header, Path, Query},
-    payload::{Binary, Json, PlainText},
+    payload::{Binary, Json},
     ApiRequest, ApiResponse, OpenApi,
 };
 use std::sync::Arc;
@@ -99,8 +99,9 @@ pub enum ImportBody {
     /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`.
     #[oai(content_type = "text/csv")]
     Csv(Binary<Vec<u8>>),
-    /// The same CSV as the `file` part of a form (what browsers and generated clients send).
-    #[oai(content_type = "multipart/form-data")]
+    /// The same CSV as the `file` part of a `multipart/form-data` form (what
+    /// browsers and generated clients send). No content_type attribute here: the
+    /// payload's own check accepts the `boundary` parameter an exact match would refuse.
     Form(ImportUpload),
 }
 
@@ -223,9 +224,10 @@ impl ProductsApi {
         let (field, bytes) = match body {
             ImportBody::Csv(Binary(bytes)) => ("body", bytes),
             ImportBody::Form(form) => {
-                let bytes = form.file.into_vec().await.map_err(|e| {
-                    ApiError::BadRequest(format!("could not read the upload: {e}"))
-                })?;
+                let bytes =
+                    form.file.into_vec().await.map_err(|e| {
+                        ApiError::BadRequest(format!("could not read the upload: {e}"))
+                    })?;
                 // The middleware checks text/csv bodies; a form part is checked here, the same way.
                 crate::input::check_csv_upload("file", &bytes)?;
                 ("file", bytes)
@@ -238,7 +240,11 @@ impl ProductsApi {
 
     /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are
     /// equivalent: an EAN-13 also matches as a 14-digit GTIN with a leading zero.
-    #[oai(path = "/by-barcode/:barcode", method = "get", operation_id = "getProductByBarcode")]
+    #[oai(
+        path = "/by-barcode/:barcode",
+        method = "get",
+        operation_id = "getProductByBarcode"
+    )]
     async fn by_barcode(
         &self,
         _auth: ViewerAuth,
@@ -340,7 +346,11 @@ impl ProductsApi {
     }
 
     /// A product's barcodes (viewer).
-    #[oai(path = "/:id/barcodes", method = "get", operation_id = "listProductBarcodes")]
+    #[oai(
+        path = "/:id/barcodes",
+        method = "get",
+        operation_id = "listProductBarcodes"
+    )]
     async fn barcodes(
         &self,
         _auth: ViewerAuth,
@@ -355,7 +365,11 @@ impl ProductsApi {
 
     /// Add a barcode to a product (manager). 409 when any product already has
     /// it (in any equivalent GTIN form).
-    #[oai(path = "/:id/barcodes", method = "post", operation_id = "addProductBarcode")]
+    #[oai(
+        path = "/:id/barcodes",
+        method = "post",
+        operation_id = "addProductBarcode"
+    )]
     async fn add_barcode(
         &self,
         _auth: ManagerAuth,
@@ -390,7 +404,11 @@ impl ProductsApi {
     }
 
     /// Remove a barcode from a product (manager). Any GTIN form of it works.
-    #[oai(path = "/:id/barcodes/:barcode", method = "delete", operation_id = "removeProductBarcode")]
+    #[oai(
+        path = "/:id/barcodes/:barcode",
+        method = "delete",
+        operation_id = "removeProductBarcode"
+    )]
     async fn remove_barcode(
         &self,
         _auth: ManagerAuth,

@@ -177,6 +177,7 @@ fn require_open(s: &CountSession) -> Result<()> {
 /// The adjustments a completed count posted.
 #[derive(Debug, Object)]
 pub struct CountCompletion {
+    /// The count session (UUID), for count scans and count adjustments.
     pub count_id: Uuid,
     /// One `count_adjustment` per counted line that differed.
     pub transactions: Vec<StockTransaction>,
@@ -321,7 +322,11 @@ impl CountsApi {
     }
 
     /// Enter counted quantities by hand (clerk); each replaces the earlier count of its product.
-    #[oai(path = "/:id/lines", method = "post", operation_id = "recordCountLines")]
+    #[oai(
+        path = "/:id/lines",
+        method = "post",
+        operation_id = "recordCountLines"
+    )]
     async fn lines(
         &self,
         auth: ClerkAuth,
@@ -385,7 +390,11 @@ impl CountsApi {
 
     /// Complete a count (manager): one `count_adjustment` per counted line that
     /// differs, all in one transaction, on top of movements made meanwhile.
-    #[oai(path = "/:id/complete", method = "post", operation_id = "completeCount")]
+    #[oai(
+        path = "/:id/complete",
+        method = "post",
+        operation_id = "completeCount"
+    )]
     async fn complete(
         &self,
         auth: ManagerAuth,

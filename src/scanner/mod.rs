@@ -59,7 +59,11 @@ impl ScannerApi {
     /// Post up to 500 scans at once (device key), e.g. after working offline.
     /// Processed in the order given; a rejected event does not stop the others;
     /// the answer lists every outcome in the same order.
-    #[oai(path = "/events/batch", method = "post", operation_id = "postScanBatch")]
+    #[oai(
+        path = "/events/batch",
+        method = "post",
+        operation_id = "postScanBatch"
+    )]
     async fn batch(
         &self,
         auth: DeviceAuth,
@@ -113,7 +117,11 @@ impl ScannerApi {
 
     /// What a barcode is (device key): the product, its pack quantity and the
     /// stock in the device's warehouses. Accepts GS1 element strings too.
-    #[oai(path = "/lookup/:barcode", method = "get", operation_id = "lookupBarcode")]
+    #[oai(
+        path = "/lookup/:barcode",
+        method = "get",
+        operation_id = "lookupBarcode"
+    )]
     async fn lookup(
         &self,
         auth: DeviceAuth,
