@@ -75,11 +75,13 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
 
 /// The spec as YAML: what `inventory-api openapi` prints and `openapi/openapi.yaml` holds.
 pub fn spec_yaml() -> String {
-    api_service().spec_yaml()
+    serde_yaml::to_string(&crate::contract::finish(&api_service().spec()))
+        .expect("a JSON document is valid YAML")
 }
 
 pub fn spec_json() -> String {
-    api_service().spec()
+    serde_json::to_string_pretty(&crate::contract::finish(&api_service().spec()))
+        .expect("a JSON value serialises")
 }
 
 #[handler]
@@ -137,15 +139,19 @@ async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::R
 pub fn build(state: AppState) -> impl Endpoint {
     let api = api_service();
     let specs = Arc::new(Specs {
-        json: api.spec(),
-        yaml: api.spec_yaml(),
+        json: spec_json(),
+        yaml: spec_yaml(),
     });
     if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&specs.json) {
         if let Some(paths) = doc["paths"].as_object() {
             telemetry::register_routes(paths.keys().map(String::as_str));
         }
     }
-    let docs = api.swagger_ui();
+    // poem's Swagger UI page embeds poem's own document; it shows ours instead.
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), &specs.json);
+    let docs = get(poem::endpoint::make_sync(move |_| {
+        poem::web::Html(docs_html.clone())
+    }));
     let max_body = state.config.max_body_bytes;
     Route::new()
         .at("/metrics", get(metrics_endpoint))
@@ -156,6 +162,7 @@ pub fn build(state: AppState) -> impl Endpoint {
         .nest("/", api)
         .data(state)
         .data(specs)
+        .around(crate::input::refuse_control_chars)
         .around(move |ep, req| limit_body(ep, req, max_body))
         .around(telemetry::observe)
         // Outermost, so that the problem+json bodies `observe` renders are compressed too.

@@ -43,11 +43,9 @@ pub struct ProblemDoc {
     pub status: u16,
     /// What happened here and what to do about it.
     pub detail: String,
-    /// Field errors, when the input is at fault.
-    #[oai(skip_serializing_if_is_none)]
+    /// Field errors, when the input is at fault; null otherwise.
     pub errors: Option<Vec<FieldError>>,
-    /// For `insufficient-stock`: the quantity that is available.
-    #[oai(skip_serializing_if_is_none)]
+    /// For `insufficient-stock`: the quantity that is available; null otherwise.
     pub available: Option<i64>,
 }
 

@@ -375,7 +375,7 @@ impl EventsApi {
     /// Live feed of committed changes (viewer), as Server-Sent Events.
     ///
     /// Starts with events after `Last-Event-ID` (or `after`), else with new ones only.
-    #[oai(path = "/stream", method = "get")]
+    #[oai(path = "/stream", method = "get", operation_id = "streamEvents")]
     async fn stream(
         &self,
         _auth: crate::auth::principal::ViewerAuth,

@@ -15,6 +15,8 @@ pub mod compression;
 pub mod config;
 /// The web console at /console/ (embedded files).
 pub mod console;
+/// The published OpenAPI document: API-wide rules applied to the generated spec.
+pub mod contract;
 /// Aggregates for a front page.
 pub mod dashboard;
 /// PostgreSQL pool and migrations.
@@ -25,8 +27,12 @@ pub mod error;
 pub mod events;
 /// Idempotency-Key handling for mutating POSTs.
 pub mod idempotency;
+/// Control characters in text input are refused here, for every operation.
+pub mod input;
 /// Background tasks: outbox relay, key expiry, gauges.
 pub mod jobs;
+/// Money on the wire: decimal strings with a fixed scale.
+pub mod money;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.

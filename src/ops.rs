@@ -56,7 +56,7 @@ pub async fn database_ok(db: &sqlx::PgPool) -> bool {
 #[OpenApi(tag = "Tags::Ops")]
 impl OpsApi {
     /// Liveness: the process is up.
-    #[oai(path = "/health", method = "get")]
+    #[oai(path = "/health", method = "get", operation_id = "getHealth")]
     async fn health(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -65,7 +65,7 @@ impl OpsApi {
     }
 
     /// Readiness: PostgreSQL is reachable (503 otherwise); Redis state is reported.
-    #[oai(path = "/ready", method = "get")]
+    #[oai(path = "/ready", method = "get", operation_id = "getReadiness")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
         let (db_ok, redis) = tokio::join!(database_ok(&state.db), state.cache.state());
         let metrics = telemetry::metrics();

@@ -56,12 +56,6 @@ pub fn if_match_version(header: Option<&str>) -> crate::error::Result<Option<i32
         })
 }
 
-/// Money as the API writes it: exact, without the trailing zeros numeric(14, 4)
-/// pads with ("12.5", not "12.5000"), as poem-openapi renders decimals.
-pub fn money(value: rust_decimal::Decimal) -> rust_decimal::Decimal {
-    value.normalize()
-}
-
 /// A JSON answer already serialised (e.g. from a cache), sent as is, and
 /// documented with the schema of `T`.
 pub struct RawJson<T> {

@@ -40,8 +40,8 @@ async fn a_product_is_created_with_barcodes_money_and_an_etag(db: PgPool) {
     assert_eq!(resp.status(), 201);
     assert_eq!(resp.headers()["etag"], "\"1\"");
     let p: Value = resp.json().await.unwrap();
-    assert_eq!(p["unit_cost"], "0.125");
-    assert_eq!(p["price"], "1");
+    assert_eq!(p["unit_cost"], "0.1250");
+    assert_eq!(p["price"], "1.0000");
     assert_eq!(p["unit"], "each");
     assert_eq!(p["active"], true);
     assert_eq!(p["barcodes"].as_array().unwrap().len(), 2);
@@ -527,7 +527,7 @@ async fn csv_import_creates_and_updates_by_sku(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(page["items"][0]["name"], "New name");
-    assert_eq!(page["items"][0]["price"], "3.5");
+    assert_eq!(page["items"][0]["price"], "3.5000");
 }
 
 #[sqlx::test]

@@ -43,7 +43,7 @@ async fn the_summary_low_stock_and_movements_reflect_the_ledger(db: PgPool) {
         .unwrap();
     assert_eq!(s["active_products"], 1);
     assert_eq!(s["units_on_hand"], 4);
-    assert_eq!(s["stock_value"], "8");
+    assert_eq!(s["stock_value"], "8.00");
     assert_eq!(s["low_stock_products"], 1);
     assert_eq!(s["movements_today"], 1);
     let low: Value = app

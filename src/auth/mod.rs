@@ -126,7 +126,7 @@ impl AuthApi {
     /// Wrong email and wrong password get the same 401, in the same time. After 5
     /// failures for one email (or 20 from one address) in 15 minutes: 429 with
     /// `Retry-After`.
-    #[oai(path = "/login", method = "post")]
+    #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -178,7 +178,7 @@ impl AuthApi {
     /// Each refresh token works once. Presenting one that was already used
     /// revokes its whole family (every token descended from the same login),
     /// because it means the token was copied.
-    #[oai(path = "/refresh", method = "post")]
+    #[oai(path = "/refresh", method = "post", operation_id = "refreshToken")]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -216,7 +216,7 @@ impl AuthApi {
     }
 
     /// Sign out: revokes the refresh token's family. Access tokens expire on their own (15 min).
-    #[oai(path = "/logout", method = "post")]
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
         auth: ViewerAuth,
@@ -232,7 +232,7 @@ impl AuthApi {
     }
 
     /// The signed-in user.
-    #[oai(path = "/me", method = "get")]
+    #[oai(path = "/me", method = "get", operation_id = "getCurrentUser")]
     async fn me(&self, auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<User>> {
         let id = auth.0.user_id().expect("ViewerAuth is a user");
         let user = repo::user(&state.db, id)
@@ -269,7 +269,7 @@ pub struct UsersApi;
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tags::Users")]
 impl UsersApi {
     /// List users (admin), oldest first.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listUsers")]
     async fn list(
         &self,
         _auth: AdminAuth,
@@ -285,7 +285,7 @@ impl UsersApi {
     }
 
     /// Create a user (admin).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createUser")]
     async fn create(
         &self,
         _auth: AdminAuth,
@@ -313,7 +313,7 @@ impl UsersApi {
     }
 
     /// One user (admin).
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getUser")]
     async fn get(
         &self,
         _auth: AdminAuth,
@@ -330,7 +330,7 @@ impl UsersApi {
     ///
     /// Deactivating a user or changing their password signs them out
     /// everywhere. The last active admin cannot be demoted or deactivated (409).
-    #[oai(path = "/:id", method = "patch")]
+    #[oai(path = "/:id", method = "patch", operation_id = "updateUser")]
     async fn update(
         &self,
         _auth: AdminAuth,
@@ -365,7 +365,7 @@ impl UsersApi {
     }
 
     /// Deactivate a user (admin). Their tokens stop working; history keeps their name.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteUser")]
     async fn deactivate(
         &self,
         _auth: AdminAuth,

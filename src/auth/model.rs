@@ -12,6 +12,7 @@ pub struct LoginRequest {
     /// The user's email (case does not matter).
     #[oai(validator(max_length = 254))]
     pub email: String,
+    /// The password.
     #[oai(validator(max_length = 256))]
     pub password: String,
 }
@@ -32,6 +33,7 @@ pub struct TokenPair {
 /// A refresh token to exchange or revoke.
 #[derive(Debug, Object)]
 pub struct RefreshRequest {
+    /// The refresh token from login or the last refresh.
     #[oai(validator(max_length = 200))]
     pub refresh_token: String,
 }
@@ -39,13 +41,18 @@ pub struct RefreshRequest {
 /// A user as the API shows it (never with the password hash).
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct User {
+    /// Identifier (UUID) of this user.
     pub id: Uuid,
+    /// Email address, unique case-insensitively.
     pub email: String,
+    /// Name shown to people.
     pub display_name: String,
     pub role: Role,
     /// Inactive users cannot sign in and their tokens stop working.
     pub active: bool,
+    /// When this user was created (RFC 3339).
     pub created_at: OffsetDateTime,
+    /// When this user last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
 }
 
@@ -64,6 +71,7 @@ pub struct CreateUser {
 /// Changes to a user; absent fields stay as they are.
 #[derive(Debug, Object)]
 pub struct UpdateUser {
+    /// Name shown to people.
     pub display_name: Option<String>,
     /// The last active admin cannot be demoted.
     pub role: Option<Role>,

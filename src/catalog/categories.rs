@@ -61,7 +61,7 @@ pub struct CategoriesApi;
 #[OpenApi(prefix_path = "/api/v1/categories", tag = "Tags::Categories")]
 impl CategoriesApi {
     /// List categories (viewer), by name.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listCategories")]
     async fn list(
         &self,
         _auth: ViewerAuth,
@@ -95,7 +95,7 @@ impl CategoriesApi {
     }
 
     /// Create a category (manager).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createCategory")]
     async fn create(
         &self,
         _auth: ManagerAuth,
@@ -117,7 +117,7 @@ impl CategoriesApi {
     }
 
     /// One category (viewer).
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getCategory")]
     async fn get(
         &self,
         _auth: ViewerAuth,
@@ -129,7 +129,7 @@ impl CategoriesApi {
 
     /// Rename or move a category (manager). A category cannot move under itself
     /// or its descendants (422).
-    #[oai(path = "/:id", method = "patch")]
+    #[oai(path = "/:id", method = "patch", operation_id = "updateCategory")]
     async fn update(
         &self,
         _auth: ManagerAuth,
@@ -163,7 +163,7 @@ impl CategoriesApi {
 
     /// Delete a category (manager). Refused (409) while products or
     /// subcategories use it; the detail says how many.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteCategory")]
     async fn delete(
         &self,
         _auth: ManagerAuth,

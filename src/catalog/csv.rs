@@ -24,7 +24,7 @@ use super::{
 use crate::{
     error::{ApiError, Result, Validation},
     events,
-    responses::money,
+    money::UnitAmount,
     state::AppState,
 };
 
@@ -91,8 +91,8 @@ pub fn export(db: PgPool) -> Body {
                 r.2,
                 r.3.map(|c| c.to_string()).unwrap_or_default(),
                 r.4,
-                money(r.5).to_string(),
-                money(r.6).to_string(),
+                UnitAmount::new(r.5).to_string(),
+                UnitAmount::new(r.6).to_string(),
                 r.7.to_string(),
                 r.8.to_string(),
                 r.9.to_string(),

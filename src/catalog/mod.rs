@@ -11,7 +11,7 @@ use poem::{web::Data, Body};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{
     param::{Header, Path, Query},
-    payload::{Binary, Json, PlainText},
+    payload::{Binary, Json},
     ApiRequest, ApiResponse, OpenApi,
 };
 use std::sync::Arc;
@@ -98,7 +98,18 @@ pub enum ImportBody {
     /// Header row `sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes`
     /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`.
     #[oai(content_type = "text/csv")]
-    Csv(PlainText<String>),
+    Csv(Binary<Vec<u8>>),
+    /// The same CSV as the `file` part of a `multipart/form-data` form (what
+    /// browsers and generated clients send). No content_type attribute here: the
+    /// payload's own check accepts the `boundary` parameter an exact match would refuse.
+    Form(ImportUpload),
+}
+
+/// A form upload of a CSV file.
+#[derive(Debug, poem_openapi::Multipart)]
+pub struct ImportUpload {
+    /// The CSV file, in the format `export.csv` writes (UTF-8).
+    pub file: poem_openapi::types::multipart::Upload,
 }
 
 /// The catalog as CSV.
@@ -114,7 +125,7 @@ pub struct ProductsApi;
 #[OpenApi(prefix_path = "/api/v1/products", tag = "Tags::Products")]
 impl ProductsApi {
     /// Search and list products (viewer), ordered by SKU.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listProducts")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -149,7 +160,7 @@ impl ProductsApi {
     }
 
     /// Create a product with its barcodes (manager).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createProduct")]
     async fn create(
         &self,
         auth: ManagerAuth,
@@ -195,7 +206,7 @@ impl ProductsApi {
     }
 
     /// The catalog as CSV (viewer), streamed row by row; `import` reads it back.
-    #[oai(path = "/export.csv", method = "get")]
+    #[oai(path = "/export.csv", method = "get", operation_id = "exportProducts")]
     async fn export(&self, _auth: ViewerAuth, state: Data<&AppState>) -> CsvExport {
         CsvExport::Ok(Binary(csv::export(state.db.clone())))
     }
@@ -203,20 +214,37 @@ impl ProductsApi {
     /// Create or update products from CSV, by SKU (manager). Every row is
     /// validated first; one bad row refuses the whole file (422 with per-row
     /// errors) and nothing changes.
-    #[oai(path = "/import", method = "post")]
+    #[oai(path = "/import", method = "post", operation_id = "importProducts")]
     async fn import(
         &self,
         _auth: ManagerAuth,
         state: Data<&AppState>,
         body: ImportBody,
     ) -> Result<Json<ImportSummary>> {
-        let ImportBody::Csv(PlainText(text)) = body;
+        let (field, bytes) = match body {
+            ImportBody::Csv(Binary(bytes)) => ("body", bytes),
+            ImportBody::Form(form) => {
+                let bytes =
+                    form.file.into_vec().await.map_err(|e| {
+                        ApiError::BadRequest(format!("could not read the upload: {e}"))
+                    })?;
+                // The middleware checks text/csv bodies; a form part is checked here, the same way.
+                crate::input::check_csv_upload("file", &bytes)?;
+                ("file", bytes)
+            }
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| ApiError::field(field, "must be UTF-8 text"))?;
         Ok(Json(csv::import(&state, text).await?))
     }
 
     /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are
     /// equivalent: an EAN-13 also matches as a 14-digit GTIN with a leading zero.
-    #[oai(path = "/by-barcode/:barcode", method = "get")]
+    #[oai(
+        path = "/by-barcode/:barcode",
+        method = "get",
+        operation_id = "getProductByBarcode"
+    )]
     async fn by_barcode(
         &self,
         _auth: ViewerAuth,
@@ -227,7 +255,7 @@ impl ProductsApi {
     }
 
     /// One product (viewer), with its `ETag`.
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getProduct")]
     async fn get(
         &self,
         _auth: ViewerAuth,
@@ -242,7 +270,7 @@ impl ProductsApi {
 
     /// Change a product (manager). Send `If-Match` with the `ETag` you read: if
     /// someone changed the product meanwhile, 412 instead of overwriting.
-    #[oai(path = "/:id", method = "patch")]
+    #[oai(path = "/:id", method = "patch", operation_id = "updateProduct")]
     async fn update(
         &self,
         _auth: ManagerAuth,
@@ -282,7 +310,7 @@ impl ProductsApi {
 
     /// Archive a product (manager): it keeps its history and barcodes but
     /// accepts no new stock movements. Honours `If-Match`.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteProduct")]
     async fn archive(
         &self,
         _auth: ManagerAuth,
@@ -318,7 +346,11 @@ impl ProductsApi {
     }
 
     /// A product's barcodes (viewer).
-    #[oai(path = "/:id/barcodes", method = "get")]
+    #[oai(
+        path = "/:id/barcodes",
+        method = "get",
+        operation_id = "listProductBarcodes"
+    )]
     async fn barcodes(
         &self,
         _auth: ViewerAuth,
@@ -333,7 +365,11 @@ impl ProductsApi {
 
     /// Add a barcode to a product (manager). 409 when any product already has
     /// it (in any equivalent GTIN form).
-    #[oai(path = "/:id/barcodes", method = "post")]
+    #[oai(
+        path = "/:id/barcodes",
+        method = "post",
+        operation_id = "addProductBarcode"
+    )]
     async fn add_barcode(
         &self,
         _auth: ManagerAuth,
@@ -368,7 +404,11 @@ impl ProductsApi {
     }
 
     /// Remove a barcode from a product (manager). Any GTIN form of it works.
-    #[oai(path = "/:id/barcodes/:barcode", method = "delete")]
+    #[oai(
+        path = "/:id/barcodes/:barcode",
+        method = "delete",
+        operation_id = "removeProductBarcode"
+    )]
     async fn remove_barcode(
         &self,
         _auth: ManagerAuth,

@@ -3,6 +3,8 @@
 
 use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Object};
 use rust_decimal::Decimal;
+
+use crate::money::UnitAmount;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -12,26 +14,33 @@ use crate::error::Validation;
 /// A product category; categories form a tree.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Category {
+    /// Identifier (UUID) of this category.
     pub id: Uuid,
     /// Unique among its siblings (case-insensitive).
     pub name: String,
     /// None for a top-level category.
     pub parent_id: Option<Uuid>,
+    /// When this category was created (RFC 3339).
     pub created_at: OffsetDateTime,
+    /// When this category last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
 }
 
 /// A new category.
 #[derive(Debug, Object)]
 pub struct CreateCategory {
+    /// Display name.
     pub name: String,
+    /// The parent category (UUID); null for a top-level category.
     pub parent_id: Option<Uuid>,
 }
 
 /// Changes to a category; `parent_id: null` moves it to the top level.
 #[derive(Debug, Object)]
 pub struct UpdateCategory {
+    /// Display name.
     pub name: Option<String>,
+    /// The parent category (UUID); null for a top-level category.
     pub parent_id: MaybeUndefined<Uuid>,
 }
 
@@ -59,18 +68,22 @@ pub struct NewBarcode {
 /// A product.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 pub struct Product {
+    /// Identifier (UUID) of this product.
     pub id: Uuid,
     /// Stock keeping unit: unique, case-insensitive.
     pub sku: String,
+    /// Display name.
     pub name: String,
+    /// Free text; may span several lines.
     pub description: String,
+    /// The category (UUID); null for none.
     pub category_id: Option<Uuid>,
     /// Unit of measure stock is counted in, e.g. `each`, `kg`, `box`.
     pub unit: String,
-    /// Cost of one unit, an exact decimal string such as `"12.5"`.
-    pub unit_cost: Decimal,
-    /// Sale price of one unit, a decimal string.
-    pub price: Decimal,
+    /// Cost of one unit, a decimal string with 4 decimals such as `"12.5000"`.
+    pub unit_cost: UnitAmount,
+    /// Sale price of one unit, a decimal string with 4 decimals.
+    pub price: UnitAmount,
     /// When total stock falls to this level or below, the product is low on stock.
     pub reorder_point: i32,
     /// How much to reorder.
@@ -79,8 +92,11 @@ pub struct Product {
     pub active: bool,
     /// Bumped by every change; also the `ETag`.
     pub version: i32,
+    /// Barcodes of the product, each with its pack quantity.
     pub barcodes: Vec<ProductBarcode>,
+    /// When this product was created (RFC 3339).
     pub created_at: OffsetDateTime,
+    /// When this product last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
 }
 
@@ -89,9 +105,12 @@ pub struct Product {
 pub struct CreateProduct {
     /// 1-64 characters: letters, digits, `.`, `_`, `/`, `-`.
     pub sku: String,
+    /// Display name.
     pub name: String,
+    /// Free text; may span several lines.
     #[oai(default)]
     pub description: String,
+    /// The category (UUID); null for none.
     pub category_id: Option<Uuid>,
     /// Default `each`.
     pub unit: Option<String>,
@@ -103,6 +122,7 @@ pub struct CreateProduct {
     pub reorder_point: Option<i32>,
     /// Default 0.
     pub reorder_quantity: Option<i32>,
+    /// Barcodes of the product, each with its pack quantity.
     #[oai(default)]
     pub barcodes: Vec<NewBarcode>,
 }
@@ -111,16 +131,25 @@ pub struct CreateProduct {
 /// own endpoints. `active: true` restores an archived product.
 #[derive(Debug, Object)]
 pub struct UpdateProduct {
+    /// Stock keeping unit of the product.
     pub sku: Option<String>,
+    /// Display name.
     pub name: Option<String>,
+    /// Free text; may span several lines.
     pub description: Option<String>,
     /// null removes the category.
     pub category_id: MaybeUndefined<Uuid>,
+    /// Unit of measure stock is counted in.
     pub unit: Option<String>,
+    /// Cost of one unit, a decimal string (up to 4 decimals).
     pub unit_cost: Option<Decimal>,
+    /// Sale price of one unit, a decimal string (up to 4 decimals).
     pub price: Option<Decimal>,
+    /// Low-stock threshold of the product.
     pub reorder_point: Option<i32>,
+    /// How much to reorder.
     pub reorder_quantity: Option<i32>,
+    /// false deactivates (or archives) it.
     pub active: Option<bool>,
 }
 
@@ -131,13 +160,16 @@ pub struct BarcodeLookup {
     pub barcode: String,
     /// Units one scan stands for.
     pub pack_quantity: i32,
+    /// The product the barcode belongs to; null when unknown.
     pub product: Product,
 }
 
 /// Outcome of a CSV import.
 #[derive(Debug, Object)]
 pub struct ImportSummary {
+    /// Products created.
     pub created: u32,
+    /// Products updated.
     pub updated: u32,
     /// Rows identical to the product already stored (nothing written).
     pub unchanged: u32,
@@ -275,8 +307,8 @@ impl ProductFields {
                 MaybeUndefined::Value(id) => Some(*id),
             },
             unit: patch.unit.clone().unwrap_or_else(|| current.unit.clone()),
-            unit_cost: patch.unit_cost.unwrap_or(current.unit_cost),
-            price: patch.price.unwrap_or(current.price),
+            unit_cost: patch.unit_cost.unwrap_or(current.unit_cost.amount()),
+            price: patch.price.unwrap_or(current.price.amount()),
             reorder_point: patch.reorder_point.unwrap_or(current.reorder_point),
             reorder_quantity: patch.reorder_quantity.unwrap_or(current.reorder_quantity),
         }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use poem::web::Data;
 use poem_openapi::{param::Query, payload::Json, Object, OpenApi};
-use rust_decimal::Decimal;
 use time::Date;
 use uuid::Uuid;
 
@@ -24,17 +23,21 @@ const SUMMARY_TTL: Duration = Duration::from_secs(10);
 /// The inventory at a glance.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Summary {
+    /// Products not archived.
     pub active_products: i64,
+    /// Archived products.
     pub archived_products: i64,
+    /// Active warehouses.
     pub active_warehouses: i64,
     /// Units on hand over all products and warehouses.
     pub units_on_hand: i64,
     /// Value of the stock at unit cost.
-    pub stock_value: Decimal,
+    pub stock_value: crate::money::Total,
     /// Active products at or below their reorder point.
     pub low_stock_products: i64,
     /// Ledger rows written today (UTC).
     pub movements_today: i64,
+    /// Count sessions still open.
     pub open_counts: i64,
     /// Scanner events rejected in the last 24 hours.
     pub rejected_scans_24h: i64,
@@ -43,19 +46,26 @@ pub struct Summary {
 /// A product that needs reordering.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct LowStock {
+    /// The product (UUID).
     pub product_id: Uuid,
+    /// Stock keeping unit of the product.
     pub sku: String,
+    /// Display name.
     pub name: String,
     /// Units on hand over all warehouses.
     pub on_hand: i64,
+    /// Low-stock threshold of the product.
     pub reorder_point: i32,
+    /// How much to reorder.
     pub reorder_quantity: i32,
 }
 
 /// Movements of one kind on one day.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct DailyMovements {
+    /// The day (UTC).
     pub day: Date,
+    /// The kind of movement.
     pub kind: String,
     /// Ledger rows.
     pub movements: i64,
@@ -68,7 +78,11 @@ pub struct DashboardApi;
 #[OpenApi(prefix_path = "/api/v1/dashboard", tag = "Tags::Dashboard")]
 impl DashboardApi {
     /// Totals for a front page (viewer); at most 10 seconds old.
-    #[oai(path = "/summary", method = "get")]
+    #[oai(
+        path = "/summary",
+        method = "get",
+        operation_id = "getDashboardSummary"
+    )]
     async fn summary(&self, _auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<Summary>> {
         const KEY: &str = "dashboard:summary";
         if let Some(hit) = state.cache.get_json::<Summary>("dashboard", KEY).await {
@@ -94,16 +108,13 @@ impl DashboardApi {
         )
         .fetch_one(&state.db)
         .await?;
-        let s = Summary {
-            stock_value: s.stock_value.normalize(),
-            ..s
-        };
+        let s = Summary { ..s };
         state.cache.set_json(KEY, &s, SUMMARY_TTL).await;
         Ok(Json(s))
     }
 
     /// Active products at or below their reorder point (viewer), by SKU.
-    #[oai(path = "/low-stock", method = "get")]
+    #[oai(path = "/low-stock", method = "get", operation_id = "listLowStock")]
     async fn low_stock(
         &self,
         _auth: ViewerAuth,
@@ -138,7 +149,11 @@ impl DashboardApi {
     }
 
     /// Movements per day and kind over the last `days` days (viewer), oldest first.
-    #[oai(path = "/movements", method = "get")]
+    #[oai(
+        path = "/movements",
+        method = "get",
+        operation_id = "getDailyMovements"
+    )]
     async fn movements(
         &self,
         _auth: ViewerAuth,

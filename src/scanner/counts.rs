@@ -177,6 +177,7 @@ fn require_open(s: &CountSession) -> Result<()> {
 /// The adjustments a completed count posted.
 #[derive(Debug, Object)]
 pub struct CountCompletion {
+    /// The count session (UUID), for count scans and count adjustments.
     pub count_id: Uuid,
     /// One `count_adjustment` per counted line that differed.
     pub transactions: Vec<StockTransaction>,
@@ -187,7 +188,7 @@ pub struct CountsApi;
 #[OpenApi(prefix_path = "/api/v1/counts", tag = "Tags::Counts")]
 impl CountsApi {
     /// Open a count session (clerk): snapshots the expected quantities.
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createCount")]
     async fn create(
         &self,
         auth: ClerkAuth,
@@ -274,7 +275,7 @@ impl CountsApi {
     }
 
     /// Count sessions (viewer), newest first.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listCounts")]
     async fn list(
         &self,
         _auth: ViewerAuth,
@@ -308,7 +309,7 @@ impl CountsApi {
     /// A count session with its lines and variances (viewer). In a blind count
     /// that is still open, expected quantities and variances are shown to
     /// managers only.
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getCount")]
     async fn get(
         &self,
         auth: ViewerAuth,
@@ -321,7 +322,11 @@ impl CountsApi {
     }
 
     /// Enter counted quantities by hand (clerk); each replaces the earlier count of its product.
-    #[oai(path = "/:id/lines", method = "post")]
+    #[oai(
+        path = "/:id/lines",
+        method = "post",
+        operation_id = "recordCountLines"
+    )]
     async fn lines(
         &self,
         auth: ClerkAuth,
@@ -385,7 +390,11 @@ impl CountsApi {
 
     /// Complete a count (manager): one `count_adjustment` per counted line that
     /// differs, all in one transaction, on top of movements made meanwhile.
-    #[oai(path = "/:id/complete", method = "post")]
+    #[oai(
+        path = "/:id/complete",
+        method = "post",
+        operation_id = "completeCount"
+    )]
     async fn complete(
         &self,
         auth: ManagerAuth,
@@ -473,7 +482,7 @@ impl CountsApi {
     }
 
     /// Cancel a count (manager): closes it without changing stock.
-    #[oai(path = "/:id/cancel", method = "post")]
+    #[oai(path = "/:id/cancel", method = "post", operation_id = "cancelCount")]
     async fn cancel(
         &self,
         auth: ManagerAuth,

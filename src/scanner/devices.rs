@@ -34,7 +34,7 @@ pub struct DevicesApi;
 #[OpenApi(prefix_path = "/api/v1/scanner/devices", tag = "Tags::Scanner")]
 impl DevicesApi {
     /// Register a scanner device (manager). The answer holds its key, once.
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createDevice")]
     async fn create(
         &self,
         auth: ManagerAuth,
@@ -98,7 +98,7 @@ impl DevicesApi {
     }
 
     /// List scanner devices (manager), newest first.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listDevices")]
     async fn list(
         &self,
         _auth: ManagerAuth,
@@ -125,7 +125,7 @@ impl DevicesApi {
     }
 
     /// Revoke a device's key (manager). Its events already posted stay in the ledger.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "revokeDevice")]
     async fn revoke(
         &self,
         _auth: ManagerAuth,

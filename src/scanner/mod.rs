@@ -44,7 +44,7 @@ impl ScannerApi {
     /// Post one scan (device key). The answer says `applied`, `duplicate` (sent
     /// before: the first answer, nothing applied again) or `rejected` (with the
     /// reason; kept for review).
-    #[oai(path = "/events", method = "post")]
+    #[oai(path = "/events", method = "post", operation_id = "postScanEvent")]
     async fn event(
         &self,
         auth: DeviceAuth,
@@ -60,7 +60,11 @@ impl ScannerApi {
     /// Post up to 500 scans at once (device key), e.g. after working offline.
     /// Processed in the order given; a rejected event does not stop the others;
     /// the answer lists every outcome in the same order.
-    #[oai(path = "/events/batch", method = "post")]
+    #[oai(
+        path = "/events/batch",
+        method = "post",
+        operation_id = "postScanBatch"
+    )]
     async fn batch(
         &self,
         auth: DeviceAuth,
@@ -99,7 +103,7 @@ impl ScannerApi {
 
     /// Stored scan events (manager), newest first: `status=rejected` lists what
     /// needs fixing.
-    #[oai(path = "/events", method = "get")]
+    #[oai(path = "/events", method = "get", operation_id = "listScanEvents")]
     async fn list(
         &self,
         _auth: ManagerAuth,
@@ -139,7 +143,11 @@ impl ScannerApi {
 
     /// What a barcode is (device key): the product, its pack quantity and the
     /// stock in the device's warehouses. Accepts GS1 element strings too.
-    #[oai(path = "/lookup/:barcode", method = "get")]
+    #[oai(
+        path = "/lookup/:barcode",
+        method = "get",
+        operation_id = "lookupBarcode"
+    )]
     async fn lookup(
         &self,
         auth: DeviceAuth,

@@ -16,12 +16,17 @@ pub struct CreateDevice {
 /// A scanner device.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Device {
+    /// Identifier (UUID) of this device.
     pub id: Uuid,
+    /// Display name.
     pub name: String,
+    /// Warehouses (UUIDs) the device may act in.
     pub warehouse_ids: Vec<Uuid>,
     /// The first characters of the key, to tell keys apart.
     pub key_prefix: String,
+    /// When this device was created (RFC 3339).
     pub created_at: OffsetDateTime,
+    /// Last time the device authenticated; null if never.
     pub last_seen_at: Option<OffsetDateTime>,
     /// Set when the key was revoked; a revoked key is refused.
     pub revoked_at: Option<OffsetDateTime>,
@@ -81,6 +86,7 @@ pub struct ScanEvent {
     /// The raw scan: EAN/UPC/GTIN, any Code 128/QR text, or a GS1 element string
     /// (`]C1`/`]d2`/`]Q3` prefix optional; FNC1 as ASCII 29 or `<GS>`; or `(01)...(10)...`).
     pub barcode: String,
+    /// What the scan asks for.
     pub action: ScanAction,
     /// Scans of this barcode (default 1); multiplied by its pack quantity.
     pub quantity: Option<i32>,
@@ -95,27 +101,34 @@ pub struct ScanEvent {
 /// Up to 500 scans, processed in order.
 #[derive(Debug, Object)]
 pub struct ScanBatch {
+    /// The events, applied in order.
     pub events: Vec<ScanEvent>,
 }
 
 /// The product a scan identified.
 #[derive(Debug, Clone, Object)]
 pub struct ProductSummary {
+    /// Identifier (UUID) of this product summary.
     pub id: Uuid,
+    /// Stock keeping unit of the product.
     pub sku: String,
+    /// Display name.
     pub name: String,
+    /// Unit of measure stock is counted in.
     pub unit: String,
 }
 
 /// What became of one scan event.
 #[derive(Debug, Clone, Object)]
 pub struct ScanResult {
+    /// The device's id for this event; unique per device.
     pub event_id: Uuid,
     pub status: ScanStatus,
     /// Why it was rejected (unknown barcode, insufficient stock, archived product, wrong warehouse, ...).
     pub reason: Option<String>,
     /// The ledger row written, for receive/issue.
     pub transaction_id: Option<Uuid>,
+    /// The product the barcode belongs to; null when unknown.
     pub product: Option<ProductSummary>,
     /// Units moved or counted (scans × pack quantity × GS1 count).
     pub units: Option<i64>,
@@ -132,41 +145,60 @@ pub struct ScanResult {
 /// Outcomes of a batch, in the order of the events.
 #[derive(Debug, Object)]
 pub struct BatchResult {
+    /// One result per event, in the order sent.
     pub results: Vec<ScanResult>,
 }
 
 /// A stored scan event (for review of rejected ones).
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct ScanRecord {
+    /// Identifier (UUID) of this scan record.
     pub id: Uuid,
+    /// The device that sent it (UUID).
     pub device_id: Uuid,
+    /// The device's id for this event; unique per device.
     pub event_id: Uuid,
+    /// The barcode as scanned.
     pub barcode: String,
+    /// What the scan asks for.
     pub action: String,
+    /// Quantity in the product's unit.
     pub quantity: i32,
+    /// The warehouse (UUID).
     pub warehouse_id: Option<Uuid>,
+    /// The count session (UUID), for count scans and count adjustments.
     pub count_id: Option<Uuid>,
+    /// When the device scanned it; null if not sent.
     pub scanned_at: Option<OffsetDateTime>,
+    /// When the server received it.
     pub received_at: OffsetDateTime,
     /// `applied` or `rejected`.
     pub status: String,
+    /// Why (for adjustments and rejected scans).
     pub reason: Option<String>,
+    /// The product (UUID).
     pub product_id: Option<Uuid>,
+    /// The ledger row written (UUID); null when none.
     pub transaction_id: Option<Uuid>,
 }
 
 /// Stock of a product in one of the device's warehouses.
 #[derive(Debug, Clone, Object)]
 pub struct DeviceStock {
+    /// The warehouse (UUID).
     pub warehouse_id: Uuid,
+    /// Quantity in the product's unit.
     pub quantity: i64,
 }
 
 /// What a handheld shows for a scanned barcode.
 #[derive(Debug, Object)]
 pub struct DeviceLookup {
+    /// The barcode as scanned.
     pub barcode: String,
+    /// Units one scan of this barcode stands for.
     pub pack_quantity: i32,
+    /// The product the barcode belongs to; null when unknown.
     pub product: crate::catalog::model::Product,
     /// Levels in the device's warehouses (0 where there is none).
     pub stock: Vec<DeviceStock>,
@@ -175,7 +207,9 @@ pub struct DeviceLookup {
 /// A count session (stocktake).
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct CountSession {
+    /// Identifier (UUID) of this count session.
     pub id: Uuid,
+    /// The warehouse (UUID).
     pub warehouse_id: Uuid,
     /// `open`, `completed` or `cancelled`.
     pub status: String,
@@ -183,17 +217,21 @@ pub struct CountSession {
     pub blind: bool,
     /// The products counted; null means the whole warehouse.
     pub product_ids: Option<Vec<Uuid>>,
+    /// When the count was opened.
     pub opened_at: OffsetDateTime,
+    /// When the count was completed or cancelled; null while open.
     pub closed_at: Option<OffsetDateTime>,
 }
 
 /// A new count session.
 #[derive(Debug, Object)]
 pub struct CreateCount {
+    /// The warehouse (UUID).
     pub warehouse_id: Uuid,
     /// Products to count; empty or absent means every product stocked in the warehouse.
     #[oai(default)]
     pub product_ids: Vec<Uuid>,
+    /// Hide expected quantities from clerks while the count is open.
     #[oai(default)]
     pub blind: bool,
 }
@@ -201,7 +239,9 @@ pub struct CreateCount {
 /// One product of a count.
 #[derive(Debug, Clone, Object)]
 pub struct CountLine {
+    /// The product (UUID).
     pub product_id: Uuid,
+    /// Stock keeping unit of the product.
     pub sku: String,
     /// The level when the session opened (hidden from clerks in blind counts).
     pub expected_quantity: Option<i64>,
@@ -209,6 +249,7 @@ pub struct CountLine {
     pub counted_quantity: Option<i64>,
     /// counted - expected (hidden like expected).
     pub variance: Option<i64>,
+    /// When this line was last counted; null if never.
     pub counted_at: Option<OffsetDateTime>,
 }
 
@@ -217,18 +258,22 @@ pub struct CountLine {
 pub struct CountDetail {
     #[oai(flatten)]
     pub session: CountSession,
+    /// The lines of the count.
     pub lines: Vec<CountLine>,
 }
 
 /// Counted quantities entered by hand.
 #[derive(Debug, Object)]
 pub struct CountLinesRequest {
+    /// The lines of the count.
     pub lines: Vec<CountedLine>,
 }
 
 /// The quantity counted of one product (replaces any earlier count of it).
 #[derive(Debug, Object)]
 pub struct CountedLine {
+    /// The product (UUID).
     pub product_id: Uuid,
+    /// The quantity counted.
     pub counted_quantity: i64,
 }

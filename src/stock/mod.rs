@@ -232,7 +232,11 @@ impl StockApi {
     ///
     /// Send an `Idempotency-Key` to make retries safe: a repeat returns the first
     /// answer and changes nothing.
-    #[oai(path = "/api/v1/stock/receive", method = "post")]
+    #[oai(
+        path = "/api/v1/stock/receive",
+        method = "post",
+        operation_id = "receiveStock"
+    )]
     async fn receive(
         &self,
         auth: ClerkAuth,
@@ -272,7 +276,11 @@ impl StockApi {
 
     /// Issue goods from a warehouse (clerk). 409 `insufficient-stock` (with
     /// `available`) when fewer units are on hand.
-    #[oai(path = "/api/v1/stock/issue", method = "post")]
+    #[oai(
+        path = "/api/v1/stock/issue",
+        method = "post",
+        operation_id = "issueStock"
+    )]
     async fn issue(
         &self,
         auth: ClerkAuth,
@@ -308,7 +316,11 @@ impl StockApi {
 
     /// Correct a level (clerk): give `new_quantity` (what is really there) or a
     /// signed `delta`, and a reason.
-    #[oai(path = "/api/v1/stock/adjust", method = "post")]
+    #[oai(
+        path = "/api/v1/stock/adjust",
+        method = "post",
+        operation_id = "adjustStock"
+    )]
     async fn adjust(
         &self,
         auth: ClerkAuth,
@@ -373,7 +385,11 @@ impl StockApi {
     }
 
     /// Move stock between two warehouses (clerk): one atomic pair of ledger rows.
-    #[oai(path = "/api/v1/stock/transfer", method = "post")]
+    #[oai(
+        path = "/api/v1/stock/transfer",
+        method = "post",
+        operation_id = "transferStock"
+    )]
     async fn transfer(
         &self,
         auth: ClerkAuth,
@@ -425,7 +441,11 @@ impl StockApi {
     }
 
     /// Stock levels (viewer), by product then warehouse.
-    #[oai(path = "/api/v1/stock", method = "get")]
+    #[oai(
+        path = "/api/v1/stock",
+        method = "get",
+        operation_id = "listStockLevels"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn levels(
         &self,
@@ -459,7 +479,11 @@ impl StockApi {
     }
 
     /// A product's stock per warehouse and in total, valued at its unit cost (viewer).
-    #[oai(path = "/api/v1/products/:id/stock", method = "get")]
+    #[oai(
+        path = "/api/v1/products/:id/stock",
+        method = "get",
+        operation_id = "getProductStock"
+    )]
     async fn product_stock(
         &self,
         _auth: ViewerAuth,
@@ -475,14 +499,14 @@ impl StockApi {
                 warehouse_id,
                 warehouse_code,
                 quantity,
-                value: (cost * Decimal::from(quantity)).normalize(),
+                value: (cost * Decimal::from(quantity)).into(),
             })
             .collect();
         let total: i64 = warehouses.iter().map(|w| w.quantity).sum();
         Ok(Json(ProductStock {
             product_id: id.0,
             total,
-            value: (cost * Decimal::from(total)).normalize(),
+            value: (cost * Decimal::from(total)).into(),
             warehouses,
         }))
     }
@@ -493,7 +517,7 @@ pub struct TransactionsApi;
 #[OpenApi(prefix_path = "/api/v1/transactions", tag = "Tags::Transactions")]
 impl TransactionsApi {
     /// The ledger (viewer), newest first.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listTransactions")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -527,7 +551,7 @@ impl TransactionsApi {
     }
 
     /// One ledger row (viewer).
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getTransaction")]
     async fn get(
         &self,
         _auth: ViewerAuth,

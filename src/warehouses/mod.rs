@@ -65,7 +65,7 @@ pub struct WarehousesApi;
 #[OpenApi(prefix_path = "/api/v1/warehouses", tag = "Tags::Warehouses")]
 impl WarehousesApi {
     /// List warehouses (viewer), ordered by code.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listWarehouses")]
     async fn list(
         &self,
         _auth: ViewerAuth,
@@ -87,7 +87,7 @@ impl WarehousesApi {
     }
 
     /// Create a warehouse (manager).
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createWarehouse")]
     async fn create(
         &self,
         auth: ManagerAuth,
@@ -133,7 +133,7 @@ impl WarehousesApi {
     }
 
     /// One warehouse (viewer), with its `ETag`.
-    #[oai(path = "/:id", method = "get")]
+    #[oai(path = "/:id", method = "get", operation_id = "getWarehouse")]
     async fn get(
         &self,
         _auth: ViewerAuth,
@@ -148,7 +148,7 @@ impl WarehousesApi {
 
     /// Change a warehouse (manager). Send `If-Match` with the `ETag` you read to
     /// refuse (412) a change made meanwhile by someone else.
-    #[oai(path = "/:id", method = "patch")]
+    #[oai(path = "/:id", method = "patch", operation_id = "updateWarehouse")]
     async fn update(
         &self,
         _auth: ManagerAuth,
@@ -181,7 +181,7 @@ impl WarehousesApi {
     }
 
     /// Deactivate a warehouse (manager): refused (409) while it holds stock.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteWarehouse")]
     async fn deactivate(
         &self,
         _auth: ManagerAuth,

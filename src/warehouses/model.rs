@@ -7,16 +7,21 @@ use uuid::Uuid;
 /// A place that holds stock.
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Warehouse {
+    /// Identifier (UUID) of this warehouse.
     pub id: Uuid,
     /// Short unique code (case-insensitive), e.g. `WH-01`.
     pub code: String,
+    /// Display name.
     pub name: String,
+    /// Postal address; may span several lines.
     pub address: String,
     /// Inactive warehouses accept no stock movements.
     pub active: bool,
     /// Bumped by every change; also the `ETag`.
     pub version: i32,
+    /// When this warehouse was created (RFC 3339).
     pub created_at: OffsetDateTime,
+    /// When this warehouse last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
 }
 
@@ -25,7 +30,9 @@ pub struct Warehouse {
 pub struct CreateWarehouse {
     /// 1-32 characters: letters, digits, `.`, `_`, `-`.
     pub code: String,
+    /// Display name.
     pub name: String,
+    /// Postal address; may span several lines.
     #[oai(default)]
     pub address: String,
 }
@@ -33,8 +40,11 @@ pub struct CreateWarehouse {
 /// Changes to a warehouse; absent fields stay as they are.
 #[derive(Debug, Object)]
 pub struct UpdateWarehouse {
+    /// Short unique code (case-insensitive).
     pub code: Option<String>,
+    /// Display name.
     pub name: Option<String>,
+    /// Postal address; may span several lines.
     pub address: Option<String>,
     /// false deactivates: refused (409) while the warehouse holds stock.
     pub active: Option<bool>,

@@ -1,0 +1,368 @@
+//! The published contract, checked over the whole OpenAPI document the server
+//! serves, so an operation added later is held to the same rules without
+//! anyone listing it here: stable operationIds, descriptions, error statuses
+//! documented as problem+json, optional = nullable, and control characters
+//! refused with a 422 naming the field on every operation that takes text.
+//! (schemathesis and the generated clients in scripts/contract.sh check the
+//! same document against live answers.)
+
+mod common;
+
+use common::{assert_problem, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+fn spec() -> Value {
+    serde_json::from_str(&inventory_api::app::spec_json()).expect("the spec is JSON")
+}
+
+/// Every (method, path, operation) of the document.
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            ops.push((method.to_uppercase(), path.clone(), op.clone()));
+        }
+    }
+    ops
+}
+
+fn schema<'a>(spec: &'a Value, reference: &str) -> &'a Value {
+    let name = reference.rsplit('/').next().unwrap();
+    &spec["components"]["schemas"][name]
+}
+
+#[test]
+fn every_operation_has_a_unique_camel_case_operation_id_and_a_description() {
+    let spec = spec();
+    let mut seen = std::collections::BTreeMap::new();
+    for (method, path, op) in operations(&spec) {
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+        assert!(
+            id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{method} {path}: operationId {id:?} is not camelCase"
+        );
+        if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+            panic!("operationId {id} is used by {other} and {method} {path}");
+        }
+        let described = ["summary", "description"]
+            .iter()
+            .any(|k| op[k].as_str().is_some_and(|s| !s.trim().is_empty()));
+        assert!(described, "{method} {path} has no description");
+    }
+    // The names integrators were promised.
+    for id in [
+        "listProducts",
+        "getProduct",
+        "createProduct",
+        "updateProduct",
+        "deleteProduct",
+        "receiveStock",
+        "issueStock",
+        "adjustStock",
+        "transferStock",
+        "listStockLevels",
+        "getProductStock",
+        "listTransactions",
+        "getTransaction",
+        "listWarehouses",
+        "createWarehouse",
+        "login",
+        "refreshToken",
+        "logout",
+        "postScanEvent",
+        "postScanBatch",
+    ] {
+        assert!(seen.contains_key(id), "operationId {id} is missing");
+    }
+}
+
+#[test]
+fn every_error_status_is_documented_as_a_problem_and_nothing_is_a_catch_all() {
+    let spec = spec();
+    for (method, path, op) in operations(&spec) {
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            !responses.contains_key("default"),
+            "{method} {path} documents a catch-all `default` instead of its statuses"
+        );
+        for (status, response) in responses {
+            // /ready answers its own readiness body with 503; every other error is a problem.
+            let error = status.starts_with('4') || status.starts_with('5');
+            if error && !(path == "/ready" && status == "503") {
+                let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/Problem",
+                    "{method} {path} {status} is not a problem+json answer"
+                );
+            }
+        }
+        if op.get("security").is_some() {
+            for status in ["401", "403"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+        if path.contains('{') {
+            assert!(responses.contains_key("404"), "{method} {path} lacks 404");
+        }
+        if op.get("requestBody").is_some() {
+            for status in ["413", "422"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn optional_properties_are_nullable_and_every_property_is_described() {
+    let spec = spec();
+    let mut undescribed = Vec::new();
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(props) = schema["properties"].as_object() else {
+            continue;
+        };
+        for (prop, def) in props {
+            if !required.contains(&prop.as_str()) {
+                assert_eq!(
+                    def["nullable"], true,
+                    "{name}.{prop} is optional but not nullable"
+                );
+            }
+            let described = def["description"].as_str().is_some_and(|d| !d.is_empty())
+                || def["$ref"]
+                    .as_str()
+                    .is_some_and(|r| schema_description(&spec, r).is_some());
+            if !described {
+                undescribed.push(format!("{name}.{prop}"));
+            }
+        }
+    }
+    assert!(
+        undescribed.is_empty(),
+        "properties without a description: {undescribed:?}"
+    );
+}
+
+fn schema_description(spec: &Value, reference: &str) -> Option<String> {
+    schema(spec, reference)["description"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[test]
+fn json_request_bodies_name_their_schema() {
+    // Every JSON request body names its schema, so generated clients get a model for it.
+    let spec = spec();
+    for (method, path, op) in operations(&spec) {
+        let Some(content) = op["requestBody"]["content"].as_object() else {
+            continue;
+        };
+        for (media, body) in content {
+            if media.starts_with("application/json") {
+                assert!(
+                    body["schema"]["$ref"].is_string(),
+                    "{method} {path}: the JSON body has no named schema"
+                );
+            }
+        }
+    }
+}
+
+/// The path with every remaining `{param}` replaced by a (well-formed, unknown) id.
+fn fill_ids(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') {
+                "00000000-0000-0000-0000-000000000000"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A value for a text field: NUL, which PostgreSQL refuses, or another C0 control.
+const CONTROL: [&str; 2] = ["a\u{0}b", "a\u{1b}b"];
+
+/// Text fields of a JSON request body, as the server names them in field errors,
+/// with a body that puts a control character in that field alone.
+fn text_fields(spec: &Value, body_schema: &Value, control: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let Some(reference) = body_schema["$ref"].as_str() else {
+        return out;
+    };
+    let Some(props) = schema(spec, reference)["properties"].as_object() else {
+        return out;
+    };
+    for (name, def) in props {
+        if def["type"] == "string" && def["format"].is_null() {
+            out.push((name.clone(), json!({ name: control })));
+        }
+        // Arrays of objects (scan batches, count lines): the first element's text fields.
+        if def["type"] == "array" {
+            for (inner, mut inner_body) in text_fields(spec, &def["items"], control) {
+                let element = inner_body.as_object_mut().unwrap().remove(&inner).unwrap();
+                out.push((
+                    format!("{name}[0].{inner}"),
+                    json!({ name: [{ inner.clone(): element }] }),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[sqlx::test]
+async fn control_characters_in_any_text_input_are_a_422_naming_the_field(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let spec = spec();
+    let mut checked = 0;
+    for (i, (method, path, op)) in operations(&spec).into_iter().enumerate() {
+        let control = CONTROL[i % CONTROL.len()];
+        let encoded = control.replace('\u{0}', "%00").replace('\u{1b}', "%1B");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut cases: Vec<(String, reqwest::RequestBuilder)> = Vec::new();
+        let base = fill_ids(&path);
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            let name = param["name"].as_str().unwrap();
+            let text = param["schema"]["type"] == "string" && param["schema"]["format"].is_null();
+            if !text {
+                continue;
+            }
+            match param["in"].as_str() {
+                Some("query") => cases.push((
+                    name.to_owned(),
+                    app.with_token(method.clone(), &format!("{base}?{name}={encoded}"), &token),
+                )),
+                Some("path") => {
+                    let url = path.replace(&format!("{{{name}}}"), &encoded);
+                    cases.push((
+                        "path".to_owned(),
+                        app.with_token(method.clone(), &fill_ids(&url), &token),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for (media, body) in op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if media.starts_with("application/json") {
+                for (field, json_body) in text_fields(&spec, &body["schema"], control) {
+                    cases.push((
+                        field,
+                        app.with_token(method.clone(), &base, &token)
+                            .json(&json_body),
+                    ));
+                }
+            }
+            if media == "text/csv" {
+                cases.push((
+                    "line 2".to_owned(),
+                    app.with_token(method.clone(), &base, &token)
+                        .header("content-type", "text/csv")
+                        .body(format!("sku,name\nA-1,{control}\n")),
+                ));
+            }
+            if media == "multipart/form-data" {
+                // Built by hand: the form a browser sends for <input type=file name=file>.
+                let form = format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n\
+                     Content-Type: text/csv\r\n\r\nsku,name\nA-1,{control}\n\r\n--XyZ--\r\n"
+                );
+                cases.push((
+                    "file: line 2".to_owned(),
+                    app.with_token(method.clone(), &base, &token)
+                        .header("content-type", "multipart/form-data; boundary=XyZ")
+                        .body(form),
+                ));
+            }
+        }
+        for (field, request) in cases {
+            let resp = request.send().await.unwrap();
+            let body = assert_problem(resp, 422, "validation").await;
+            let fields: Vec<&str> = body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert!(
+                fields.contains(&field.as_str()),
+                "{method} {path}: the error names {fields:?}, not {field}"
+            );
+            checked += 1;
+        }
+    }
+    // Sanity: the walk found the text inputs (names, SKUs, references, notes, queries...).
+    assert!(
+        checked >= 50,
+        "only {checked} text inputs were found in the spec"
+    );
+}
+
+#[sqlx::test]
+async fn tab_and_newline_are_kept_where_text_is_multi_line_and_gs_in_barcodes(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let resp = app
+        .post_as(
+            "/api/v1/warehouses",
+            &token,
+            &json!({"code": "ML", "name": "Multi", "address": "1 Road\nTown\tNorth"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let w: Value = resp.json().await.unwrap();
+    assert_eq!(w["address"], "1 Road\nTown\tNorth");
+    // A newline in a one-line field is refused.
+    let resp = app
+        .post_as(
+            "/api/v1/warehouses",
+            &token,
+            &json!({"code": "ML2", "name": "Two\nlines"}),
+        )
+        .await;
+    let body = assert_problem(resp, 422, "validation").await;
+    assert_eq!(body["errors"][0]["field"], "name");
+    // GS1 FNC1 (ASCII 29) in a scanned barcode is data, not a control: it is not refused here.
+    let resp = app
+        .get_as("/api/v1/scanner/lookup/%1D0104012345678901", &token)
+        .await;
+    assert_ne!(resp.status(), 422);
+}
+
+#[sqlx::test]
+async fn optional_values_are_sent_as_null(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let page: Value = app
+        .get_as("/api/v1/warehouses", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(page.as_object().unwrap().contains_key("next_cursor"));
+    assert!(page["next_cursor"].is_null());
+    let resp = app.get_as("/api/v1/warehouses/not-a-uuid", &token).await;
+    let problem: Value = resp.json().await.unwrap();
+    assert!(problem.as_object().unwrap().contains_key("errors"));
+}
