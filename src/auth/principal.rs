@@ -92,6 +92,7 @@ pub struct AuthState {
     users: LocalCache<Uuid, Option<UserStatus>>,
     devices: LocalCache<Vec<u8>, Option<DeviceGrant>>,
     pub throttle: super::throttle::LoginThrottle,
+    pub hashing: super::password::HashingGate,
 }
 
 impl AuthState {
@@ -101,6 +102,10 @@ impl AuthState {
             users: LocalCache::new(STATUS_TTL),
             devices: LocalCache::new(STATUS_TTL),
             throttle: super::throttle::LoginThrottle::default(),
+            hashing: super::password::HashingGate::new(
+                config.password_hash_concurrency,
+                config.password_hash_queue_timeout,
+            ),
         }
     }
 
