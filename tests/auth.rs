@@ -552,3 +552,61 @@ async fn logins_past_the_hashing_queue_get_503_with_retry_after(db: PgPool) {
     let user = app.create_user("clerk").await;
     assert_eq!(app.login(&user.email, &user.password).await.status(), 200);
 }
+
+#[sqlx::test]
+async fn a_password_change_ends_existing_access_tokens_on_every_replica(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let other_replica = TestApp::spawn(db).await;
+    let admin = app.token("admin").await;
+    let user = app.create_user("clerk").await;
+    let p: Value = app
+        .login(&user.email, &user.password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = p["access_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/api/v1/auth/me", token).await.status(), 200);
+
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/users/{}", user.id),
+            &admin,
+            &json!({"password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    for replica in [&app, &other_replica] {
+        assert_problem(
+            replica.get_as("/api/v1/auth/me", token).await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    // Signing in again with the new password works, and so does its token.
+    let p: Value = app
+        .login(&user.email, "a brand new password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = p["access_token"].as_str().unwrap();
+    assert_eq!(
+        other_replica
+            .get_as("/api/v1/auth/me", fresh)
+            .await
+            .status(),
+        200
+    );
+    // A rename does not sign anybody out.
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/users/{}", user.id),
+            &admin,
+            &json!({"display_name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.get_as("/api/v1/auth/me", fresh).await.status(), 200);
+}

@@ -131,6 +131,7 @@ async fn issue_pair(
     db: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     role: Role,
+    generation: i32,
     family_id: Uuid,
 ) -> Result<TokenPair> {
     let refresh = token::random_secret(token::REFRESH_TOKEN_PREFIX);
@@ -138,7 +139,7 @@ async fn issue_pair(
     repo::insert_refresh_token(db, user_id, family_id, &token::sha256(&refresh), expires_at)
         .await?;
     Ok(TokenPair {
-        access_token: state.auth.keys.issue_access(user_id, role)?,
+        access_token: state.auth.keys.issue_access(user_id, role, generation)?,
         refresh_token: refresh,
         token_type: "Bearer".into(),
         expires_in: token::ACCESS_TOKEN_TTL_SECS,
@@ -203,7 +204,15 @@ impl AuthApi {
             .succeeded(&state.cache, &subject, reservation)
             .await;
         login_outcome("success");
-        let pair = issue_pair(&state, &state.db, user.id, user.role, Uuid::new_v4()).await?;
+        let pair = issue_pair(
+            &state,
+            &state.db,
+            user.id,
+            user.role,
+            user.token_generation,
+            Uuid::new_v4(),
+        )
+        .await?;
         Ok(Json(pair))
     }
 
@@ -242,6 +251,7 @@ impl AuthApi {
             &mut *tx,
             stored.user_id,
             stored.role,
+            stored.token_generation,
             stored.family_id,
         )
         .await?;
