@@ -24,8 +24,9 @@ if [ -z "$snapshot" ]; then
     if [ -d "$candidate/crates" ]; then snapshot=$candidate; break; fi
   done
 fi
-[ -n "$snapshot" ] && [ -d "$snapshot/crates" ] \
-  || die "no RustSec advisory database snapshot: set ADVISORY_DB to a copy of github.com/rustsec/advisory-db"
+if [ -z "$snapshot" ] || [ ! -d "$snapshot/crates" ]; then
+  die "no RustSec advisory database snapshot: set ADVISORY_DB to a copy of github.com/rustsec/advisory-db"
+fi
 
 # The directory name cargo-deny derives from the default advisory-db URL.
 db_dir="$PWD/target/advisory-dbs/advisory-db-3157b0e258782691"
