@@ -269,7 +269,9 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
     let conflict = |slug, detail: &str| Some(ApiError::conflict(slug, detail));
     let field = |f: &str, m: &str| Some(ApiError::field(f, m));
     match constraint {
-        "users_email_key" => conflict("email-taken", "A user with this email already exists."),
+        "users_email_key" | "users_email_normalized_key" => {
+            conflict("email-taken", "A user with this email already exists.")
+        }
         "products_sku_key" => conflict("sku-taken", "A product with this SKU already exists."),
         "product_barcodes_pkey" => conflict(
             "barcode-taken",

@@ -158,7 +158,12 @@ async fn create_user(
             println!("created {} user {email} ({id})", role.as_str());
             Ok(())
         }
-        Err(e) if e.as_database_error().and_then(|d| d.constraint()) == Some("users_email_key") => {
+        Err(e)
+            if matches!(
+                e.as_database_error().and_then(|d| d.constraint()),
+                Some("users_email_key" | "users_email_normalized_key")
+            ) =>
+        {
             anyhow::bail!("a user with email {email} already exists")
         }
         Err(e) => Err(e).context("Failed to create the user"),
@@ -172,6 +177,7 @@ async fn serve() -> anyhow::Result<()> {
 
     db::migrate_url(config.database_url()).await?;
     let pool = db::pool(&config)?;
+    auth::repo::renormalize_emails(&pool).await?;
     if let Some(admin) = &config.bootstrap_admin {
         let hash = auth::password::hash(admin.password.expose_secret().to_owned()).await?;
         if auth::repo::bootstrap_admin(&pool, &admin.email, &hash).await? {

@@ -610,3 +610,75 @@ async fn a_password_change_ends_existing_access_tokens_on_every_replica(db: PgPo
     assert_eq!(resp.status(), 200);
     assert_eq!(app.get_as("/api/v1/auth/me", fresh).await.status(), 200);
 }
+
+#[sqlx::test]
+async fn one_address_in_any_unicode_spelling_is_one_account_and_one_throttle_key(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.token("admin").await;
+    // Full-width letters are the same address after NFKC.
+    let resp = app
+        .post_as(
+            "/api/v1/users",
+            &admin,
+            &json!({"email": "Ａnn@Example.com", "display_name": "Ann", "role": "clerk",
+                    "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let resp = app
+        .post_as(
+            "/api/v1/users",
+            &admin,
+            &json!({"email": "ann@example.COM", "display_name": "Ann 2", "role": "clerk",
+                    "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_problem(resp, 409, "email-taken").await;
+    assert_eq!(
+        app.login("ANN@example.com", "correct horse battery staple")
+            .await
+            .status(),
+        200
+    );
+    // Failures under different spellings add up on one counter.
+    for spelling in ["ann@example.com", "ＡＮＮ@example.com", "Ann@Ｅxample.com"]
+        .iter()
+        .cycle()
+        .take(5)
+    {
+        assert_eq!(app.login(spelling, "wrong password!!").await.status(), 401);
+    }
+    assert_problem(
+        app.login("ａｎｎ@example.com", "correct horse battery staple")
+            .await,
+        429,
+        "too-many-requests",
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn rows_written_without_the_normal_form_are_filled_and_found(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    // common::create_user inserts by SQL without email_normalized.
+    let user = app.create_user("clerk").await;
+    let upper = user.email.to_uppercase();
+    assert_eq!(app.login(&upper, &user.password).await.status(), 200);
+    sqlx::query("UPDATE users SET email_normalized = 'stale' WHERE id = $1")
+        .bind(user.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET email = 'ＺＥＤ@example.com' WHERE id = $1")
+        .bind(user.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    inventory_api::auth::repo::renormalize_emails(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.login("zed@example.com", &user.password).await.status(),
+        200
+    );
+}
