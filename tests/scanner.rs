@@ -605,3 +605,61 @@ async fn first_movements_of_new_levels_from_batches_and_transfers_never_deadlock
         );
     }
 }
+
+#[sqlx::test]
+async fn an_open_blind_count_hides_its_levels_from_devices_viewers_and_clerks(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    let viewer = s.app.token("viewer").await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    let levels_path = format!("/api/v1/stock?product_id={}", s.product);
+    let product_path = format!("/api/v1/products/{}/stock", s.product);
+    let lookup_path = format!("/api/v1/scanner/lookup/{EAN}");
+    let visible = |body: &Value| body.to_string().contains(&s.warehouse.to_string());
+    async fn body(resp: reqwest::Response) -> Value {
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &s.manager,
+            &json!({"warehouse_id": s.warehouse, "blind": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let count_id = created["id"].as_str().unwrap().to_owned();
+
+    for token in [&clerk, &viewer] {
+        let levels = body(s.app.get_as(&levels_path, token).await).await;
+        assert_eq!(levels["items"], json!([]), "{levels}");
+        let product = body(s.app.get_as(&product_path, token).await).await;
+        assert!(!visible(&product["warehouses"]), "{product}");
+        assert_eq!(product["total"], 0, "{product}");
+    }
+    let lookup = body(s.app.get_as(&lookup_path, &s.key).await).await;
+    assert_eq!(lookup["stock"], json!([]), "{lookup}");
+    // Managers run the count: they still see the level.
+    let levels = body(s.app.get_as(&levels_path, &s.manager).await).await;
+    assert_eq!(levels["items"][0]["quantity"], 7, "{levels}");
+    let product = body(s.app.get_as(&product_path, &s.manager).await).await;
+    assert_eq!(product["total"], 7, "{product}");
+
+    // Once the count is over, everyone sees it again.
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{count_id}/cancel"),
+            &s.manager,
+            &json!({}),
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let levels = body(s.app.get_as(&levels_path, &clerk).await).await;
+    assert_eq!(levels["items"][0]["quantity"], 7, "{levels}");
+    let lookup = body(s.app.get_as(&lookup_path, &s.key).await).await;
+    assert_eq!(lookup["stock"][0]["quantity"], 7, "{lookup}");
+}

@@ -424,12 +424,13 @@ impl StockApi {
         .await
     }
 
-    /// Stock levels (viewer), by product then warehouse.
+    /// Stock levels (viewer), by product then warehouse. Levels under an open
+    /// blind count are left out for viewers and clerks (managers see them).
     #[oai(path = "/api/v1/stock", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn levels(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         product_id: Query<Option<Uuid>>,
         warehouse_id: Query<Option<Uuid>>,
@@ -447,6 +448,7 @@ impl StockApi {
             product_id.0,
             warehouse_id.0,
             below_reorder.0,
+            repo::hides_blind_counts(&auth.0),
             page.after,
             page.fetch(),
         )
@@ -458,15 +460,17 @@ impl StockApi {
         )))
     }
 
-    /// A product's stock per warehouse and in total, valued at its unit cost (viewer).
+    /// A product's stock per warehouse and in total, valued at its unit cost
+    /// (viewer). Warehouses where the product is under an open blind count are
+    /// left out for viewers and clerks.
     #[oai(path = "/api/v1/products/:id/stock", method = "get")]
     async fn product_stock(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<ProductStock>> {
-        let (cost, rows) = repo::product_levels(&state.db, id.0)
+        let (cost, rows) = repo::product_levels(&state.db, id.0, repo::hides_blind_counts(&auth.0))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("product {}", id.0)))?;
         let warehouses: Vec<WarehouseStock> = rows

@@ -322,17 +322,39 @@ pub async fn transactions(
     q.build_query_as().fetch_all(db).await
 }
 
+/// SQL that is true when the level of (`product`, `warehouse`) (column or
+/// parameter expressions) is under an open blind count: its warehouse, and its
+/// product unless the count covers the whole warehouse. While the count is
+/// open such levels are hidden from the people doing the counting: device
+/// keys, viewers and clerks; managers and admins still see them (see
+/// [`hides_blind_counts`]).
+pub fn under_open_blind_count(product: &str, warehouse: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM count_sessions c
+                 WHERE c.status = 'open' AND c.blind AND c.warehouse_id = {warehouse}
+                   AND (c.product_ids IS NULL OR {product} = ANY(c.product_ids)))"
+    )
+}
+
+/// Whether `principal` is one of those a blind count hides levels from.
+pub fn hides_blind_counts(principal: &crate::auth::principal::Principal) -> bool {
+    principal
+        .role()
+        .is_none_or(|role| role < crate::auth::Role::Manager)
+}
+
 /// Stock levels, keyset-paginated on (product_id, warehouse_id).
 pub async fn levels(
     db: &PgPool,
     product_id: Option<Uuid>,
     warehouse_id: Option<Uuid>,
     below_reorder: bool,
+    hide_blind: bool,
     after: Option<(Uuid, Uuid)>,
     fetch: i64,
 ) -> Result<Vec<StockLevel>, sqlx::Error> {
     let (ap, aw) = after.unzip();
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT s.product_id, p.sku, s.warehouse_id, w.code AS warehouse_code, s.quantity,
                 p.reorder_point, s.updated_at
          FROM stock_levels s
@@ -342,14 +364,17 @@ pub async fn levels(
            AND ($2::uuid IS NULL OR s.warehouse_id = $2)
            AND (NOT $3 OR (p.reorder_point > 0 AND s.quantity <= p.reorder_point))
            AND ($4::uuid IS NULL OR (s.product_id, s.warehouse_id) > ($4, $5))
+           AND NOT ($7 AND {hidden})
          ORDER BY s.product_id, s.warehouse_id LIMIT $6",
-    )
+        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
+    )))
     .bind(product_id)
     .bind(warehouse_id)
     .bind(below_reorder)
     .bind(ap)
     .bind(aw)
     .bind(fetch)
+    .bind(hide_blind)
     .fetch_all(db)
     .await
 }
@@ -358,18 +383,22 @@ pub async fn levels(
 pub async fn product_levels(
     db: &PgPool,
     product_id: Uuid,
+    hide_blind: bool,
 ) -> Result<Option<(Decimal, Vec<(Uuid, String, i64)>)>, sqlx::Error> {
     let cost: Option<Decimal> = sqlx::query_scalar("SELECT unit_cost FROM products WHERE id = $1")
         .bind(product_id)
         .fetch_optional(db)
         .await?;
     let Some(cost) = cost else { return Ok(None) };
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT s.warehouse_id, w.code, s.quantity FROM stock_levels s
          JOIN warehouses w ON w.id = s.warehouse_id
-         WHERE s.product_id = $1 ORDER BY w.code",
-    )
+         WHERE s.product_id = $1 AND NOT ($2 AND {hidden})
+         ORDER BY w.code",
+        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
+    )))
     .bind(product_id)
+    .bind(hide_blind)
     .fetch_all(db)
     .await?;
     Ok(Some((cost, rows)))
