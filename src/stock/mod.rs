@@ -424,8 +424,10 @@ impl StockApi {
         .await
     }
 
-    /// Stock levels (viewer), by product then warehouse. Levels under an open
-    /// blind count are left out for viewers and clerks (managers see them).
+    /// Stock levels (viewer), by product then warehouse.
+    ///
+    /// Levels under an open blind count are left out for viewers and clerks
+    /// (managers see them).
     #[oai(path = "/api/v1/stock", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn levels(
@@ -460,9 +462,10 @@ impl StockApi {
         )))
     }
 
-    /// A product's stock per warehouse and in total, valued at its unit cost
-    /// (viewer). Warehouses where the product is under an open blind count are
-    /// left out for viewers and clerks.
+    /// A product's stock per warehouse and in total, valued at its unit cost (viewer).
+    ///
+    /// Warehouses where the product is under an open blind count are left out
+    /// for viewers and clerks.
     #[oai(path = "/api/v1/products/:id/stock", method = "get")]
     async fn product_stock(
         &self,
