@@ -69,6 +69,25 @@ type ExportRow = (
 pub fn export(db: PgPool) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::spawn(async move {
+        // A large catalog streamed to a slow client can outlive the API's
+        // statement_timeout, which is meant for requests, not downloads: this
+        // read lifts it for its own transaction only (rolled back on drop).
+        let mut conn = match db.begin().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "CSV export could not start");
+                let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+                return;
+            }
+        };
+        if let Err(e) = sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *conn)
+            .await
+        {
+            tracing::warn!(error = %e, "CSV export could not start");
+            let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+            return;
+        }
         let mut rows = sqlx::query_as::<_, ExportRow>(
             "SELECT p.sku, p.name, p.description, p.category_id, p.unit, p.unit_cost, p.price,
                     p.reorder_point, p.reorder_quantity, p.active,
@@ -76,7 +95,7 @@ pub fn export(db: PgPool) -> Body {
                               FROM product_barcodes b WHERE b.product_id = p.id), '')
              FROM products p ORDER BY lower(p.sku)",
         )
-        .fetch(&db);
+        .fetch(&mut *conn);
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut count = 0usize;
         let _ = w.write_record(COLUMNS);
