@@ -67,6 +67,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    auth::password::return_hash_memory_to_os();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,7 +94,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let (url, max) = config::database_from_env()?;
-            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
             db::migrate(&pool).await?;
             println!("migrations applied");
             Ok(())
@@ -110,7 +111,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             warehouses,
         } => {
             let (url, max) = config::database_from_env()?;
-            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
             db::migrate(&pool).await?;
             let started = std::time::Instant::now();
             let seeded = inventory_api::seed::seed(&pool, products, warehouses).await?;
@@ -149,7 +150,7 @@ async fn create_user(
     }
     let display_name =
         display_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
-    let pool = db::pool_from_url(url.expose_secret(), max)?;
+    let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
     db::migrate(&pool).await?;
     let hash = auth::password::hash(password).await?;
     match auth::repo::insert_user(&pool, &email, &display_name, role, &hash).await {
@@ -157,7 +158,12 @@ async fn create_user(
             println!("created {} user {email} ({id})", role.as_str());
             Ok(())
         }
-        Err(e) if e.as_database_error().and_then(|d| d.constraint()) == Some("users_email_key") => {
+        Err(e)
+            if matches!(
+                e.as_database_error().and_then(|d| d.constraint()),
+                Some("users_email_key" | "users_email_normalized_key")
+            ) =>
+        {
             anyhow::bail!("a user with email {email} already exists")
         }
         Err(e) => Err(e).context("Failed to create the user"),
@@ -169,8 +175,9 @@ async fn serve() -> anyhow::Result<()> {
     telemetry::init_logging(config.log_format);
     let started = std::time::Instant::now();
 
+    db::migrate_url(config.database_url()).await?;
     let pool = db::pool(&config)?;
-    db::migrate(&pool).await?;
+    auth::repo::renormalize_emails(&pool).await?;
     if let Some(admin) = &config.bootstrap_admin {
         let hash = auth::password::hash(admin.password.expose_secret().to_owned()).await?;
         if auth::repo::bootstrap_admin(&pool, &admin.email, &hash).await? {

@@ -522,3 +522,144 @@ async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPo
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[sqlx::test]
+async fn first_movements_of_new_levels_from_batches_and_transfers_never_deadlock(db: PgPool) {
+    // A batch and a transfer touching the same two levels, one of which does
+    // not exist yet: both must create and lock them in the same order.
+    let app = std::sync::Arc::new(TestApp::spawn(db).await);
+    let manager = app.token("manager").await;
+    let clerk = app.token("clerk").await;
+    let mut warehouses = [
+        app.create_warehouse_sql("W-A").await,
+        app.create_warehouse_sql("W-B").await,
+    ];
+    warehouses.sort();
+    let [lo, hi] = warehouses;
+    let (_, key) = app.create_device(&manager, &warehouses).await;
+    let mut statuses = Vec::new();
+    for round in 0..25 {
+        let barcode = format!("FRESH-{round}");
+        let p: Value = app
+            .post_as(
+                "/api/v1/products",
+                &manager,
+                &json!({"sku": format!("FRESH-{round}"), "name": "Fresh", "barcodes": [{"barcode": barcode}]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let product = p["id"].as_str().unwrap().to_owned();
+        // The higher level exists, the lower one is created by whoever comes first.
+        let resp = app
+            .post_as(
+                "/api/v1/stock/receive",
+                &clerk,
+                &json!({"product_id": product, "warehouse_id": hi, "quantity": 50}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (app, key, clerk, product, barcode) = (
+                app.clone(),
+                key.clone(),
+                clerk.clone(),
+                product.clone(),
+                barcode.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let resp = if i % 2 == 0 {
+                    let event = |w: Uuid| {
+                        json!({"event_id": Uuid::new_v4(), "barcode": barcode, "action": "receive",
+                               "quantity": 1, "warehouse_id": w, "scanned_at": "2026-11-23T08:00:00Z"})
+                    };
+                    app.post_as(
+                        "/api/v1/scanner/events/batch",
+                        &key,
+                        &json!({"events": [event(hi), event(lo)]}),
+                    )
+                    .await
+                } else {
+                    app.post_as(
+                        "/api/v1/stock/transfer",
+                        &clerk,
+                        &json!({"product_id": product, "from_warehouse_id": hi,
+                                "to_warehouse_id": lo, "quantity": 1}),
+                    )
+                    .await
+                };
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap())
+            }));
+        }
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+    }
+    for (status, body) in &statuses {
+        assert!(
+            *status == 200 || *status == 201,
+            "answered {status}: {body}"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn an_open_blind_count_hides_its_levels_from_devices_viewers_and_clerks(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    let viewer = s.app.token("viewer").await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    let levels_path = format!("/api/v1/stock?product_id={}", s.product);
+    let product_path = format!("/api/v1/products/{}/stock", s.product);
+    let lookup_path = format!("/api/v1/scanner/lookup/{EAN}");
+    let visible = |body: &Value| body.to_string().contains(&s.warehouse.to_string());
+    async fn body(resp: reqwest::Response) -> Value {
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &s.manager,
+            &json!({"warehouse_id": s.warehouse, "blind": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let count_id = created["id"].as_str().unwrap().to_owned();
+
+    for token in [&clerk, &viewer] {
+        let levels = body(s.app.get_as(&levels_path, token).await).await;
+        assert_eq!(levels["items"], json!([]), "{levels}");
+        let product = body(s.app.get_as(&product_path, token).await).await;
+        assert!(!visible(&product["warehouses"]), "{product}");
+        assert_eq!(product["total"], 0, "{product}");
+    }
+    let lookup = body(s.app.get_as(&lookup_path, &s.key).await).await;
+    assert_eq!(lookup["stock"], json!([]), "{lookup}");
+    // Managers run the count: they still see the level.
+    let levels = body(s.app.get_as(&levels_path, &s.manager).await).await;
+    assert_eq!(levels["items"][0]["quantity"], 7, "{levels}");
+    let product = body(s.app.get_as(&product_path, &s.manager).await).await;
+    assert_eq!(product["total"], 7, "{product}");
+
+    // Once the count is over, everyone sees it again.
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{count_id}/cancel"),
+            &s.manager,
+            &json!({}),
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let levels = body(s.app.get_as(&levels_path, &clerk).await).await;
+    assert_eq!(levels["items"][0]["quantity"], 7, "{levels}");
+    let lookup = body(s.app.get_as(&lookup_path, &s.key).await).await;
+    assert_eq!(lookup["stock"][0]["quantity"], 7, "{lookup}");
+}

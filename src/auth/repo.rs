@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::{model::User, Role};
 
 /// Creates a user whose password is already hashed. Uniqueness of the email
-/// (case-insensitive) is the database's job: `users_email_key`.
+/// (in its normal form, see `auth::email`) is the database's job:
+/// `users_email_normalized_key`.
 pub async fn insert_user(
     db: &PgPool,
     email: &str,
@@ -16,10 +17,11 @@ pub async fn insert_user(
     password_hash: &str,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO users (email, display_name, role, password_hash)
-         VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO users (email, email_normalized, display_name, role, password_hash)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(email)
+    .bind(super::email::normalize(email))
     .bind(display_name)
     .bind(role)
     .bind(password_hash)
@@ -45,15 +47,40 @@ pub async fn bootstrap_admin(
         return Ok(false);
     }
     sqlx::query(
-        "INSERT INTO users (email, display_name, role, password_hash)
-         VALUES ($1, 'Administrator', 'admin', $2)",
+        "INSERT INTO users (email, email_normalized, display_name, role, password_hash)
+         VALUES ($1, $2, 'Administrator', 'admin', $3)",
     )
     .bind(email)
+    .bind(super::email::normalize(email))
     .bind(password_hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Rewrites the normal form of non-ASCII addresses with the service's own
+/// function, where rows were filled by the database's approximation (see the
+/// migration `users_email_normalized`). Run at start-up; ASCII rows already agree.
+pub async fn renormalize_emails(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, email, email_normalized FROM users WHERE email ~ '[^\\x01-\\x7f]'",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut changed = 0;
+    for (id, email, stored) in rows {
+        let normalized = super::email::normalize(&email);
+        if normalized != stored {
+            sqlx::query("UPDATE users SET email_normalized = $2 WHERE id = $1")
+                .bind(id)
+                .bind(&normalized)
+                .execute(db)
+                .await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 /// What login needs to know about an email.
@@ -63,13 +90,19 @@ pub struct Credentials {
     pub role: Role,
     pub active: bool,
     pub password_hash: String,
+    pub token_generation: i32,
 }
 
-pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
+/// `normalized_email` comes from `auth::email::normalize`.
+pub async fn credentials(
+    db: &PgPool,
+    normalized_email: &str,
+) -> Result<Option<Credentials>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, role, active, password_hash FROM users WHERE lower(email) = lower($1)",
+        "SELECT id, role, active, password_hash, token_generation FROM users
+         WHERE email_normalized = $1",
     )
-    .bind(email)
+    .bind(normalized_email)
     .fetch_optional(db)
     .await
 }
@@ -136,7 +169,10 @@ pub async fn update_user(
              display_name = COALESCE($2, display_name),
              role = COALESCE($3, role),
              active = COALESCE($4, active),
-             password_hash = COALESCE($5, password_hash)
+             password_hash = COALESCE($5, password_hash),
+             -- A new password or deactivation ends every access token issued so far.
+             token_generation = token_generation
+                 + CASE WHEN $5 IS NOT NULL OR $4 = false THEN 1 ELSE 0 END
          WHERE id = $1
          RETURNING id, email, display_name, role, active, created_at, updated_at",
     )
@@ -193,6 +229,7 @@ pub struct StoredRefresh {
     pub revoked_at: Option<OffsetDateTime>,
     pub role: Role,
     pub active: bool,
+    pub token_generation: i32,
 }
 
 /// The token row, locked so two concurrent refreshes with one token cannot
@@ -202,7 +239,8 @@ pub async fn lock_refresh_token(
     token_hash: &[u8],
 ) -> Result<Option<StoredRefresh>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.used_at, t.revoked_at, u.role, u.active
+        "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.used_at, t.revoked_at, u.role, u.active,
+                u.token_generation
          FROM refresh_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1
          FOR UPDATE OF t",

@@ -163,15 +163,27 @@ impl ScannerApi {
             Err(e) => return Err(ApiError::field("barcode", e.to_string())),
         };
         let found = catalog::lookup_barcode(&state, &scanned).await?;
-        let levels: Vec<(Uuid, i64)> = sqlx::query_as(
-            "SELECT warehouse_id, quantity FROM stock_levels WHERE product_id = $1 AND warehouse_id = ANY($2)",
-        )
-        .bind(found.product.id)
-        .bind(warehouses)
-        .fetch_all(&state.db)
-        .await?;
+        // Warehouses where the product is under an open blind count are left
+        // out: the device may be the one counting it.
+        let (levels, hidden): (Vec<(Uuid, i64)>, Vec<Uuid>) = {
+            let rows: Vec<(Uuid, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT w, COALESCE(s.quantity, 0), {hidden}
+                 FROM unnest($2::uuid[]) AS w
+                 LEFT JOIN stock_levels s ON s.product_id = $1 AND s.warehouse_id = w",
+                hidden = crate::stock::repo::under_open_blind_count("$1", "w")
+            )))
+            .bind(found.product.id)
+            .bind(warehouses)
+            .fetch_all(&state.db)
+            .await?;
+            (
+                rows.iter().map(|(w, q, _)| (*w, *q)).collect(),
+                rows.iter().filter(|r| r.2).map(|r| r.0).collect(),
+            )
+        };
         let stock = warehouses
             .iter()
+            .filter(|w| !hidden.contains(w))
             .map(|w| DeviceStock {
                 warehouse_id: *w,
                 quantity: levels.iter().find(|(id, _)| id == w).map_or(0, |(_, q)| *q),

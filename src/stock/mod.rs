@@ -441,6 +441,9 @@ impl StockApi {
     }
 
     /// Stock levels (viewer), by product then warehouse.
+    ///
+    /// Levels under an open blind count are left out for viewers and clerks
+    /// (managers see them).
     #[oai(
         path = "/api/v1/stock",
         method = "get",
@@ -449,7 +452,7 @@ impl StockApi {
     #[allow(clippy::too_many_arguments)]
     async fn levels(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         product_id: Query<Option<Uuid>>,
         warehouse_id: Query<Option<Uuid>>,
@@ -467,6 +470,7 @@ impl StockApi {
             product_id.0,
             warehouse_id.0,
             below_reorder.0,
+            repo::hides_blind_counts(&auth.0),
             page.after,
             page.fetch(),
         )
@@ -479,6 +483,9 @@ impl StockApi {
     }
 
     /// A product's stock per warehouse and in total, valued at its unit cost (viewer).
+    ///
+    /// Warehouses where the product is under an open blind count are left out
+    /// for viewers and clerks.
     #[oai(
         path = "/api/v1/products/:id/stock",
         method = "get",
@@ -486,11 +493,11 @@ impl StockApi {
     )]
     async fn product_stock(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<ProductStock>> {
-        let (cost, rows) = repo::product_levels(&state.db, id.0)
+        let (cost, rows) = repo::product_levels(&state.db, id.0, repo::hides_blind_counts(&auth.0))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("product {}", id.0)))?;
         let warehouses: Vec<WarehouseStock> = rows

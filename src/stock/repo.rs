@@ -206,38 +206,55 @@ pub async fn post_leg_or_refuse(conn: &mut PgConnection, leg: &Leg) -> Result<St
     }
 }
 
-/// Locks the level rows of `product` in `warehouses`, creating missing ones at
-/// zero, always in warehouse-id order: two opposite transfers then take their
-/// locks in the same order and cannot deadlock.
+/// Locks the level rows of `product` in `warehouses` (see [`lock_pairs`]);
+/// returns `(warehouse, quantity)` in warehouse-id order.
 pub async fn lock_levels(
     conn: &mut PgConnection,
     product: Uuid,
     warehouses: &[Uuid],
 ) -> Result<Vec<(Uuid, i64)>> {
-    let mut ordered = warehouses.to_vec();
-    ordered.sort();
-    ordered.dedup();
-    sqlx::query(
-        "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
-         SELECT $1, w, 0 FROM unnest($2::uuid[]) AS w
-         WHERE EXISTS (SELECT 1 FROM products WHERE id = $1)
-           AND EXISTS (SELECT 1 FROM warehouses WHERE id = w)
-         ORDER BY w
-         ON CONFLICT DO NOTHING",
+    let pairs: Vec<(Uuid, Uuid)> = warehouses.iter().map(|w| (product, *w)).collect();
+    let locked = lock_pairs(conn, &pairs).await?;
+    Ok(locked.into_iter().map(|(_, w, q)| (w, q)).collect())
+}
+
+/// Locks the level rows of `pairs` of (product, warehouse), creating missing
+/// ones at zero; returns `(product, warehouse, quantity)` sorted. Pairs whose
+/// product or warehouse does not exist are skipped.
+///
+/// ONE statement visits the rows in (product, warehouse) order and either
+/// inserts the row (holding it until commit) or locks the existing one
+/// (`ON CONFLICT DO UPDATE` locks it): every transaction that touches levels
+/// acquires them in that one order, first-time rows included, so transfers,
+/// batches and count completions cannot deadlock one another. (Creating the
+/// missing rows in one pass and locking in a second does not have that
+/// property: the row a transaction has just inserted is held, out of order,
+/// while it waits for the locks of the second pass.)
+pub async fn lock_pairs(
+    conn: &mut PgConnection,
+    pairs: &[(Uuid, Uuid)],
+) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = sorted.into_iter().unzip();
+    let mut rows: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
+         SELECT t.p, t.w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
+         WHERE EXISTS (SELECT 1 FROM products WHERE id = t.p)
+           AND EXISTS (SELECT 1 FROM warehouses WHERE id = t.w)
+         ORDER BY t.p, t.w
+         ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
+         RETURNING s.product_id, s.warehouse_id, s.quantity",
     )
-    .bind(product)
-    .bind(&ordered)
-    .execute(&mut *conn)
-    .await?;
-    let rows = sqlx::query_as(
-        "SELECT warehouse_id, quantity FROM stock_levels
-         WHERE product_id = $1 AND warehouse_id = ANY($2)
-         ORDER BY warehouse_id FOR UPDATE",
-    )
-    .bind(product)
-    .bind(&ordered)
+    .bind(&products)
+    .bind(&warehouses)
     .fetch_all(&mut *conn)
     .await?;
+    rows.sort();
     Ok(rows)
 }
 
@@ -305,17 +322,39 @@ pub async fn transactions(
     q.build_query_as().fetch_all(db).await
 }
 
+/// SQL that is true when the level of (`product`, `warehouse`) (column or
+/// parameter expressions) is under an open blind count: its warehouse, and its
+/// product unless the count covers the whole warehouse. While the count is
+/// open such levels are hidden from the people doing the counting: device
+/// keys, viewers and clerks; managers and admins still see them (see
+/// [`hides_blind_counts`]).
+pub fn under_open_blind_count(product: &str, warehouse: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM count_sessions c
+                 WHERE c.status = 'open' AND c.blind AND c.warehouse_id = {warehouse}
+                   AND (c.product_ids IS NULL OR {product} = ANY(c.product_ids)))"
+    )
+}
+
+/// Whether `principal` is one of those a blind count hides levels from.
+pub fn hides_blind_counts(principal: &crate::auth::principal::Principal) -> bool {
+    principal
+        .role()
+        .is_none_or(|role| role < crate::auth::Role::Manager)
+}
+
 /// Stock levels, keyset-paginated on (product_id, warehouse_id).
 pub async fn levels(
     db: &PgPool,
     product_id: Option<Uuid>,
     warehouse_id: Option<Uuid>,
     below_reorder: bool,
+    hide_blind: bool,
     after: Option<(Uuid, Uuid)>,
     fetch: i64,
 ) -> Result<Vec<StockLevel>, sqlx::Error> {
     let (ap, aw) = after.unzip();
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT s.product_id, p.sku, s.warehouse_id, w.code AS warehouse_code, s.quantity,
                 p.reorder_point, s.updated_at
          FROM stock_levels s
@@ -325,14 +364,17 @@ pub async fn levels(
            AND ($2::uuid IS NULL OR s.warehouse_id = $2)
            AND (NOT $3 OR (p.reorder_point > 0 AND s.quantity <= p.reorder_point))
            AND ($4::uuid IS NULL OR (s.product_id, s.warehouse_id) > ($4, $5))
+           AND NOT ($7 AND {hidden})
          ORDER BY s.product_id, s.warehouse_id LIMIT $6",
-    )
+        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
+    )))
     .bind(product_id)
     .bind(warehouse_id)
     .bind(below_reorder)
     .bind(ap)
     .bind(aw)
     .bind(fetch)
+    .bind(hide_blind)
     .fetch_all(db)
     .await
 }
@@ -341,18 +383,22 @@ pub async fn levels(
 pub async fn product_levels(
     db: &PgPool,
     product_id: Uuid,
+    hide_blind: bool,
 ) -> Result<Option<(Decimal, Vec<(Uuid, String, i64)>)>, sqlx::Error> {
     let cost: Option<Decimal> = sqlx::query_scalar("SELECT unit_cost FROM products WHERE id = $1")
         .bind(product_id)
         .fetch_optional(db)
         .await?;
     let Some(cost) = cost else { return Ok(None) };
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT s.warehouse_id, w.code, s.quantity FROM stock_levels s
          JOIN warehouses w ON w.id = s.warehouse_id
-         WHERE s.product_id = $1 ORDER BY w.code",
-    )
+         WHERE s.product_id = $1 AND NOT ($2 AND {hidden})
+         ORDER BY w.code",
+        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
+    )))
     .bind(product_id)
+    .bind(hide_blind)
     .fetch_all(db)
     .await?;
     Ok(Some((cost, rows)))
