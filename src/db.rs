@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use sqlx::{postgres::PgPoolOptions, PgPool};
 
 use crate::config::Config;
@@ -41,4 +42,14 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("Failed to apply database migrations")
+}
+
+/// The pool for heavy read-only work: a replica's when `DATABASE_READ_URL` is
+/// set (same pool settings as the primary's), else the primary pool itself.
+pub fn read_pool(config: &Config, primary: &PgPool) -> anyhow::Result<PgPool> {
+    match &config.database_read_url {
+        Some(url) => pool_from_url(url.expose_secret(), config.database_max_connections)
+            .context("DATABASE_READ_URL is not a valid PostgreSQL URL"),
+        None => Ok(primary.clone()),
+    }
 }

@@ -54,11 +54,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, cache: Cache, config: Config) -> Self {
+        Self::spawn_with_read_pool(db.clone(), db, cache, config).await
+    }
+
+    /// The app with heavy read-only work (`AppState::read_db`) sent to `read_db`.
+    pub async fn spawn_with_read_pool(
+        db: PgPool,
+        read_db: PgPool,
+        cache: Cache,
+        config: Config,
+    ) -> Self {
         // Quiet by default; TEST_LOG=1 shows the service's logs.
         if std::env::var("TEST_LOG").is_ok() {
             inventory_api::telemetry::init_logging(config.log_format);
         }
-        let state = AppState::new(db.clone(), cache.clone(), config);
+        let state = AppState::new(db.clone(), cache.clone(), config).with_read_pool(read_db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
