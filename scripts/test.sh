@@ -5,6 +5,11 @@
 # target/test-services/ (PostgreSQL on 127.0.0.1:55433, Redis on :56380),
 # installing the packages first when run as root on Debian/Ubuntu, and stops
 # whatever it started when the tests end. Extra arguments go to `cargo test`.
+#
+# Without extra arguments it then runs a subset (stock, scanner, read_pool)
+# again with the application's pool going through PgBouncer
+# (127.0.0.1:TEST_PGBOUNCER_PORT, default PostgreSQL's port + 3); skip that with
+# TEST_PGBOUNCER=0. It needs the private PostgreSQL (no DATABASE_URL given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
@@ -17,14 +22,18 @@ redis_port=${TEST_REDIS_PORT:-56380}
 started_pg=0
 started_redis=0
 
+pgbouncer_dir="$state_dir/pgbouncer"
 cleanup() {
+  stop_pgbouncer "$pgbouncer_dir"
   [ "$started_pg" = 1 ] && stop_postgres "$state_dir/pg"
   [ "$started_redis" = 1 ] && stop_redis "$redis_port"
   return 0
 }
 trap cleanup EXIT
 
+own_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
+  own_pg=1
   ensure_postgres_installed
   # Test data is disposable: skip fsync so commits cost microseconds, not milliseconds.
   start_postgres "$state_dir/pg" "$pg_port" -c fsync=off -c synchronous_commit=off -c full_page_writes=off
@@ -40,3 +49,15 @@ fi
 
 log "cargo test (DATABASE_URL=$DATABASE_URL, REDIS_URL=$REDIS_URL)"
 cargo test --workspace "$@"
+
+if [ $# -eq 0 ] && [ "$own_pg" = 1 ] && [ "${TEST_PGBOUNCER:-1}" != 0 ]; then
+  bouncer_port=${TEST_PGBOUNCER_PORT:-$((pg_port + 3))}
+  start_pgbouncer "$pgbouncer_dir" "$bouncer_port" "$pg_port"
+  log "stock, scanner and read_pool tests again, the API's pool through PgBouncer"
+  TEST_PGBOUNCER_PORT=$bouncer_port cargo test --workspace --test stock --test scanner --test read_pool
+  stop_pgbouncer "$pgbouncer_dir"
+  # PgBouncer held the test databases open when the harness dropped them.
+  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
+    "SELECT format('DROP DATABASE IF EXISTS %I;', datname) FROM pg_database WHERE datname LIKE '\_sqlx\_test\_%'" \
+    | "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -q >/dev/null
+fi
