@@ -1,7 +1,7 @@
 //! Assembles every domain's API into one poem `Route` and one OpenAPI document.
 //! `build` is what `serve` and the tests call.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poem::{
     get, handler, http::StatusCode, web::Data, Endpoint, EndpointExt, IntoResponse, Request,
@@ -13,6 +13,7 @@ use crate::{
     auth::{AuthApi, UsersApi},
     catalog::{categories::CategoriesApi, ProductsApi},
     dashboard::DashboardApi,
+    error::ApiError,
     events::EventsApi,
     ops::OpsApi,
     scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
@@ -129,6 +130,30 @@ async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::R
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
+/// Abandons a request still running after `limit`: its future is dropped, so
+/// an open transaction is rolled back (sqlx rolls back an uncommitted
+/// transaction when it is dropped, before the connection is reused) instead of
+/// committing after the client gave up. The database's own timeouts are set
+/// below this limit (see `db::SessionLimits`), so normally PostgreSQL gives up
+/// first and this is the backstop. Event streams are not affected: their
+/// response is returned at once and streamed afterwards.
+async fn deadline<E: Endpoint>(ep: E, req: Request, limit: Duration) -> poem::Result<Response> {
+    match tokio::time::timeout(limit, ep.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(_) => {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "request abandoned at its deadline"
+            );
+            Err(ApiError::Busy(
+                "The request did not finish in time and was abandoned; retry shortly \
+                 (with the same Idempotency-Key for writes).",
+            )
+            .into())
+        }
+    }
+}
+
 /// The whole HTTP application.
 pub fn build(state: AppState) -> impl Endpoint {
     let api = api_service();
@@ -143,6 +168,7 @@ pub fn build(state: AppState) -> impl Endpoint {
     }
     let docs = api.swagger_ui();
     let max_body = state.config.max_body_bytes;
+    let request_timeout = state.config.request_timeout;
     Route::new()
         .at("/metrics", get(metrics_endpoint))
         .at("/openapi.json", get(spec_json_endpoint))
@@ -152,5 +178,6 @@ pub fn build(state: AppState) -> impl Endpoint {
         .data(state)
         .data(specs)
         .around(move |ep, req| limit_body(ep, req, max_body))
+        .around(move |ep, req| deadline(ep, req, request_timeout))
         .around(telemetry::observe)
 }

@@ -9,6 +9,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::db::SessionLimits;
+
 /// Where log lines go and in which shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -16,6 +18,13 @@ pub enum LogFormat {
     Json,
     /// Human-readable, coloured (development).
     Pretty,
+}
+
+/// `APP_ENV`: production refuses what development only warns about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Production,
+    Development,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +50,19 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Largest request body accepted (CSV imports are the big ones).
     pub max_body_bytes: usize,
+    pub app_env: AppEnv,
+    /// A request still running after this is dropped (its transaction rolled
+    /// back) and answered 503.
+    pub request_timeout: Duration,
+    /// statement/lock/idle-in-transaction timeouts on every API connection;
+    /// each below `request_timeout`.
+    pub session_limits: SessionLimits,
+    /// Password hashes computed at once (argon2 takes 19 MiB and a core each).
+    pub password_hash_concurrency: usize,
+    /// How long a login waits for a hashing slot before 503.
+    pub password_hash_queue_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (empty: nobody's).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A configuration problem, phrased for the person starting the service.
@@ -63,6 +85,13 @@ impl ConfigError {
 /// Minimum HS256 key length: shorter secrets can be brute-forced offline from
 /// any token a client holds.
 const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Secrets shown in our documentation (.env.example, README, compose files):
+/// anyone can read them, so production refuses them.
+const EXAMPLE_JWT_SECRETS: &[&str] = &[
+    "change-me-change-me-change-me-change-me",
+    "dev-only-insecure-jwt-secret-0123456789abcdef",
+];
 
 impl Config {
     /// Reads the process environment.
@@ -100,15 +129,18 @@ impl Config {
                 ));
             }
         }
+        let app_env = match env.optional("APP_ENV")?.as_deref() {
+            None | Some("development") => AppEnv::Development,
+            Some("production") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("must be production or development, not {other:?}"),
+                ))
+            }
+        };
         let jwt_secret = env.required("JWT_SECRET")?;
-        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::new(
-                "JWT_SECRET",
-                format!(
-                    "must be at least {MIN_JWT_SECRET_BYTES} bytes (try: openssl rand -hex 32)"
-                ),
-            ));
-        }
+        check_jwt_secret(&jwt_secret, app_env)?;
         let bind_addr = env.parsed("BIND_ADDR", "0.0.0.0:8080".parse().expect("valid default"))?;
         let log_format = match env.optional("LOG_FORMAT")?.as_deref() {
             None | Some("json") => LogFormat::Json,
@@ -151,6 +183,48 @@ impl Config {
         }
         let cache_ttl = Duration::from_secs(env.parsed("CACHE_TTL_SECONDS", 60)?);
         let max_body_bytes = env.parsed("MAX_BODY_BYTES", 8 * 1024 * 1024)?;
+        let request_timeout = Duration::from_secs(env.parsed("REQUEST_TIMEOUT_SECONDS", 30)?);
+        if request_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "REQUEST_TIMEOUT_SECONDS",
+                "must be at least 1",
+            ));
+        }
+        let below_request =
+            |name: &str, default_ms: u64| -> Result<Option<Duration>, ConfigError> {
+                let ms: u64 = env.parsed(name, default_ms)?;
+                let limit = Duration::from_millis(ms);
+                if limit >= request_timeout {
+                    return Err(ConfigError::new(
+                        name,
+                        "must be below REQUEST_TIMEOUT_SECONDS, so PostgreSQL gives up first",
+                    ));
+                }
+                Ok(Some(limit).filter(|d| !d.is_zero()))
+            };
+        let session_limits = SessionLimits {
+            statement_timeout: below_request("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+            lock_timeout: below_request("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
+            idle_in_transaction_timeout: below_request(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                15_000,
+            )?,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let password_hash_concurrency: usize = env.parsed("PASSWORD_HASH_CONCURRENCY", cores)?;
+        if password_hash_concurrency == 0 {
+            return Err(ConfigError::new(
+                "PASSWORD_HASH_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        let password_hash_queue_timeout =
+            Duration::from_millis(env.parsed("PASSWORD_HASH_QUEUE_MS", 2_000)?);
+        let trusted_proxies = match env.optional("TRUSTED_PROXIES")? {
+            None => Vec::new(),
+            Some(list) => parse_cidrs(&list)
+                .map_err(|message| ConfigError::new("TRUSTED_PROXIES", message))?,
+        };
 
         Ok(Self {
             database_url: database_url.into(),
@@ -163,12 +237,52 @@ impl Config {
             database_max_connections,
             cache_ttl,
             max_body_bytes,
+            app_env,
+            request_timeout,
+            session_limits,
+            password_hash_concurrency,
+            password_hash_queue_timeout,
+            trusted_proxies,
         })
     }
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
+}
+
+/// Refuses a short or documented JWT secret in production; in development it
+/// only warns, so a fresh checkout starts with the example `.env`.
+fn check_jwt_secret(secret: &str, app_env: AppEnv) -> Result<(), ConfigError> {
+    let problem = if secret.len() < MIN_JWT_SECRET_BYTES {
+        format!("must be at least {MIN_JWT_SECRET_BYTES} bytes (try: openssl rand -hex 32)")
+    } else if EXAMPLE_JWT_SECRETS.contains(&secret) {
+        "is the example value from the documentation; generate one with: openssl rand -hex 32"
+            .to_owned()
+    } else {
+        return Ok(());
+    };
+    match app_env {
+        AppEnv::Production => Err(ConfigError::new("JWT_SECRET", problem)),
+        AppEnv::Development => {
+            // Logging is not set up yet at this point; stderr reaches the operator.
+            eprintln!("warning: JWT_SECRET {problem} (refused when APP_ENV=production)");
+            Ok(())
+        }
+    }
+}
+
+/// `10.0.0.0/8, 192.168.1.7`: CIDRs or single addresses, comma or space separated.
+fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{item:?} is not an address or CIDR (e.g. 10.0.0.0/8)"))
+        })
+        .collect()
 }
 
 /// Just `DATABASE_URL` (and its pool size), for the subcommands that only touch the

@@ -4,35 +4,109 @@
 //! "database down", even while PostgreSQL is still coming up. Acquiring a
 //! connection gives up quickly so a request fails fast with 503 instead of
 //! hanging when the database is gone.
+//!
+//! Every API connection carries `statement_timeout`, `lock_timeout` and
+//! `idle_in_transaction_session_timeout` (see [`SessionLimits`]), all below the
+//! HTTP request deadline: a lock held elsewhere or a runaway query ends in a
+//! 503 and a rollback inside PostgreSQL, never in a commit after the client gave up.
+//!
+//! Dead connections (after a PostgreSQL restart or failover every idle one is
+//! dead) are evicted without a ping per request: the first connection-level
+//! error any request sees is noted by [`note_connection_lost`], and
+//! `before_acquire` then discards every pooled connection opened before that
+//! moment, with no round trip. So one failed request, not one per pooled
+//! connection, pays for an outage.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
 
 use crate::config::Config;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
-    pool_from_url(config.database_url(), config.database_max_connections)
+/// Server-side limits set on every connection of a pool (None: PostgreSQL's default, no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub statement_timeout: Option<Duration>,
+    pub lock_timeout: Option<Duration>,
+    pub idle_in_transaction_timeout: Option<Duration>,
 }
 
-pub fn pool_from_url(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+impl SessionLimits {
+    /// For migrations and admin subcommands: a migration may rightly run for minutes.
+    pub const NONE: Self = Self {
+        statement_timeout: None,
+        lock_timeout: None,
+        idle_in_transaction_timeout: None,
+    };
+
+    /// `(setting, value)` pairs for the connection's startup packet.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_timeout,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, limit)| limit.map(|d| (name, format!("{}ms", d.as_millis()))))
+        .collect()
+    }
+}
+
+/// The API's pool, with the configured session limits.
+pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
+    pool_from_url(
+        config.database_url(),
+        config.database_max_connections,
+        config.session_limits,
+    )
+}
+
+pub fn pool_from_url(
+    url: &str,
+    max_connections: u32,
+    limits: SessionLimits,
+) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    Ok(pool_with(options, max_connections, limits))
+}
+
+/// A lazily connecting pool on `options`, with `limits` on every connection.
+pub fn pool_with(options: PgConnectOptions, max_connections: u32, limits: SessionLimits) -> PgPool {
+    let options = options.options(limits.settings());
+    epoch();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_secs(300))
-        // sqlx pings every connection it hands out by default: a second round
-        // trip per request, doubling the database work of a stock movement. A
-        // connection that died meanwhile fails its one query instead (503 for
-        // that request) and is dropped; /ready and the health job notice an
-        // outage within seconds.
+        // sqlx can ping every connection it hands out: a second round trip per
+        // request, doubling the database work of a stock movement. Instead a
+        // connection opened before the last connection-level error is dropped
+        // here unseen (no round trip), and one that fails later is closed by
+        // sqlx's ping when it is released after the error.
         .test_before_acquire(false)
-        .connect_lazy(url)
-        .context("DATABASE_URL is not a valid PostgreSQL URL")
+        .before_acquire(|_conn, meta| {
+            Box::pin(async move { Ok(!opened_before_last_loss(meta.age)) })
+        })
+        .connect_lazy_with(options)
 }
 
 /// Applies pending migrations. Safe to run from several replicas at once:
@@ -45,11 +119,77 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// The pool for heavy read-only work: a replica's when `DATABASE_READ_URL` is
-/// set (same pool settings as the primary's), else the primary pool itself.
+/// set (same pool settings and session limits as the primary's), else the
+/// primary pool itself.
 pub fn read_pool(config: &Config, primary: &PgPool) -> anyhow::Result<PgPool> {
     match &config.database_read_url {
-        Some(url) => pool_from_url(url.expose_secret(), config.database_max_connections)
-            .context("DATABASE_READ_URL is not a valid PostgreSQL URL"),
+        Some(url) => pool_from_url(
+            url.expose_secret(),
+            config.database_max_connections,
+            config.session_limits,
+        )
+        .context("DATABASE_READ_URL is not a valid PostgreSQL URL"),
         None => Ok(primary.clone()),
     }
+}
+
+/// Applies migrations on a short-lived pool of their own, free of the API's
+/// statement timeout (a migration on a large table may rightly take minutes).
+pub async fn migrate_url(url: &str) -> anyhow::Result<()> {
+    let pool = pool_from_url(url, 1, SessionLimits::NONE)?;
+    let result = migrate(&pool).await;
+    pool.close().await;
+    result
+}
+
+/// True for errors that mean the connection or the server is gone (or not
+/// accepting work), as opposed to an error in the statement: I/O, TLS and
+/// protocol failures, SQLSTATE class 08 (connection
+/// exception), 57P01-57P03 (admin/crash shutdown, cannot connect now) and
+/// 53300 (too many connections).
+pub fn is_connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some(code) if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        ),
+        _ => false,
+    }
+}
+
+/// True for PostgreSQL cancelling a statement under the session limits:
+/// `statement_timeout` (57014), `lock_timeout` (55P03) and
+/// `idle_in_transaction_session_timeout` (25P03). The transaction is rolled back.
+pub fn is_timeout(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("57014" | "55P03" | "25P03")))
+}
+
+/// Process start, the zero of [`LAST_LOSS_MS`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds after [`epoch`] of the last connection-level error; 0 = none yet.
+static LAST_LOSS_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Records that a connection turned out dead: every pooled connection opened
+/// before now is discarded when next acquired (see [`pool_from_url`]).
+pub fn note_connection_lost() {
+    let now = epoch().elapsed().as_millis() as u64;
+    LAST_LOSS_MS.fetch_max(now.max(1), Ordering::Relaxed);
+}
+
+fn opened_before_last_loss(age: Duration) -> bool {
+    let loss = LAST_LOSS_MS.load(Ordering::Relaxed);
+    if loss == 0 {
+        return false;
+    }
+    let opened_at = epoch().elapsed().saturating_sub(age);
+    opened_at <= Duration::from_millis(loss)
 }

@@ -21,6 +21,10 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// switch on. The README lists them.
 const PROBLEM_BASE: &str = "/problems/";
 
+/// Retry-After on a 503: a restarted database accepts connections again
+/// within seconds, and a lock or queue frees up sooner.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 /// One input field the server refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize)]
 pub struct FieldError {
@@ -78,8 +82,14 @@ pub enum ApiError {
     Unprocessable { slug: &'static str, detail: String },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 503 + Retry-After: a dependency (the database) is down; the text names it.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// 503 + Retry-After: the work could not be done in time (a lock held
+    /// elsewhere, a statement or request deadline, a full queue); the text says
+    /// which. Nothing was changed.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -113,7 +123,7 @@ impl ApiError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -164,6 +174,7 @@ impl ApiError {
                 "Service unavailable",
                 format!("{what} is unavailable; retry shortly."),
             ),
+            Self::Busy(detail) => ("unavailable", "Service unavailable", (*detail).to_owned()),
             Self::Internal(_) => (
                 "internal",
                 "Internal server error",
@@ -207,13 +218,15 @@ impl poem::error::ResponseError for ApiError {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
         let mut resp = problem_response(self.status(), &self.to_problem());
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::Unavailable(_) | Self::Busy(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             resp.headers_mut().insert(
                 poem::http::header::RETRY_AFTER,
-                retry_after_secs
-                    .to_string()
-                    .parse()
-                    .expect("digits are a valid header"),
+                secs.to_string().parse().expect("digits are a valid header"),
             );
         }
         resp
@@ -292,14 +305,27 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// The one mapping of database errors. Connection-level failures (the
+    /// server restarted, failed over or is unreachable) and the session limits
+    /// firing are 503 + Retry-After: the request changed nothing and may be
+    /// repeated. Only statement errors reach the constraint table below.
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => {
-                tracing::warn!(error = %err, "database unavailable");
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable: no connection in time");
                 ApiError::Unavailable("The database")
+            }
+            _ if crate::db::is_connection_lost(&err) => {
+                crate::db::note_connection_lost();
+                tracing::warn!(error = %err, "database connection lost");
+                ApiError::Unavailable("The database")
+            }
+            _ if crate::db::is_timeout(&err) => {
+                tracing::warn!(error = %err, "database statement cancelled by a session timeout");
+                ApiError::Busy(
+                    "The database did not finish in time (a lock held elsewhere or a slow \
+                     statement); nothing was changed, retry shortly.",
+                )
             }
             sqlx::Error::RowNotFound => {
                 ApiError::NotFound("The requested record does not exist.".into())
@@ -319,7 +345,9 @@ impl From<sqlx::Error> for ApiError {
                 }
                 // Generic answers for constraints without a message of their own; the
                 // constraint name and SQL text stay in the log.
-                tracing::warn!(error = %db, constraint = ?db.constraint(), "constraint violation");
+                if db.kind() != sqlx::error::ErrorKind::Other {
+                    tracing::warn!(error = %db, constraint = ?db.constraint(), "constraint violation");
+                }
                 match db.kind() {
                     sqlx::error::ErrorKind::UniqueViolation => {
                         ApiError::conflict("conflict", "This conflicts with an existing record.")

@@ -93,7 +93,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let (url, max) = config::database_from_env()?;
-            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
             db::migrate(&pool).await?;
             println!("migrations applied");
             Ok(())
@@ -110,7 +110,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             warehouses,
         } => {
             let (url, max) = config::database_from_env()?;
-            let pool = db::pool_from_url(url.expose_secret(), max)?;
+            let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
             db::migrate(&pool).await?;
             let started = std::time::Instant::now();
             let seeded = inventory_api::seed::seed(&pool, products, warehouses).await?;
@@ -149,7 +149,7 @@ async fn create_user(
     }
     let display_name =
         display_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
-    let pool = db::pool_from_url(url.expose_secret(), max)?;
+    let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
     db::migrate(&pool).await?;
     let hash = auth::password::hash(password).await?;
     match auth::repo::insert_user(&pool, &email, &display_name, role, &hash).await {
@@ -169,8 +169,8 @@ async fn serve() -> anyhow::Result<()> {
     telemetry::init_logging(config.log_format);
     let started = std::time::Instant::now();
 
+    db::migrate_url(config.database_url()).await?;
     let pool = db::pool(&config)?;
-    db::migrate(&pool).await?;
     if let Some(admin) = &config.bootstrap_admin {
         let hash = auth::password::hash(admin.password.expose_secret().to_owned()).await?;
         if auth::repo::bootstrap_admin(&pool, &admin.email, &hash).await? {

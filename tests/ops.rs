@@ -34,7 +34,12 @@ async fn ready_reports_database_and_redis(db: PgPool) {
 #[tokio::test]
 async fn ready_is_503_when_the_database_is_unreachable() {
     // Port 1 on loopback refuses connections: a database that is down.
-    let pool = db::pool_from_url("postgres://postgres@127.0.0.1:1/none", 2).unwrap();
+    let pool = db::pool_from_url(
+        "postgres://postgres@127.0.0.1:1/none",
+        2,
+        db::SessionLimits::NONE,
+    )
+    .unwrap();
     let app = TestApp::spawn_with(pool, Cache::disabled(), test_config(&[])).await;
     let resp = app.get("/ready").await;
     assert_eq!(resp.status(), 503);
@@ -50,7 +55,7 @@ async fn ready_reports_redis_down_but_stays_ready_without_it() {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         return;
     };
-    let pool = db::pool_from_url(&url, 2).unwrap();
+    let pool = db::pool_from_url(&url, 2, db::SessionLimits::NONE).unwrap();
     // Nothing listens on port 1: Redis is configured but down.
     let cache = Cache::connect("redis://127.0.0.1:1", "test:down:").unwrap();
     let app = TestApp::spawn_with(pool, cache, test_config(&[])).await;

@@ -68,7 +68,12 @@ async fn a_dead_replica_fails_only_the_reports_and_with_503(db: PgPool) {
     // Nothing listens on port 1: the replica is down. Listing and export
     // answer 503; movements and reads of one's own writes (GET by id, stock)
     // go to the primary and keep working.
-    let dead = db::pool_from_url("postgres://postgres@127.0.0.1:1/none", 2).unwrap();
+    let dead = db::pool_from_url(
+        "postgres://postgres@127.0.0.1:1/none",
+        2,
+        db::SessionLimits::NONE,
+    )
+    .unwrap();
     let app = TestApp::spawn_with_read_pool(db, dead, Cache::disabled(), test_config(&[])).await;
     let (token, product, id) = one_receipt(&app).await;
 

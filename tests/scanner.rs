@@ -522,3 +522,86 @@ async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPo
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[sqlx::test]
+async fn first_movements_of_new_levels_from_batches_and_transfers_never_deadlock(db: PgPool) {
+    // A batch and a transfer touching the same two levels, one of which does
+    // not exist yet: both must create and lock them in the same order.
+    let app = std::sync::Arc::new(TestApp::spawn(db).await);
+    let manager = app.token("manager").await;
+    let clerk = app.token("clerk").await;
+    let mut warehouses = [
+        app.create_warehouse_sql("W-A").await,
+        app.create_warehouse_sql("W-B").await,
+    ];
+    warehouses.sort();
+    let [lo, hi] = warehouses;
+    let (_, key) = app.create_device(&manager, &warehouses).await;
+    let mut statuses = Vec::new();
+    for round in 0..25 {
+        let barcode = format!("FRESH-{round}");
+        let p: Value = app
+            .post_as(
+                "/api/v1/products",
+                &manager,
+                &json!({"sku": format!("FRESH-{round}"), "name": "Fresh", "barcodes": [{"barcode": barcode}]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let product = p["id"].as_str().unwrap().to_owned();
+        // The higher level exists, the lower one is created by whoever comes first.
+        let resp = app
+            .post_as(
+                "/api/v1/stock/receive",
+                &clerk,
+                &json!({"product_id": product, "warehouse_id": hi, "quantity": 50}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (app, key, clerk, product, barcode) = (
+                app.clone(),
+                key.clone(),
+                clerk.clone(),
+                product.clone(),
+                barcode.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let resp = if i % 2 == 0 {
+                    let event = |w: Uuid| {
+                        json!({"event_id": Uuid::new_v4(), "barcode": barcode, "action": "receive",
+                               "quantity": 1, "warehouse_id": w, "scanned_at": "2026-11-23T08:00:00Z"})
+                    };
+                    app.post_as(
+                        "/api/v1/scanner/events/batch",
+                        &key,
+                        &json!({"events": [event(hi), event(lo)]}),
+                    )
+                    .await
+                } else {
+                    app.post_as(
+                        "/api/v1/stock/transfer",
+                        &clerk,
+                        &json!({"product_id": product, "from_warehouse_id": hi,
+                                "to_warehouse_id": lo, "quantity": 1}),
+                    )
+                    .await
+                };
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap())
+            }));
+        }
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+    }
+    for (status, body) in &statuses {
+        assert!(
+            *status == 200 || *status == 201,
+            "answered {status}: {body}"
+        );
+    }
+}

@@ -43,7 +43,8 @@ def say(msg):
 
 def call(method, url, body=None, token=None, key=None, timeout=CLIENT_TIMEOUT):
     """One HTTP request -> (outcome, parsed body). outcome is the status code
-    as a string, with ' problem' for problem+json, or 'timeout' / 'conn-error'."""
+    as a string, with ' problem' for problem+json (and ' without Retry-After'
+    for a 503 lacking it), or 'timeout' / 'conn-error'."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -55,17 +56,20 @@ def call(method, url, body=None, token=None, key=None, timeout=CLIENT_TIMEOUT):
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
-            status, ctype = resp.status, resp.headers.get("Content-Type", "")
+            status, headers = resp.status, resp.headers
     except urllib.error.HTTPError as e:
         raw = e.read()
-        status, ctype = e.code, e.headers.get("Content-Type", "")
+        status, headers = e.code, e.headers
     except TimeoutError:
         return "timeout", None
     except (urllib.error.URLError, ConnectionError, OSError) as e:
         if "timed out" in str(e):
             return "timeout", None
         return "conn-error", None
+    ctype = headers.get("Content-Type", "")
     outcome = str(status) + (" problem" if "problem+json" in ctype else "")
+    if status == 503 and not headers.get("Retry-After"):
+        outcome += " without Retry-After"
     try:
         parsed = json.loads(raw) if "json" in ctype else raw
     except ValueError:
@@ -336,9 +340,10 @@ class Drill:
         if self.t_rejoin is None:
             ok = False
         bad = [(what, o) for what, counter in (("movement", self.first), ("retry", self.retried))
-               for o in counter if o.startswith("5") and not o.startswith("503 problem")
+               for o in counter if o.startswith("5") and o != "503 problem"
                or o in ("timeout", "conn-error")]
-        bad += [("report", k[2]) for k in self.reports if k[2].startswith("500") or k[2] in ("timeout", "conn-error")]
+        bad += [("report", k[2]) for k in self.reports
+                if k[2].startswith("5") and k[2] != "503 problem" or k[2] in ("timeout", "conn-error")]
         bad += [("ready", k[2]) for k in self.ready if k[2].startswith("500") or k[2] in ("timeout", "conn-error")]
         if bad:
             say(f"FAIL answers that must never happen: {sorted(set(bad))}")

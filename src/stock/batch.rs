@@ -2,9 +2,9 @@
 //! scanner batches (hundreds of events a call) and count completions.
 //!
 //! One commit per movement cannot reach scanner rates (a commit costs ~2 ms
-//! here), so a batch takes the row locks of every level it touches (in
-//! (product, warehouse) order, the same order transfers use, so batches and
-//! transfers cannot deadlock), applies the legs in the order given against the
+//! here), so a batch takes the row locks of every level it touches through
+//! [`lock_pairs`] (the one lock order every movement uses, first-time rows
+//! included), applies the legs in the order given against the
 //! locked quantities, and writes all levels, ledger rows and outbox events with
 //! a handful of array statements. The rules are the single movement's rules:
 //! a leg that would make stock negative is refused and changes nothing;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     model::StockTransaction,
-    repo::{Leg, TRANSACTION_COLUMNS},
+    repo::{lock_pairs, Leg, TRANSACTION_COLUMNS},
 };
 use crate::error::{ApiError, Result};
 
@@ -60,32 +60,13 @@ pub async fn apply_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<Vec<Le
     let warehouses: HashMap<Uuid, bool> =
         flags.iter().filter(|f| !f.0).map(|f| (f.1, f.2)).collect();
 
-    // Lock every level in sorted order; levels that do not exist yet are
-    // created at zero (sorted too) and locked in a second pass.
+    // Lock every level (creating missing ones) in the one global order.
     let valid: Vec<Pair> = pairs
         .iter()
         .filter(|(p, w)| products.contains_key(p) && warehouses.contains_key(w))
         .copied()
         .collect();
-    let mut locked = lock(conn, &valid).await?;
-    if locked.len() < valid.len() {
-        let missing: Vec<Pair> = valid
-            .iter()
-            .filter(|pair| !locked.iter().any(|(p, w, _)| (*p, *w) == **pair))
-            .copied()
-            .collect();
-        let (mp, mw): (Vec<Uuid>, Vec<Uuid>) = missing.iter().copied().unzip();
-        sqlx::query(
-            "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
-             SELECT p, w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w) ORDER BY p, w
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&mp)
-        .bind(&mw)
-        .execute(&mut *conn)
-        .await?;
-        locked.extend(lock(conn, &missing).await?);
-    }
+    let locked = lock_pairs(conn, &valid).await?;
     let mut levels: BTreeMap<Pair, i64> = locked.into_iter().map(|(p, w, q)| ((p, w), q)).collect();
 
     // Apply in order against the locked quantities.
@@ -159,26 +140,6 @@ pub async fn apply_batch(conn: &mut PgConnection, legs: &[Leg]) -> Result<Vec<Le
             (None, None) => unreachable!("a leg is either planned or refused"),
         })
         .collect())
-}
-
-/// Locks the level rows of `pairs` (sorted) and reads their quantities.
-async fn lock(
-    conn: &mut PgConnection,
-    pairs: &[Pair],
-) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (p, w): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    sqlx::query_as(
-        "SELECT s.product_id, s.warehouse_id, s.quantity FROM stock_levels s
-         JOIN unnest($1::uuid[], $2::uuid[]) AS t(p, w) ON s.product_id = t.p AND s.warehouse_id = t.w
-         ORDER BY s.product_id, s.warehouse_id FOR UPDATE OF s",
-    )
-    .bind(&p)
-    .bind(&w)
-    .fetch_all(&mut *conn)
-    .await
 }
 
 /// Writes the ledger rows and their outbox events in one statement.

@@ -206,38 +206,55 @@ pub async fn post_leg_or_refuse(conn: &mut PgConnection, leg: &Leg) -> Result<St
     }
 }
 
-/// Locks the level rows of `product` in `warehouses`, creating missing ones at
-/// zero, always in warehouse-id order: two opposite transfers then take their
-/// locks in the same order and cannot deadlock.
+/// Locks the level rows of `product` in `warehouses` (see [`lock_pairs`]);
+/// returns `(warehouse, quantity)` in warehouse-id order.
 pub async fn lock_levels(
     conn: &mut PgConnection,
     product: Uuid,
     warehouses: &[Uuid],
 ) -> Result<Vec<(Uuid, i64)>> {
-    let mut ordered = warehouses.to_vec();
-    ordered.sort();
-    ordered.dedup();
-    sqlx::query(
-        "INSERT INTO stock_levels (product_id, warehouse_id, quantity)
-         SELECT $1, w, 0 FROM unnest($2::uuid[]) AS w
-         WHERE EXISTS (SELECT 1 FROM products WHERE id = $1)
-           AND EXISTS (SELECT 1 FROM warehouses WHERE id = w)
-         ORDER BY w
-         ON CONFLICT DO NOTHING",
+    let pairs: Vec<(Uuid, Uuid)> = warehouses.iter().map(|w| (product, *w)).collect();
+    let locked = lock_pairs(conn, &pairs).await?;
+    Ok(locked.into_iter().map(|(_, w, q)| (w, q)).collect())
+}
+
+/// Locks the level rows of `pairs` of (product, warehouse), creating missing
+/// ones at zero; returns `(product, warehouse, quantity)` sorted. Pairs whose
+/// product or warehouse does not exist are skipped.
+///
+/// ONE statement visits the rows in (product, warehouse) order and either
+/// inserts the row (holding it until commit) or locks the existing one
+/// (`ON CONFLICT DO UPDATE` locks it): every transaction that touches levels
+/// acquires them in that one order, first-time rows included, so transfers,
+/// batches and count completions cannot deadlock one another. (Creating the
+/// missing rows in one pass and locking in a second does not have that
+/// property: the row a transaction has just inserted is held, out of order,
+/// while it waits for the locks of the second pass.)
+pub async fn lock_pairs(
+    conn: &mut PgConnection,
+    pairs: &[(Uuid, Uuid)],
+) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = sorted.into_iter().unzip();
+    let mut rows: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
+         SELECT t.p, t.w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
+         WHERE EXISTS (SELECT 1 FROM products WHERE id = t.p)
+           AND EXISTS (SELECT 1 FROM warehouses WHERE id = t.w)
+         ORDER BY t.p, t.w
+         ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
+         RETURNING s.product_id, s.warehouse_id, s.quantity",
     )
-    .bind(product)
-    .bind(&ordered)
-    .execute(&mut *conn)
-    .await?;
-    let rows = sqlx::query_as(
-        "SELECT warehouse_id, quantity FROM stock_levels
-         WHERE product_id = $1 AND warehouse_id = ANY($2)
-         ORDER BY warehouse_id FOR UPDATE",
-    )
-    .bind(product)
-    .bind(&ordered)
+    .bind(&products)
+    .bind(&warehouses)
     .fetch_all(&mut *conn)
     .await?;
+    rows.sort();
     Ok(rows)
 }
 
