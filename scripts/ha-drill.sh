@@ -127,11 +127,12 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 # PostgreSQL (and so Patroni, which runs it) refuses to run as root.
 run_as_pg=()
 [ "$(id -u)" -eq 0 ] && run_as_pg=(runuser -u postgres --)
-if [ ! -x "$binary" ]; then
+if [ "${CARGO_PROFILE_DIR:-debug}" = debug ]; then
   ensure_rust
-  log "building the API (cargo build)"
+  log "cargo build --bin inventory-api (nothing to do when the tests just built it)"
   cargo build --quiet --bin inventory-api
 fi
+[ -x "$binary" ] || die "$binary not found"
 log "$(patroni --version), etcd $(etcd --version | sed -n 's/^etcd Version: //p'), $("$HAPROXY" -v | head -n 1 | cut -d' ' -f1-3), PostgreSQL $("$(pg_bindir)/postgres" --version | awk '{print $3}')"
 
 # ---- etcd --------------------------------------------------------------------
