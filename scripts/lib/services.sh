@@ -222,8 +222,11 @@ pool_mode = $mode
 $extra
 max_client_conn = 1000
 default_pool_size = 20
-; sqlx sends extra_float_digits at start-up; PgBouncer must let it through.
-ignore_startup_parameters = extra_float_digits
+; sqlx sends extra_float_digits at start-up, and the API its session limits
+; (statement/lock/idle timeouts) as "options": PgBouncer forwards neither and
+; refuses the connection unless told to ignore them. Behind PgBouncer the
+; limits belong on the database role (ALTER ROLE ... SET), see docs/deployment.md.
+ignore_startup_parameters = extra_float_digits,options
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOF

@@ -30,10 +30,11 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
 
 /// With `TEST_PGBOUNCER_PORT` set (scripts/test.sh does, for a subset of the
 /// suite), the application's pool reaches the test database through that
-/// PgBouncer, built by the service's own `db::pool_from_url`; the harness and
+/// PgBouncer, built by the service's own `db::pool_from_url` with the
+/// configured session limits; the harness and
 /// the fixtures keep their direct connection (PgBouncer would hold the test
 /// database open and the harness could not drop it).
-fn through_pgbouncer(db: &PgPool) -> PgPool {
+fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> PgPool {
     let Some(port) = std::env::var("TEST_PGBOUNCER_PORT")
         .ok()
         .filter(|p| !p.is_empty())
@@ -85,7 +86,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, cache: Cache, config: Config) -> Self {
-        let app_db = through_pgbouncer(&db);
+        let app_db = through_pgbouncer(&db, config.session_limits);
         Self::start(db, app_db.clone(), app_db, cache, config).await
     }
 
@@ -96,7 +97,7 @@ impl TestApp {
         cache: Cache,
         config: Config,
     ) -> Self {
-        let app_db = through_pgbouncer(&db);
+        let app_db = through_pgbouncer(&db, config.session_limits);
         Self::start(db, app_db, read_db, cache, config).await
     }
 
