@@ -56,8 +56,7 @@ fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> P
             .get_database()
             .expect("the test pool names its database")
     );
-    inventory_api::db::pool_from_url(&url, 5, inventory_api::db::SessionLimits::NONE)
-        .expect("a valid PgBouncer URL")
+    inventory_api::db::pool_from_url(&url, 5, limits).expect("a valid PgBouncer URL")
 }
 
 pub struct TestApp {
