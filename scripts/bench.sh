@@ -2,11 +2,13 @@
 # Benchmarks the API against the performance targets in DESIGN.md and prints
 # the figures (see bench/README.md for what each one means).
 #
-#   scripts/bench.sh [all|movements|lookup|scanner|search]
+#   scripts/bench.sh [all|movements|lookup|scanner|search|logins]
 #
 # all (the default) = movements + lookup + scanner on a fresh database of
 # BENCH_PRODUCTS (10000) products; search seeds 1,000,000 products into its own
-# database (a few minutes, kept for the next run). It starts private PostgreSQL
+# database (a few minutes, kept for the next run); logins fires BENCH_LOGINS
+# (40) concurrent logins, 5 rounds, at a freshly started API and reports its
+# memory (argon2 takes 19 MiB per hash). It starts private PostgreSQL
 # (127.0.0.1:55436, normal durability: fsync on) and Redis (:56381) under
 # target/bench-services/, builds the release binary, starts the API on
 # 127.0.0.1:18097 and stops everything it started when it ends. Nothing here
@@ -19,12 +21,12 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-all}
 case $mode in
-  all | movements | lookup | scanner | search) ;;
+  all | movements | lookup | scanner | search | logins) ;;
   -h | --help)
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
-  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search)" ;;
+  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search, logins)" ;;
 esac
 
 state_dir="$PWD/target/bench-services"
@@ -178,6 +180,7 @@ api_env=(
   RUST_LOG=warn
   DATABASE_MAX_CONNECTIONS=32
 )
+if [ -n "${PASSWORD_HASH_CONCURRENCY:-}" ]; then api_env+=(PASSWORD_HASH_CONCURRENCY="$PASSWORD_HASH_CONCURRENCY"); fi
 # Starts the API and sets startup_last to the milliseconds from launch to
 # /health answering (migrations are already applied: the start-up of a deploy).
 start_api() {
@@ -237,6 +240,26 @@ api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" 
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" scanner_note=""
 search_p50="" search_p99=""
+logins_hwm="" logins_rss="" logins_codes=""
+
+if [ "$mode" = all ] || [ "$mode" = logins ]; then
+  concurrent_logins=${BENCH_LOGINS:-40}
+  # A fresh process, so its peak RSS (VmHWM) is the logins' alone.
+  stop_api
+  start_api
+  log "$concurrent_logins concurrent logins x 5 rounds (PASSWORD_HASH_CONCURRENCY=${PASSWORD_HASH_CONCURRENCY:-cores})"
+  login_body="{\"email\":\"$clerk_email\",\"password\":\"$password\"}"
+  for _ in 1 2 3 4 5; do
+    seq 1 "$concurrent_logins" | xargs -P "$concurrent_logins" -I{} \
+      curl -s -o /dev/null -w '%{http_code}\n' -X POST -H 'content-type: application/json' \
+      -d "$login_body" "$api_url/api/v1/auth/login"
+  done >"$out/logins.txt"
+  logins_codes=$(sort "$out/logins.txt" | uniq -c | awk '{ printf "%s x %s  ", $2, $1 }')
+  logins_hwm=$(calc "$(awk '/^VmHWM:/ { print $2 }' "/proc/$api_pid/status") / 1024")
+  logins_rss=$(calc "$(awk '/^VmRSS:/ { print $2 }' "/proc/$api_pid/status") / 1024")
+  log "logins answered: $logins_codes; peak RSS $logins_hwm MB, RSS after $logins_rss MB"
+  note_rss
+fi
 
 if [ "$mode" = all ] || [ "$mode" = movements ]; then
   log "movements through the API: c=$concurrency, ${duration} s"
@@ -347,6 +370,9 @@ if [ "$mode" = all ] || [ "$mode" = scanner ]; then
 fi
 if [ -n "$search_p50" ]; then
   line "search, c=1" "p50 $search_p50 ms  p99 $search_p99 ms over $search_products products (target p99 < 20 ms)"
+fi
+if [ -n "$logins_hwm" ]; then
+  line "logins, c=$concurrent_logins" "peak RSS $logins_hwm MB, after $logins_rss MB (target < 128 MB); answers: $logins_codes"
 fi
 line "API peak RSS (VmHWM)" "$rss_mb MB (target < 64 MB)"
 line "API start-up" "$startup_ms ms median of 3 (${startups[*]}), launch to /health (target < 1000 ms)"

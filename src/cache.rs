@@ -240,6 +240,25 @@ impl Cache {
         .await
     }
 
+    /// Takes one back from a counter set by [`Cache::incr_window`], unless it
+    /// expired meanwhile (a plain DECR would then create a -1 that never
+    /// expires). True when Redis answered.
+    pub async fn decr_window(&self, key: &str) -> bool {
+        let key = self.key(key);
+        let key = key.as_str();
+        self.call("decr", |mut c| async move {
+            let _: i64 = redis::Script::new(
+                "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0",
+            )
+            .key(key)
+            .invoke_async(&mut c)
+            .await?;
+            Ok(())
+        })
+        .await
+        .is_some()
+    }
+
     /// The value and remaining seconds of a counter set by [`Cache::incr_window`]:
     /// `(0, 0)` when absent, None when Redis cannot answer.
     pub async fn counter(&self, key: &str) -> Option<(u64, u64)> {

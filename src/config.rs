@@ -251,17 +251,22 @@ impl Config {
     }
 }
 
-/// Refuses a short or documented JWT secret in production; in development it
-/// only warns, so a fresh checkout starts with the example `.env`.
+/// A secret shorter than 32 bytes is always refused (it can be brute-forced
+/// from any token). One of the documented examples is refused in production
+/// and only warned about in development, so a fresh checkout starts with the
+/// example `.env`.
 fn check_jwt_secret(secret: &str, app_env: AppEnv) -> Result<(), ConfigError> {
-    let problem = if secret.len() < MIN_JWT_SECRET_BYTES {
-        format!("must be at least {MIN_JWT_SECRET_BYTES} bytes (try: openssl rand -hex 32)")
-    } else if EXAMPLE_JWT_SECRETS.contains(&secret) {
-        "is the example value from the documentation; generate one with: openssl rand -hex 32"
-            .to_owned()
-    } else {
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError::new(
+            "JWT_SECRET",
+            format!("must be at least {MIN_JWT_SECRET_BYTES} bytes (try: openssl rand -hex 32)"),
+        ));
+    }
+    if !EXAMPLE_JWT_SECRETS.contains(&secret) {
         return Ok(());
-    };
+    }
+    let problem =
+        "is an example value from the documentation; generate one with: openssl rand -hex 32";
     match app_env {
         AppEnv::Production => Err(ConfigError::new("JWT_SECRET", problem)),
         AppEnv::Development => {

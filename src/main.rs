@@ -67,6 +67,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    auth::password::return_hash_memory_to_os();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

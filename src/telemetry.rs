@@ -34,9 +34,17 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// Installs the tracing subscriber. Safe to call more than once (tests).
 pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,poem=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,poem=warn"));
+    init_logging_to(format, filter, std::io::stdout);
+}
+
+/// [`init_logging`] with an explicit filter and destination (tests read the lines back).
+pub fn init_logging_to<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::fmt;
     let result = match format {
         LogFormat::Json => fmt()
             .json()
@@ -44,8 +52,9 @@ pub fn init_logging(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
+            .with_writer(writer)
             .try_init(),
-        LogFormat::Pretty => fmt().with_env_filter(filter).try_init(),
+        LogFormat::Pretty => fmt().with_env_filter(filter).with_writer(writer).try_init(),
     };
     // A second call (several apps in one test process) keeps the first subscriber.
     let _ = result;
@@ -293,7 +302,20 @@ fn request_id_from(req: &Request) -> String {
 static ROUTE_NAMES: OnceLock<std::collections::HashMap<String, String>> = OnceLock::new();
 
 /// Registers the OpenAPI path templates (called once when the app is built).
-pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str>) {
+pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str> + Clone) {
+    let _ = ROUTE_TEMPLATES.get_or_init(|| {
+        templates
+            .clone()
+            .into_iter()
+            .map(|t| {
+                let segments = t
+                    .split('/')
+                    .map(|seg| (!seg.starts_with('{')).then(|| seg.to_owned()))
+                    .collect();
+                (t.to_owned(), segments)
+            })
+            .collect()
+    });
     let _ = ROUTE_NAMES.get_or_init(|| {
         templates
             .into_iter()
@@ -315,6 +337,30 @@ pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str>) {
             })
             .collect()
     });
+}
+
+/// OpenAPI templates split into segments (`None` = a `{param}`), for [`route_for_path`].
+static ROUTE_TEMPLATES: OnceLock<Vec<(String, Vec<Option<String>>)>> = OnceLock::new();
+
+/// The OpenAPI template a request path falls under, before routing has run
+/// (the most literal match wins: `/products/by-barcode/{b}` over `/products/{id}/{x}`);
+/// "unmatched" for paths outside the API (routing later names those it knows).
+fn route_for_path(path: &str) -> String {
+    let Some(templates) = ROUTE_TEMPLATES.get() else {
+        return "unmatched".to_owned();
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    templates
+        .iter()
+        .filter(|(_, t)| {
+            t.len() == segments.len()
+                && t.iter().zip(&segments).all(|(want, got)| match want {
+                    Some(literal) => literal == got,
+                    None => !got.is_empty(),
+                })
+        })
+        .max_by_key(|(_, t)| t.iter().filter(|s| s.is_some()).count())
+        .map_or_else(|| "unmatched".to_owned(), |(name, _)| name.clone())
 }
 
 fn route_label(pattern: Option<&PathPattern>) -> String {
@@ -354,12 +400,16 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
     let request_id = request_id_from(&req);
     req.set_data(RequestId(request_id.clone()));
     let method = req.method().to_string();
-    let span = tracing::info_span!(
+    // ERROR level so the span is enabled whenever any line is logged: under
+    // RUST_LOG=warn an INFO span would be filtered out and warn lines would
+    // lose the request's fields. The route is known from the path up front, so
+    // lines logged inside the handler carry it too.
+    let span = tracing::error_span!(
         "request",
         request_id = %request_id,
         method = %method,
         path = %req.uri().path(),
-        route = tracing::field::Empty,
+        route = %route_for_path(req.uri().path()),
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
         principal = tracing::field::Empty,
@@ -424,5 +474,14 @@ mod tests {
             "/api/v1/products/{id}/barcodes/{barcode}"
         );
         assert_eq!(route_label(None), "unmatched");
+        assert_eq!(
+            route_for_path("/api/v1/products/abc/barcodes/123"),
+            "/api/v1/products/{id}/barcodes/{barcode}"
+        );
+        assert_eq!(
+            route_for_path("/api/v1/products/abc/barcodes/"),
+            "unmatched"
+        );
+        assert_eq!(route_for_path("/nope"), "unmatched");
     }
 }

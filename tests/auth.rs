@@ -185,7 +185,8 @@ async fn login_is_throttled_in_process_when_redis_is_down(db: PgPool) {
 
 #[sqlx::test]
 async fn login_is_throttled_per_address(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    // The test client plays nginx: a trusted proxy naming the client.
+    let app = spawn_with_config(db, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
     let addr = "203.0.113.7";
     for i in 0..20 {
         let resp = app
@@ -456,4 +457,156 @@ async fn the_create_user_command_makes_a_user_who_can_sign_in(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let resp = app.login("cli@example.com", "cli password 123").await;
     assert_eq!(resp.status(), 200);
+}
+
+async fn spawn_with_config(db: PgPool, overrides: &[(&str, &str)]) -> TestApp {
+    let plain = TestApp::spawn(db.clone()).await;
+    TestApp::spawn_with(db, plain.cache.clone(), test_config(overrides)).await
+}
+
+#[sqlx::test]
+async fn x_forwarded_for_from_an_untrusted_peer_cannot_pick_the_rate_limit_key(db: PgPool) {
+    // No TRUSTED_PROXIES: each request claims another address, all are one peer.
+    let app = TestApp::spawn(db).await;
+    for i in 0..20 {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({"email": format!("u{i}@example.com"), "password": "wrong password!!"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "198.51.100.250")
+        .json(&json!({"email": "fresh@example.com", "password": "wrong password!!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 429, "too-many-requests").await;
+}
+
+#[sqlx::test]
+async fn concurrent_wrong_passwords_cannot_outrun_the_email_limit(db: PgPool) {
+    let app = std::sync::Arc::new(TestApp::spawn(db).await);
+    let user = app.create_user("clerk").await;
+    let mut tasks = Vec::new();
+    for _ in 0..31 {
+        let (app, email) = (app.clone(), user.email.clone());
+        tasks.push(tokio::spawn(async move {
+            app.login(&email, "wrong password!!")
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked, 5, "exactly the limit is evaluated: {statuses:?}");
+    assert_eq!(throttled, 26, "{statuses:?}");
+}
+
+#[sqlx::test]
+async fn logins_past_the_hashing_queue_get_503_with_retry_after(db: PgPool) {
+    let app = std::sync::Arc::new(
+        spawn_with_config(
+            db,
+            &[
+                ("PASSWORD_HASH_CONCURRENCY", "1"),
+                ("PASSWORD_HASH_QUEUE_MS", "1"),
+            ],
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = app
+                .login(&format!("nobody{i}@example.com"), "wrong password!!")
+                .await;
+            let status = resp.status().as_u16();
+            let retry = resp.headers().get("retry-after").is_some();
+            (status, retry)
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (status, retry) = t.await.unwrap();
+        assert!(status == 401 || status == 503, "answered {status}");
+        if status == 503 {
+            assert!(retry, "503 carries Retry-After");
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "one hashing slot cannot take 12 logins at once");
+    // Refused-for-capacity attempts are not counted as failures.
+    let user = app.create_user("clerk").await;
+    assert_eq!(app.login(&user.email, &user.password).await.status(), 200);
+}
+
+#[sqlx::test]
+async fn a_password_change_ends_existing_access_tokens_on_every_replica(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let other_replica = TestApp::spawn(db).await;
+    let admin = app.token("admin").await;
+    let user = app.create_user("clerk").await;
+    let p: Value = app
+        .login(&user.email, &user.password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = p["access_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/api/v1/auth/me", token).await.status(), 200);
+
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/users/{}", user.id),
+            &admin,
+            &json!({"password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    for replica in [&app, &other_replica] {
+        assert_problem(
+            replica.get_as("/api/v1/auth/me", token).await,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    // Signing in again with the new password works, and so does its token.
+    let p: Value = app
+        .login(&user.email, "a brand new password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = p["access_token"].as_str().unwrap();
+    assert_eq!(
+        other_replica
+            .get_as("/api/v1/auth/me", fresh)
+            .await
+            .status(),
+        200
+    );
+    // A rename does not sign anybody out.
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/users/{}", user.id),
+            &admin,
+            &json!({"display_name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.get_as("/api/v1/auth/me", fresh).await.status(), 200);
 }

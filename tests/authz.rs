@@ -109,6 +109,7 @@ fn token_with(secret: &str, exp_offset: i64) -> String {
         aud: AUDIENCE.into(),
         iat: now,
         exp: now + exp_offset,
+        gen: 0,
     })
     .unwrap()
 }

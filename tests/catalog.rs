@@ -501,6 +501,48 @@ async fn csv_export_then_import_changes_nothing(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn csv_export_neutralizes_formulas_and_imports_them_back_unchanged(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "F-1", "name": "=HYPERLINK(\"http://x\",\"y\")",
+        "description": "@SUM(A1:A2)", "barcodes": [{"barcode": "-CASE"}]}),
+    )
+    .await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "F-2", "name": "+1 and '=quoted", "unit": "'=kg"}),
+    )
+    .await;
+    let csv = export(&app, &token).await;
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "cell {cell:?} would run as a formula"
+            );
+        }
+    }
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(csv.contains("''=kg"), "{csv}");
+    let resp = import(&app, &token, &csv).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"created": 0, "updated": 0, "unchanged": 2})
+    );
+    let name: String = sqlx::query_scalar("SELECT name FROM products WHERE sku = 'F-1'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(name, "=HYPERLINK(\"http://x\",\"y\")");
+}
+
+#[sqlx::test]
 async fn csv_import_creates_and_updates_by_sku(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;

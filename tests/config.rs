@@ -99,3 +99,68 @@ fn the_binary_refuses_to_start_with_one_clear_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
+
+#[test]
+fn production_refuses_documented_example_secrets_and_development_accepts_them() {
+    let example = ("JWT_SECRET", "change-me-change-me-change-me-change-me");
+    let err = load(&[DB, example, ("APP_ENV", "production")]).unwrap_err();
+    assert!(
+        err.contains("JWT_SECRET") && err.contains("example"),
+        "{err}"
+    );
+    let compose_dev = (
+        "JWT_SECRET",
+        "dev-only-insecure-jwt-secret-0123456789abcdef",
+    );
+    assert!(load(&[DB, compose_dev, ("APP_ENV", "production")]).is_err());
+    assert!(load(&[DB, example]).is_ok(), "development only warns");
+    assert!(load(&[DB, JWT, ("APP_ENV", "production")]).is_ok());
+    let err = load(&[DB, ("JWT_SECRET", "short"), ("APP_ENV", "production")]).unwrap_err();
+    assert!(err.contains("32 bytes"), "{err}");
+    assert!(load(&[DB, JWT, ("APP_ENV", "staging")]).is_err());
+}
+
+#[test]
+fn the_documented_example_env_is_refused_in_production() {
+    // .env.example is what people copy: its secret must be on the refused list.
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    let secret = example
+        .lines()
+        .find_map(|l| l.strip_prefix("JWT_SECRET="))
+        .expect(".env.example sets JWT_SECRET");
+    let err = load(&[DB, ("JWT_SECRET", secret), ("APP_ENV", "production")]).unwrap_err();
+    assert!(err.contains("example"), "{err}");
+}
+
+#[test]
+fn database_timeouts_default_below_the_request_timeout_and_must_stay_there() {
+    let c = load(&[DB, JWT]).unwrap();
+    let limits = c.session_limits;
+    for limit in [
+        limits.statement_timeout,
+        limits.lock_timeout,
+        limits.idle_in_transaction_timeout,
+    ] {
+        assert!(limit.unwrap() < c.request_timeout, "{limits:?}");
+    }
+    let err = load(&[
+        DB,
+        JWT,
+        ("REQUEST_TIMEOUT_SECONDS", "12"),
+        ("DATABASE_LOCK_TIMEOUT_MS", "12000"),
+    ])
+    .unwrap_err();
+    assert!(err.contains("DATABASE_LOCK_TIMEOUT_MS"), "{err}");
+    let c = load(&[DB, JWT, ("DATABASE_STATEMENT_TIMEOUT_MS", "0")]).unwrap();
+    assert_eq!(c.session_limits.statement_timeout, None, "0 disables");
+}
+
+#[test]
+fn trusted_proxies_take_cidrs_and_addresses() {
+    let c = load(&[DB, JWT, ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,::1")]).unwrap();
+    assert_eq!(c.trusted_proxies.len(), 3);
+    assert!(load(&[DB, JWT]).unwrap().trusted_proxies.is_empty());
+    let err = load(&[DB, JWT, ("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err();
+    assert!(err.contains("TRUSTED_PROXIES"), "{err}");
+}

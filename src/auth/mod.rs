@@ -2,6 +2,7 @@
 //! scanner device keys. `principal` holds the one authorization mechanism;
 //! this file holds the `auth` and `users` APIs.
 
+pub mod email;
 pub mod model;
 pub mod password;
 pub mod principal;
@@ -76,19 +77,46 @@ impl Role {
     }
 }
 
-/// The client address for throttling: the last `X-Forwarded-For` hop (the one
-/// our nginx appended, which a client cannot forge), else the peer address.
-fn client_address(req: &Request) -> String {
-    req.headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| match req.remote_addr().as_socket_addr() {
-            Some(addr) => addr.ip().to_string(),
-            None => "unknown".to_owned(),
-        })
+/// The client address for throttling. `X-Forwarded-For` is believed only
+/// from a peer in `TRUSTED_PROXIES`: then the right-most hop that is not a
+/// trusted proxy is the client (hops further left are whatever the client
+/// claimed). From anyone else the header is ignored and the peer address is
+/// the client, so a caller cannot choose its own rate-limit key.
+fn client_address(state: &AppState, req: &Request) -> String {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    client_ip(
+        peer,
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        &state.config.trusted_proxies,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer?;
+    if !is_trusted(&client) {
+        return Some(client);
+    }
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // Garbage from a hop we cannot vouch for: stop at the last good one.
+            Err(_) => break,
+        }
+    }
+    Some(client)
 }
 
 fn login_outcome(outcome: &'static str) {
@@ -103,6 +131,7 @@ async fn issue_pair(
     db: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
     role: Role,
+    generation: i32,
     family_id: Uuid,
 ) -> Result<TokenPair> {
     let refresh = token::random_secret(token::REFRESH_TOKEN_PREFIX);
@@ -110,7 +139,7 @@ async fn issue_pair(
     repo::insert_refresh_token(db, user_id, family_id, &token::sha256(&refresh), expires_at)
         .await?;
     Ok(TokenPair {
-        access_token: state.auth.keys.issue_access(user_id, role)?,
+        access_token: state.auth.keys.issue_access(user_id, role, generation)?,
         refresh_token: refresh,
         token_type: "Bearer".into(),
         expires_in: token::ACCESS_TOKEN_TTL_SECS,
@@ -133,32 +162,38 @@ impl AuthApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenPair>> {
-        let subject = Subject::new(body.email.trim(), &client_address(req));
-        if let Some(retry_after_secs) = state
-            .auth
-            .throttle
-            .retry_after(&state.cache, &subject)
-            .await
-        {
-            login_outcome("throttled");
-            return Err(ApiError::TooManyRequests { retry_after_secs });
-        }
-        let found = repo::credentials(&state.db, body.email.trim()).await?;
+        let email = email::normalize(&body.email);
+        let subject = Subject::new(&email, &client_address(&state, req));
+        // The attempt is counted before the password is checked, so concurrent
+        // guesses cannot all get in before the first failure is recorded.
+        let reservation = match state.auth.throttle.reserve(&state.cache, &subject).await {
+            Ok(reservation) => reservation,
+            Err(retry_after_secs) => {
+                login_outcome("throttled");
+                return Err(ApiError::TooManyRequests { retry_after_secs });
+            }
+        };
+        let found = repo::credentials(&state.db, &email).await?;
         // Verify against a dummy hash when the email is unknown, so both cases
         // cost one argon2 verification and cannot be told apart by timing.
         let hash = found
             .as_ref()
             .map(|c| c.password_hash.clone())
             .unwrap_or_else(|| password::dummy_hash().to_owned());
-        let password_ok = password::verify(body.password.clone(), hash).await?;
-        let user = match found {
-            Some(c) if password_ok && c.active => c,
-            _ => {
+        let password_ok = match state.auth.hashing.verify(body.password.clone(), hash).await {
+            Ok(ok) => ok,
+            Err(busy) => {
                 state
                     .auth
                     .throttle
-                    .record_failure(&state.cache, &subject)
+                    .cancel(&state.cache, &subject, reservation)
                     .await;
+                return Err(busy);
+            }
+        };
+        let user = match found {
+            Some(c) if password_ok && c.active => c,
+            _ => {
                 login_outcome("failure");
                 return Err(ApiError::InvalidCredentials);
             }
@@ -166,10 +201,18 @@ impl AuthApi {
         state
             .auth
             .throttle
-            .record_success(&state.cache, &subject)
+            .succeeded(&state.cache, &subject, reservation)
             .await;
         login_outcome("success");
-        let pair = issue_pair(&state, &state.db, user.id, user.role, Uuid::new_v4()).await?;
+        let pair = issue_pair(
+            &state,
+            &state.db,
+            user.id,
+            user.role,
+            user.token_generation,
+            Uuid::new_v4(),
+        )
+        .await?;
         Ok(Json(pair))
     }
 
@@ -208,6 +251,7 @@ impl AuthApi {
             &mut *tx,
             stored.user_id,
             stored.role,
+            stored.token_generation,
             stored.family_id,
         )
         .await?;
@@ -304,7 +348,7 @@ impl UsersApi {
             v.push("password", why);
         }
         v.finish()?;
-        let hash = password::hash(body.password.clone()).await?;
+        let hash = state.auth.hashing.hash(body.password.clone()).await?;
         let id = repo::insert_user(&state.db, email, display_name.trim(), body.role, &hash).await?;
         let user = repo::user(&state.db, id)
             .await?
@@ -349,7 +393,7 @@ impl UsersApi {
         }
         v.finish()?;
         let hash = match &body.password {
-            Some(pw) => Some(password::hash(pw.clone()).await?),
+            Some(pw) => Some(state.auth.hashing.hash(pw.clone()).await?),
             None => None,
         };
         let user = change_user(
@@ -405,4 +449,38 @@ async fn change_user(
     tx.commit().await?;
     state.auth.forget_user(id);
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse().unwrap());
+        // Untrusted peer: the header is the caller's own invention.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &[]),
+            ip("203.0.113.9")
+        );
+        // Trusted proxy: the right-most untrusted hop, not the client's claim on the left.
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.2"),
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.5"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("junk"), &trusted),
+            ip("10.0.0.2")
+        );
+    }
 }

@@ -10,7 +10,8 @@
 //! A JWT is verified locally; the user's role and active flag then come from a
 //! small per-process cache (15 s) over the `users` table, so a deactivated or
 //! demoted user loses access within 15 s on every replica, and at once on the
-//! replica that made the change. Device keys are looked up by hash the same way.
+//! replica that made the change. The same holds for a password change: it bumps
+//! the user's `token_generation`, and a token carrying an older `gen` is refused. Device keys are looked up by hash the same way.
 
 use std::{sync::Arc, time::Duration};
 
@@ -78,6 +79,8 @@ enum Access {
 struct UserStatus {
     role: Role,
     active: bool,
+    /// Access tokens issued under an older generation are refused.
+    token_generation: i32,
 }
 
 /// A device's id and the warehouses it may post for.
@@ -92,6 +95,7 @@ pub struct AuthState {
     users: LocalCache<Uuid, Option<UserStatus>>,
     devices: LocalCache<Vec<u8>, Option<DeviceGrant>>,
     pub throttle: super::throttle::LoginThrottle,
+    pub hashing: super::password::HashingGate,
 }
 
 impl AuthState {
@@ -101,6 +105,10 @@ impl AuthState {
             users: LocalCache::new(STATUS_TTL),
             devices: LocalCache::new(STATUS_TTL),
             throttle: super::throttle::LoginThrottle::default(),
+            hashing: super::password::HashingGate::new(
+                config.password_hash_concurrency,
+                config.password_hash_queue_timeout,
+            ),
         }
     }
 
@@ -120,15 +128,16 @@ async fn user_status(state: &AppState, id: Uuid) -> Result<Option<UserStatus>, A
     if let Some(status) = state.auth.users.get(&id) {
         return Ok(status);
     }
-    let row: Option<(String, bool)> =
-        sqlx::query_as("SELECT role, active FROM users WHERE id = $1")
+    let row: Option<(String, bool, i32)> =
+        sqlx::query_as("SELECT role, active, token_generation FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&state.db)
             .await?;
-    let status = row.and_then(|(role, active)| {
+    let status = row.and_then(|(role, active, token_generation)| {
         Some(UserStatus {
             role: Role::parse(&role)?,
             active,
+            token_generation,
         })
     });
     state.auth.users.put(id, status);
@@ -176,7 +185,11 @@ async fn authenticate(req: &Request, bearer: Bearer, access: Access) -> poem::Re
             return Err(ApiError::Unauthorized.into());
         };
         match user_status(state, claims.sub).await? {
-            Some(UserStatus { role, active: true }) => Principal::User {
+            Some(UserStatus {
+                role,
+                active: true,
+                token_generation,
+            }) if claims.gen >= token_generation => Principal::User {
                 id: claims.sub,
                 role,
             },

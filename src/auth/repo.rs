@@ -63,11 +63,12 @@ pub struct Credentials {
     pub role: Role,
     pub active: bool,
     pub password_hash: String,
+    pub token_generation: i32,
 }
 
 pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, role, active, password_hash FROM users WHERE lower(email) = lower($1)",
+        "SELECT id, role, active, password_hash, token_generation FROM users WHERE lower(email) = lower($1)",
     )
     .bind(email)
     .fetch_optional(db)
@@ -136,7 +137,10 @@ pub async fn update_user(
              display_name = COALESCE($2, display_name),
              role = COALESCE($3, role),
              active = COALESCE($4, active),
-             password_hash = COALESCE($5, password_hash)
+             password_hash = COALESCE($5, password_hash),
+             -- A new password or deactivation ends every access token issued so far.
+             token_generation = token_generation
+                 + CASE WHEN $5 IS NOT NULL OR $4 = false THEN 1 ELSE 0 END
          WHERE id = $1
          RETURNING id, email, display_name, role, active, created_at, updated_at",
     )
@@ -193,6 +197,7 @@ pub struct StoredRefresh {
     pub revoked_at: Option<OffsetDateTime>,
     pub role: Role,
     pub active: bool,
+    pub token_generation: i32,
 }
 
 /// The token row, locked so two concurrent refreshes with one token cannot
@@ -202,7 +207,8 @@ pub async fn lock_refresh_token(
     token_hash: &[u8],
 ) -> Result<Option<StoredRefresh>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.used_at, t.revoked_at, u.role, u.active
+        "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.used_at, t.revoked_at, u.role, u.active,
+                u.token_generation
          FROM refresh_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1
          FOR UPDATE OF t",

@@ -35,6 +35,10 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// The user's `token_generation` at issue; absent in tokens issued before
+    /// generations existed, which count as 0.
+    #[serde(default)]
+    pub gen: i32,
 }
 
 /// Signing and verification keys, built once from `JWT_SECRET`.
@@ -61,7 +65,12 @@ impl Keys {
         }
     }
 
-    pub fn issue_access(&self, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        generation: i32,
+    ) -> anyhow::Result<String> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.sign(&Claims {
             sub: user_id,
@@ -71,6 +80,7 @@ impl Keys {
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + ACCESS_TOKEN_TTL_SECS,
+            gen: generation,
         })
     }
 
@@ -114,7 +124,7 @@ mod tests {
     fn tokens_verify_only_with_the_same_secret() {
         let a = keys("a-secret-a-secret-a-secret-a-secret");
         let b = keys("b-secret-b-secret-b-secret-b-secret");
-        let token = a.issue_access(Uuid::new_v4(), Role::Clerk).unwrap();
+        let token = a.issue_access(Uuid::new_v4(), Role::Clerk, 0).unwrap();
         assert_eq!(a.verify(&token).unwrap().role, Role::Clerk);
         assert!(b.verify(&token).is_none());
     }
@@ -132,6 +142,7 @@ mod tests {
                 aud: AUDIENCE.into(),
                 iat: now - 3600,
                 exp: now - 60,
+                gen: 0,
             })
             .unwrap();
         assert!(k.verify(&expired).is_none());

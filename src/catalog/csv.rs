@@ -6,6 +6,10 @@
 //! parsing is CPU work) before it writes anything, then applies all rows in one
 //! transaction: one bad row refuses the whole file. Rows equal to what is
 //! stored are left alone, so importing an export changes nothing.
+//!
+//! Every exported cell goes through [`neutralize`] (OWASP's CSV injection
+//! rule) so a spreadsheet never runs a product name as a formula; the import
+//! undoes exactly that with [`restore`], so export → import is still a no-op.
 
 use std::collections::{HashMap, HashSet};
 
@@ -85,7 +89,7 @@ pub fn export(db: PgPool) -> Body {
                     return;
                 }
             };
-            let _ = w.write_record([
+            let cells = [
                 r.0,
                 r.1,
                 r.2,
@@ -97,7 +101,8 @@ pub fn export(db: PgPool) -> Body {
                 r.8.to_string(),
                 r.9.to_string(),
                 r.10,
-            ]);
+            ];
+            let _ = w.write_record(cells.iter().map(|c| neutralize(c).into_owned()));
             count += 1;
             if count.is_multiple_of(ROWS_PER_CHUNK) {
                 let full = std::mem::replace(&mut w, csv::Writer::from_writer(Vec::new()));
@@ -115,6 +120,35 @@ pub fn export(db: PgPool) -> Body {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     Body::from_bytes_stream(stream)
+}
+
+/// Characters that make a spreadsheet read a cell as a formula (OWASP).
+fn starts_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// True when the cell would be read as a formula, or would be mistaken for
+/// an escaped one on import (a `'` in front of either).
+fn needs_quote(cell: &str) -> bool {
+    starts_formula(cell) || cell.strip_prefix('\'').is_some_and(needs_quote)
+}
+
+/// A cell as written to CSV: a leading `'` when a spreadsheet would
+/// otherwise evaluate it. Use for every cell of every CSV the API writes.
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    if needs_quote(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The inverse of [`neutralize`], for cells read back from an export.
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_quote(rest) => rest,
+        _ => cell,
+    }
 }
 
 /// One parsed, validated row.
@@ -174,7 +208,7 @@ fn parse_rows(text: &str) -> Result<Vec<ImportRow>> {
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let label = format!("row {line}");
         let prefix = format!("{label}: ");
-        let get = |col: &str| index.get(col).and_then(|i| record.get(*i)).unwrap_or("");
+        let get = |col: &str| restore(index.get(col).and_then(|i| record.get(*i)).unwrap_or(""));
         let opt = |col: &str| Some(get(col)).filter(|s| !s.is_empty());
 
         let mut parse_num = |col: &str| -> i32 {
@@ -418,4 +452,28 @@ pub async fn import(state: &AppState, text: String) -> Result<ImportSummary> {
     tx.commit().await?;
     super::forget_barcodes(state, &touched_keys).await;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{neutralize, restore};
+
+    #[test]
+    fn formula_cells_are_neutralized_and_restored_exactly() {
+        for (cell, written) in [
+            ("=1+2", "'=1+2"),
+            ("+41 555", "'+41 555"),
+            ("-5", "'-5"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("'plain", "'plain"),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralize(cell), written, "{cell:?}");
+            assert_eq!(restore(&neutralize(cell)), cell, "{cell:?}");
+        }
+    }
 }
