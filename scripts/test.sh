@@ -54,7 +54,7 @@ if [ $# -eq 0 ] && [ "$own_pg" = 1 ] && [ "${TEST_PGBOUNCER:-1}" != 0 ]; then
   bouncer_port=${TEST_PGBOUNCER_PORT:-$((pg_port + 3))}
   start_pgbouncer "$pgbouncer_dir" "$bouncer_port" "$pg_port"
   log "stock, scanner and read_pool tests again, the API's pool through PgBouncer"
-  TEST_PGBOUNCER_PORT=$bouncer_port cargo test --workspace --test stock --test scanner --test read_pool
+  TEST_APP_THROUGH_PGBOUNCER=$bouncer_port cargo test --workspace --test stock --test scanner --test read_pool
   stop_pgbouncer "$pgbouncer_dir"
   # PgBouncer held the test databases open when the harness dropped them.
   "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \

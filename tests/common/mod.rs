@@ -28,14 +28,14 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| env.get(name).cloned()).expect("test config is valid")
 }
 
-/// With `TEST_PGBOUNCER_PORT` set (scripts/test.sh does, for a subset of the
+/// With `TEST_APP_THROUGH_PGBOUNCER` set (scripts/test.sh does, for a subset of the
 /// suite), the application's pool reaches the test database through that
 /// PgBouncer, built by the service's own `db::pool_from_url` with the
 /// configured session limits; the harness and
 /// the fixtures keep their direct connection (PgBouncer would hold the test
 /// database open and the harness could not drop it).
 fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> PgPool {
-    let Some(port) = std::env::var("TEST_PGBOUNCER_PORT")
+    let Some(port) = std::env::var("TEST_APP_THROUGH_PGBOUNCER")
         .ok()
         .filter(|p| !p.is_empty())
     else {
