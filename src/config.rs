@@ -36,6 +36,9 @@ pub struct BootstrapAdmin {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// A streaming replica for heavy read-only work (see `AppState::read_db`);
+    /// None sends that work to the primary too.
+    pub database_read_url: Option<SecretString>,
     /// None disables Redis: caching and the event stream are off, rate limits are
     /// kept in process. The API itself keeps working.
     pub redis_url: Option<SecretString>,
@@ -130,6 +133,15 @@ impl Config {
                 "DATABASE_URL",
                 "must be a postgres:// or postgresql:// URL",
             ));
+        }
+        let database_read_url = env.optional("DATABASE_READ_URL")?;
+        if let Some(url) = &database_read_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new(
+                    "DATABASE_READ_URL",
+                    "must be a postgres:// or postgresql:// URL (leave unset to read from DATABASE_URL)",
+                ));
+            }
         }
         let redis_url = env.optional("REDIS_URL")?;
         if let Some(url) = &redis_url {
@@ -255,6 +267,7 @@ impl Config {
 
         Ok(Self {
             database_url: database_url.into(),
+            database_read_url: database_read_url.map(Into::into),
             redis_url: redis_url.map(Into::into),
             jwt_secret: jwt_secret.into(),
             bind_addr,

@@ -26,6 +26,7 @@ use std::{
 };
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     PgPool,
@@ -124,6 +125,21 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("Failed to apply database migrations")
+}
+
+/// The pool for heavy read-only work: a replica's when `DATABASE_READ_URL` is
+/// set (same pool settings and session limits as the primary's), else the
+/// primary pool itself.
+pub fn read_pool(config: &Config, primary: &PgPool) -> anyhow::Result<PgPool> {
+    match &config.database_read_url {
+        Some(url) => pool_from_url(
+            url.expose_secret(),
+            config.database_max_connections,
+            config.session_limits,
+        )
+        .context("DATABASE_READ_URL is not a valid PostgreSQL URL"),
+        None => Ok(primary.clone()),
+    }
 }
 
 /// Applies migrations on a short-lived pool of their own, free of the API's

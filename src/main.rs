@@ -189,7 +189,8 @@ async fn serve() -> anyhow::Result<()> {
         None => Cache::disabled(),
     };
     let bind_addr = config.bind_addr;
-    let state = AppState::new(pool.clone(), cache, config);
+    let read_pool = db::read_pool(&config, &pool)?;
+    let state = AppState::new(pool.clone(), cache, config).with_read_pool(read_pool);
     let jobs = inventory_api::jobs::spawn(&state);
     let stopping = state.clone();
     let app = app::build(state);

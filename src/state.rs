@@ -11,7 +11,14 @@ use crate::{auth::principal::AuthState, cache::Cache, config::Config};
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read that must see the caller's
+    /// own writes (a movement's answer, GET by id, idempotency replays).
     pub db: PgPool,
+    /// Heavy read-only work that may lag the primary by the replication delay:
+    /// CSV export and transaction listing (future valuation and `as_of`
+    /// reports belong here too). The primary pool itself unless
+    /// `DATABASE_READ_URL` is set; see `with_read_pool`.
+    pub read_db: PgPool,
     pub cache: Cache,
     pub config: Arc<Config>,
     pub auth: Arc<AuthState>,
@@ -30,11 +37,18 @@ impl AppState {
             barcode_answers: Arc::new(crate::cache::LocalCache::new(
                 config.cache_ttl.min(crate::catalog::LOCAL_LOOKUP_TTL),
             )),
+            read_db: db.clone(),
             db,
             cache,
             config: Arc::new(config),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Sends the heavy read-only work (`read_db`) to `pool`, e.g. a replica.
+    pub fn with_read_pool(mut self, pool: PgPool) -> Self {
+        self.read_db = pool;
+        self
     }
 
     /// Tells long-lived responses to finish.

@@ -234,3 +234,68 @@ pg_tool() {
     "$bindir/$tool" "$@"
   fi
 }
+
+# pgbouncer_supports_prepared_statements: true when the installed PgBouncer
+# (1.21+) tracks protocol-level prepared statements (max_prepared_statements),
+# which sqlx needs in transaction pooling mode.
+pgbouncer_supports_prepared_statements() {
+  local v
+  v=$(pgbouncer --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -n 1)
+  [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$v" 1.21 | sort -V | head -n 1)" = 1.21 ]
+}
+
+# start_pgbouncer DIR PORT PG_PORT: PgBouncer on 127.0.0.1:PORT in front of the
+# PostgreSQL on PG_PORT, every database, trust auth (loopback only). Transaction
+# pooling with max_prepared_statements when the version has it (1.21+); older
+# versions (Debian 12 ships 1.18) run session pooling, because sqlx names its
+# prepared statements and transaction pooling without that tracking hands them
+# to other clients ("prepared statement sqlx_s_1 already exists").
+start_pgbouncer() {
+  local dir=$1 port=$2 pg_port=$3 mode=session extra=""
+  command -v pgbouncer >/dev/null 2>&1 || ensure_packages pgbouncer
+  if pgbouncer_supports_prepared_statements; then
+    mode=transaction
+    extra="max_prepared_statements = 200"
+  fi
+  mkdir -p "$dir"
+  cat >"$dir/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$pg_port
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = $mode
+$extra
+max_client_conn = 1000
+default_pool_size = 20
+; sqlx sends extra_float_digits at start-up, and the API its session limits
+; (statement/lock/idle timeouts) as "options": PgBouncer forwards neither and
+; refuses the connection unless told to ignore them. Behind PgBouncer the
+; limits belong on the database role (ALTER ROLE ... SET), see docs/deployment.md.
+ignore_startup_parameters = extra_float_digits,options
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+  echo '"postgres" ""' >"$dir/userlist.txt"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dir"; fi
+  rm -f "$dir/pgbouncer.pid"
+  log "starting PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}') ($mode pooling) on 127.0.0.1:$port"
+  # PgBouncer refuses to run as root.
+  as_pg_owner pgbouncer -d "$dir/pgbouncer.ini" || die "PgBouncer did not start (see $dir/pgbouncer.log)"
+  local i
+  for i in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "PgBouncer does not listen on $port (see $dir/pgbouncer.log)"
+}
+
+stop_pgbouncer() {
+  local dir=$1 pid
+  pid=$(cat "$dir/pgbouncer.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}

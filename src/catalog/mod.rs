@@ -208,7 +208,7 @@ impl ProductsApi {
     /// The catalog as CSV (viewer), streamed row by row; `import` reads it back.
     #[oai(path = "/export.csv", method = "get", operation_id = "exportProducts")]
     async fn export(&self, _auth: ViewerAuth, state: Data<&AppState>) -> CsvExport {
-        CsvExport::Ok(Binary(csv::export(state.db.clone())))
+        CsvExport::Ok(Binary(csv::export(state.read_db.clone())))
     }
 
     /// Create or update products from CSV, by SKU (manager). Every row is

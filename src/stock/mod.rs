@@ -553,7 +553,7 @@ impl TransactionsApi {
             since: since.0,
             until: until.0,
         };
-        let rows = repo::transactions(&state.db, &filter, page.after, page.fetch()).await?;
+        let rows = repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
         Ok(Json(page.page(rows, |t| (t.created_at, t.id), |t| t)))
     }
 

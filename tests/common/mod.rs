@@ -28,6 +28,37 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| env.get(name).cloned()).expect("test config is valid")
 }
 
+/// With `TEST_APP_THROUGH_PGBOUNCER` set (scripts/test.sh does, for a subset of the
+/// suite), the application's pool reaches the test database through that
+/// PgBouncer, built by the service's own `db::pool_from_url` with the
+/// configured session limits; the harness and
+/// the fixtures keep their direct connection (PgBouncer would hold the test
+/// database open and the harness could not drop it).
+fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> PgPool {
+    let Some(port) = std::env::var("TEST_APP_THROUGH_PGBOUNCER")
+        .ok()
+        .filter(|p| !p.is_empty())
+    else {
+        return db.clone();
+    };
+    let options = db.connect_options();
+    // Only a harness database; a pool a test points elsewhere on purpose stays.
+    if !options
+        .get_database()
+        .is_some_and(|d| d.starts_with("_sqlx_test"))
+    {
+        return db.clone();
+    }
+    let url = format!(
+        "postgres://{}@127.0.0.1:{port}/{}",
+        options.get_username(),
+        options
+            .get_database()
+            .expect("the test pool names its database")
+    );
+    inventory_api::db::pool_from_url(&url, 5, limits).expect("a valid PgBouncer URL")
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -54,11 +85,34 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, cache: Cache, config: Config) -> Self {
+        let app_db = through_pgbouncer(&db, config.session_limits);
+        Self::start(db, app_db.clone(), app_db, cache, config).await
+    }
+
+    /// The app with heavy read-only work (`AppState::read_db`) sent to `read_db`.
+    pub async fn spawn_with_read_pool(
+        db: PgPool,
+        read_db: PgPool,
+        cache: Cache,
+        config: Config,
+    ) -> Self {
+        let app_db = through_pgbouncer(&db, config.session_limits);
+        Self::start(db, app_db, read_db, cache, config).await
+    }
+
+    /// `db` stays the fixtures' direct pool; the app uses `app_db`/`read_db`.
+    async fn start(
+        db: PgPool,
+        app_db: PgPool,
+        read_db: PgPool,
+        cache: Cache,
+        config: Config,
+    ) -> Self {
         // Quiet by default; TEST_LOG=1 shows the service's logs.
         if std::env::var("TEST_LOG").is_ok() {
             inventory_api::telemetry::init_logging(config.log_format);
         }
-        let state = AppState::new(db.clone(), cache.clone(), config);
+        let state = AppState::new(app_db, cache.clone(), config).with_read_pool(read_db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
