@@ -34,6 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
+reserve_service_ports
 
 drill_args=()
 while [ $# -gt 0 ]; do
@@ -217,8 +218,8 @@ start patroni-node1 "${run_as_pg[@]}" patroni "$dir/node1/patroni.yml"
 wait_for "node1 to lead" 60 http_ok "http://127.0.0.1:$rest1/primary"
 log "Patroni node2 (PostgreSQL :$pg2, REST :$rest2) joins as a synchronous standby"
 start patroni-node2 "${run_as_pg[@]}" patroni "$dir/node2/patroni.yml"
-wait_for "node2 to replicate" 60 http_ok "http://127.0.0.1:$rest2/replica"
-wait_for "node2 to be the synchronous standby" 30 http_ok "http://127.0.0.1:$rest2/sync"
+wait_for "node2 to replicate" 90 http_ok "http://127.0.0.1:$rest2/replica"
+wait_for "node2 to be the synchronous standby" 90 http_ok "http://127.0.0.1:$rest2/sync"
 
 # ---- HAProxy -----------------------------------------------------------------
 cat >"$dir/haproxy.cfg" <<EOF

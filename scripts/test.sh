@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
+reserve_service_ports
 
 check_prerequisites --services
 state_dir="$PWD/target/test-services"

@@ -299,3 +299,17 @@ stop_pgbouncer() {
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 }
+
+# Our private servers listen on fixed ports in 55000-58999, inside Linux's
+# ephemeral range (32768-60999): a busy machine can hand one of them to an
+# outgoing connection just before a server binds it ("could not create listen
+# socket"; seen in the failover drill). When we may (root, writable /proc),
+# reserve that range so the kernel never picks it for outgoing connections.
+# Best effort: without it, everything still works on a quiet machine.
+reserve_service_ports() {
+  local f=/proc/sys/net/ipv4/ip_local_reserved_ports current
+  [ "$(id -u)" -eq 0 ] && [ -w "$f" ] || return 0
+  current=$(cat "$f" 2>/dev/null || true)
+  case ",$current," in *",55000-58999,"*) return 0 ;; esac
+  echo "${current:+$current,}55000-58999" >"$f" 2>/dev/null || true
+}
