@@ -157,6 +157,68 @@ fn optional_properties_are_nullable_and_every_property_is_described() {
     );
 }
 
+/// Mutating POSTs that deliberately take no `Idempotency-Key`, and why. Any
+/// other POST must document it (the design promises it on every POST that
+/// creates or changes something).
+const NOT_IDEMPOTENT_BY_KEY: &[(&str, &str)] = &[
+    // Their answers hold a secret shown once (tokens); replaying would mean
+    // storing it. A retried sign-in just signs in again.
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    // Repeating it changes nothing more: the token is already revoked.
+    ("POST", "/api/v1/auth/logout"),
+    // The answer holds the device key, shown once; replaying would mean
+    // storing the key.
+    ("POST", "/api/v1/scanner/devices"),
+    // Same: the answer holds the webhook's signing secret, shown once.
+    ("POST", "/api/v1/webhooks"),
+    // Scans are idempotent by their own `event_id` (a repeat answers
+    // `duplicate` with the first outcome), which also spans batches.
+    ("POST", "/api/v1/scanner/events"),
+    ("POST", "/api/v1/scanner/events/batch"),
+    ("POST", "/api/v1/scanner/console-events"),
+    // Operator actions whose repeat is the intent (send again); receivers
+    // deduplicate deliveries by their `webhook-id` header anyway.
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+    ),
+    ("POST", "/api/v1/webhooks/{id}/ping"),
+];
+
+#[test]
+fn every_mutating_post_documents_idempotency_key_unless_excluded() {
+    let spec = spec();
+    let mut posts = Vec::new();
+    for (method, path, op) in operations(&spec) {
+        if method != "POST" {
+            continue;
+        }
+        posts.push(path.clone());
+        let excluded = NOT_IDEMPOTENT_BY_KEY.contains(&(method.as_str(), path.as_str()));
+        let documented = op["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key")
+        });
+        assert!(
+            documented != excluded,
+            "{method} {path}: {}",
+            if excluded {
+                "is in NOT_IDEMPOTENT_BY_KEY but documents Idempotency-Key; drop it from the list"
+            } else {
+                "documents no Idempotency-Key header (add it, or exclude it with a reason)"
+            }
+        );
+    }
+    // The exclusion list names no operation that is gone.
+    for (_, path) in NOT_IDEMPOTENT_BY_KEY {
+        assert!(
+            posts.contains(&path.to_string()),
+            "excluded {path} is not in the spec"
+        );
+    }
+}
+
 fn schema_description(spec: &Value, reference: &str) -> Option<String> {
     schema(spec, reference)["description"]
         .as_str()
