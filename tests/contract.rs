@@ -157,6 +157,96 @@ fn optional_properties_are_nullable_and_every_property_is_described() {
     );
 }
 
+/// `schema` with references (and a lone `allOf` entry) followed.
+fn resolve<'a>(spec: &'a Value, mut schema: &'a Value) -> &'a Value {
+    loop {
+        if let Some(r) = schema["$ref"].as_str() {
+            schema = self::schema(spec, r);
+        } else if let Some(first) = schema["allOf"].as_array().and_then(|a| a.first()) {
+            schema = first;
+        } else {
+            return schema;
+        }
+    }
+}
+
+/// Why `example` does not fit `schema`, if it does not: undeclared or
+/// missing required properties, values outside an enum, wrong JSON types.
+fn misfit(spec: &Value, schema: &Value, example: &Value, at: &str) -> Option<String> {
+    let schema = resolve(spec, schema);
+    if example.is_null() {
+        return None;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(example) {
+            return Some(format!("{at}: {example} is not one of {allowed:?}"));
+        }
+    }
+    let ok = match schema["type"].as_str() {
+        Some("object") => {
+            let props = &schema["properties"];
+            let obj = example.as_object()?;
+            for (k, v) in obj {
+                if props[k].is_null() {
+                    return Some(format!("{at}.{k} is not a declared property"));
+                }
+                if let Some(why) = misfit(spec, &props[k], v, &format!("{at}.{k}")) {
+                    return Some(why);
+                }
+            }
+            for r in schema["required"].as_array().into_iter().flatten() {
+                if !obj.contains_key(r.as_str().unwrap()) {
+                    return Some(format!("{at}: required {r} is missing"));
+                }
+            }
+            true
+        }
+        Some("array") => {
+            for (i, item) in example.as_array()?.iter().enumerate() {
+                if let Some(why) = misfit(spec, &schema["items"], item, &format!("{at}[{i}]")) {
+                    return Some(why);
+                }
+            }
+            true
+        }
+        Some("string") => example.is_string(),
+        Some("integer") => example.is_i64(),
+        Some("boolean") => example.is_boolean(),
+        _ => true,
+    };
+    (!ok).then(|| format!("{at}: {example} does not have the declared type"))
+}
+
+#[test]
+fn every_json_request_body_has_an_example_that_fits_its_schema() {
+    let spec = spec();
+    let mut checked = 0;
+    for (method, path, op) in operations(&spec) {
+        for (media, body) in op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if !media.starts_with("application/json") {
+                continue;
+            }
+            let example = body
+                .get("example")
+                .unwrap_or_else(|| panic!("{method} {path}: the JSON body has no example"));
+            assert!(
+                example.is_object(),
+                "{method} {path}: example is not an object"
+            );
+            if let Some(why) = misfit(&spec, &body["schema"], example, "body") {
+                panic!("{method} {path}: the example does not fit: {why}");
+            }
+            checked += 1;
+        }
+    }
+    // A floor, so a spec that lost its bodies (a broken walk) cannot pass.
+    assert!(checked >= 20, "only {checked} JSON bodies found");
+}
+
 /// Mutating POSTs that deliberately take no `Idempotency-Key`, and why. Any
 /// other POST must document it (the design promises it on every POST that
 /// creates or changes something).
@@ -427,4 +517,26 @@ async fn optional_values_are_sent_as_null(db: PgPool) {
     let resp = app.get_as("/api/v1/warehouses/not-a-uuid", &token).await;
     let problem: Value = resp.json().await.unwrap();
     assert!(problem.as_object().unwrap().contains_key("errors"));
+}
+
+#[sqlx::test]
+async fn the_csv_import_example_imports(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("manager").await;
+    let spec = spec();
+    let example = spec["paths"]["/api/v1/products/import"]["post"]["requestBody"]["content"]
+        ["text/csv"]["example"]
+        .as_str()
+        .expect("the text/csv body has an example")
+        .to_owned();
+    let resp = app
+        .with_token(Method::POST, "/api/v1/products/import", &token)
+        .header("content-type", "text/csv")
+        .body(example)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let summary: Value = resp.json().await.unwrap();
+    assert_eq!(summary["created"], 1, "{summary}");
 }
