@@ -540,3 +540,107 @@ async fn the_csv_import_example_imports(db: PgPool) {
     let summary: Value = resp.json().await.unwrap();
     assert_eq!(summary["created"], 1, "{summary}");
 }
+
+/// Values just outside each limit a property declares, with what is violated.
+fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(String, Value)> {
+    let prop = resolve(spec, prop);
+    let mut out = Vec::new();
+    let n = |k: &str| prop[k].as_i64();
+    if let Some(max) = n("maxLength") {
+        out.push((
+            format!("maxLength {max}"),
+            json!("a".repeat(max as usize + 1)),
+        ));
+    }
+    if let Some(min) = n("minLength").filter(|m| *m > 0) {
+        out.push((
+            format!("minLength {min}"),
+            json!("a".repeat(min as usize - 1)),
+        ));
+    }
+    // A decimal's pattern describes its type: a malformed one fails parsing
+    // (400, like a string sent for an integer), not a limit.
+    if prop["pattern"].is_string() && prop["format"] != "decimal" {
+        out.push(("pattern".into(), json!("-not valid!")));
+    }
+    if let Some(min) = n("minimum") {
+        out.push((format!("minimum {min}"), json!(min - 1)));
+    }
+    if let Some(max) = n("maximum") {
+        out.push((format!("maximum {max}"), json!(max + 1)));
+    }
+    if n("minItems") == Some(1) {
+        out.push(("minItems 1".into(), json!([])));
+    }
+    if let Some(max) = n("maxItems") {
+        // Distinct items, so no deduplication brings the list back in bounds.
+        let items = resolve(spec, &prop["items"]);
+        let first = example.and_then(|e| e.get(0)).cloned();
+        let item = |i: i64| match (&items["format"], &first) {
+            (f, _) if f == "uuid" => json!(uuid::Uuid::new_v4()),
+            (_, Some(v)) if v.is_object() => v.clone(),
+            _ => json!(format!("t{i}")),
+        };
+        out.push((
+            format!("maxItems {max}"),
+            json!((0..=max).map(item).collect::<Vec<_>>()),
+        ));
+    }
+    if prop["items"]["pattern"].is_string() {
+        out.push(("items pattern".into(), json!(["-not valid!"])));
+    }
+    out
+}
+
+#[sqlx::test]
+async fn every_declared_limit_of_a_post_body_is_enforced_with_a_422_naming_the_field(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let spec = spec();
+    let mut checked = 0;
+    for (method, path, op) in operations(&spec) {
+        if method != "POST" {
+            continue;
+        }
+        let Some((_, body)) = op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(m, _)| m.starts_with("application/json"))
+        else {
+            continue;
+        };
+        let mut base = body["example"].clone();
+        if base.get("url").is_some() {
+            // No name resolution in a test: a literal address.
+            base["url"] = json!("http://127.0.0.1:9/hook");
+        }
+        let schema = resolve(&spec, &body["schema"]);
+        for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+            for (what, value) in violations(&spec, prop, base.get(name)) {
+                let mut sent = base.clone();
+                sent[name] = value;
+                let resp = app
+                    .with_token(Method::POST, &fill_ids(&path), &token)
+                    .json(&sent)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let problem: Value = resp.json().await.unwrap();
+                let named = problem["errors"].as_array().into_iter().flatten().any(|e| {
+                    e["field"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with(name.as_str()))
+                });
+                assert!(
+                    status == 422 && named,
+                    "{method} {path}: {name} breaking {what} answered {status} {problem}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // The limits src/contract/constraints.rs declares; a floor so a broken walk fails.
+    assert!(checked >= 25, "only {checked} limits checked");
+}

@@ -163,6 +163,7 @@ impl AuthApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenPair>> {
+        body.check()?;
         let email = email::normalize(&body.email);
         let subject = Subject::new(&email, &client_address(&state, req));
         // The attempt is counted before the password is checked, so concurrent
@@ -228,6 +229,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
     ) -> Result<Json<TokenPair>> {
+        body.check()?;
         let hash = token::sha256(body.refresh_token.trim());
         let mut tx = state.db.begin().await?;
         let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? else {
@@ -268,6 +270,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
     ) -> Result<NoContent> {
+        body.check()?;
         let user_id = auth.0.user_id().expect("ViewerAuth is a user");
         let hash = token::sha256(body.refresh_token.trim());
         if let Some(family) = repo::family_of(&state.db, &hash, user_id).await? {

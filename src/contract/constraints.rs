@@ -1,0 +1,86 @@
+//! The limits handlers enforce on request bodies, declared in the schemas so a
+//! client can know what is valid. They are declared here, not as poem-openapi
+//! validators: those would refuse with a bare 400, while the handlers answer
+//! 422 with field errors (and check text after trimming, so a declared
+//! `maxLength` is never stricter than the handler). Each entry mirrors a
+//! check in the handler named beside it; `tests/contract.rs` sends a value
+//! just outside every declared limit and expects a 422 naming the field.
+
+use serde_json::{json, Value};
+
+/// Identifiers start with a letter or digit (`valid_sku`, `valid_code`).
+const SKU_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$";
+const WAREHOUSE_CODE_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$";
+const TOPIC_FILTER_PATTERN: &str = r"^[A-Za-z0-9._*]{1,100}$";
+
+/// (schema, property, keywords to merge into the property).
+pub fn all() -> Vec<(&'static str, &'static str, Value)> {
+    let quantity = json!({"minimum": 1, "maximum": 1_000_000_000});
+    vec![
+        // auth::model::LoginRequest::check, RefreshRequest::check
+        ("LoginRequest", "email", json!({"maxLength": 254})),
+        ("LoginRequest", "password", json!({"maxLength": 256})),
+        ("RefreshRequest", "refresh_token", json!({"maxLength": 200})),
+        // catalog::model::ProductFields::validate
+        (
+            "CreateProduct",
+            "sku",
+            json!({"maxLength": 64, "pattern": SKU_PATTERN}),
+        ),
+        ("CreateProduct", "name", json!({"maxLength": 200})),
+        ("CreateProduct", "description", json!({"maxLength": 4000})),
+        ("CreateProduct", "unit", json!({"maxLength": 20})),
+        ("CreateProduct", "reorder_point", json!({"minimum": 0})),
+        ("CreateProduct", "reorder_quantity", json!({"minimum": 0})),
+        // warehouses::check_fields
+        (
+            "CreateWarehouse",
+            "code",
+            json!({"maxLength": 32, "pattern": WAREHOUSE_CODE_PATTERN}),
+        ),
+        ("CreateWarehouse", "name", json!({"maxLength": 200})),
+        ("CreateWarehouse", "address", json!({"maxLength": 1000})),
+        // catalog::categories::check_name
+        ("CreateCategory", "name", json!({"maxLength": 100})),
+        // auth::password::policy_violation, auth::check_display_name
+        (
+            "CreateUser",
+            "password",
+            json!({"minLength": 12, "maxLength": 256}),
+        ),
+        ("CreateUser", "display_name", json!({"maxLength": 100})),
+        // stock::check_quantity
+        ("ReceiveRequest", "quantity", quantity.clone()),
+        ("IssueRequest", "quantity", quantity.clone()),
+        ("TransferRequest", "quantity", quantity),
+        // scanner::devices::create
+        ("CreateDevice", "name", json!({"maxLength": 100})),
+        (
+            "CreateDevice",
+            "warehouse_ids",
+            json!({"minItems": 1, "maxItems": 100}),
+        ),
+        // webhooks::check_events and create
+        (
+            "CreateWebhook",
+            "events",
+            json!({"minItems": 1, "maxItems": 50}),
+        ),
+        ("CreateWebhook", "description", json!({"maxLength": 500})),
+        // scanner::counts::lines
+        (
+            "CountLinesRequest",
+            "lines",
+            json!({"minItems": 1, "maxItems": 1000}),
+        ),
+    ]
+}
+
+/// Topic filters of a webhook: each item of `events`.
+pub fn topic_filter_items() -> (&'static str, &'static str, Value) {
+    (
+        "CreateWebhook",
+        "events",
+        json!({"pattern": TOPIC_FILTER_PATTERN}),
+    )
+}
