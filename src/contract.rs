@@ -80,11 +80,6 @@ fn declare_constraints(schemas: &mut Map<String, Value>) {
             .and_then(|s| s.pointer_mut(&format!("/properties/{prop}")));
         merge(target, keywords, format!("{schema}.{prop}"));
     }
-    let (schema, prop, keywords) = constraints::topic_filter_items();
-    let target = schemas
-        .get_mut(schema)
-        .and_then(|s| s.pointer_mut(&format!("/properties/{prop}/items")));
-    merge(target, keywords, format!("{schema}.{prop}[]"));
 }
 
 /// Puts the example of its schema ([`examples`]) on each request body.

@@ -593,13 +593,14 @@ fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(Strin
 }
 
 #[sqlx::test]
-async fn every_declared_limit_of_a_post_body_is_enforced_with_a_422_naming_the_field(db: PgPool) {
+async fn every_declared_limit_of_a_body_is_enforced_with_a_422_naming_the_field(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = app.token("admin").await;
     let spec = spec();
     let mut checked = 0;
     for (method, path, op) in operations(&spec) {
-        if method != "POST" {
+        // PATCH with a made-up id: the handlers check the body before the lookup.
+        if method != "POST" && method != "PATCH" {
             continue;
         }
         let Some((_, body)) = op["requestBody"]["content"]
@@ -621,7 +622,11 @@ async fn every_declared_limit_of_a_post_body_is_enforced_with_a_422_naming_the_f
                 let mut sent = base.clone();
                 sent[name] = value;
                 let resp = app
-                    .with_token(Method::POST, &fill_ids(&path), &token)
+                    .with_token(
+                        Method::from_bytes(method.as_bytes()).unwrap(),
+                        &fill_ids(&path),
+                        &token,
+                    )
                     .json(&sent)
                     .send()
                     .await

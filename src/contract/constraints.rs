@@ -13,9 +13,16 @@ const SKU_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$";
 const WAREHOUSE_CODE_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$";
 const TOPIC_FILTER_PATTERN: &str = r"^[A-Za-z0-9._*]{1,100}$";
 
-/// (schema, property, keywords to merge into the property).
+/// (schema, property, keywords to merge into the property). A property
+/// `x/items` means the items of list `x`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     let quantity = json!({"minimum": 1, "maximum": 1_000_000_000});
+    let reference = json!({"maxLength": 200});
+    let note = json!({"maxLength": 2000});
+    let code = json!({"maxLength": 32, "pattern": WAREHOUSE_CODE_PATTERN});
+    let password = json!({"minLength": 12, "maxLength": 256});
+    let events = json!({"minItems": 1, "maxItems": 50});
+    let topic = json!({"pattern": TOPIC_FILTER_PATTERN});
     vec![
         // auth::model::LoginRequest::check, RefreshRequest::check
         ("LoginRequest", "email", json!({"maxLength": 254})),
@@ -33,26 +40,42 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateProduct", "reorder_point", json!({"minimum": 0})),
         ("CreateProduct", "reorder_quantity", json!({"minimum": 0})),
         // warehouses::check_fields
-        (
-            "CreateWarehouse",
-            "code",
-            json!({"maxLength": 32, "pattern": WAREHOUSE_CODE_PATTERN}),
-        ),
+        ("CreateWarehouse", "code", code.clone()),
         ("CreateWarehouse", "name", json!({"maxLength": 200})),
         ("CreateWarehouse", "address", json!({"maxLength": 1000})),
+        ("UpdateWarehouse", "code", code),
+        ("UpdateWarehouse", "name", json!({"maxLength": 200})),
+        ("UpdateWarehouse", "address", json!({"maxLength": 1000})),
         // catalog::categories::check_name
         ("CreateCategory", "name", json!({"maxLength": 100})),
+        ("UpdateCategory", "name", json!({"maxLength": 100})),
         // auth::password::policy_violation, auth::check_display_name
-        (
-            "CreateUser",
-            "password",
-            json!({"minLength": 12, "maxLength": 256}),
-        ),
+        ("CreateUser", "password", password.clone()),
         ("CreateUser", "display_name", json!({"maxLength": 100})),
-        // stock::check_quantity
+        ("UpdateUser", "password", password),
+        ("UpdateUser", "display_name", json!({"maxLength": 100})),
+        // stock::check_quantity, check_reference_and_note, adjust
         ("ReceiveRequest", "quantity", quantity.clone()),
         ("IssueRequest", "quantity", quantity.clone()),
         ("TransferRequest", "quantity", quantity),
+        ("ReceiveRequest", "reference", reference.clone()),
+        ("IssueRequest", "reference", reference.clone()),
+        ("TransferRequest", "reference", reference),
+        ("ReceiveRequest", "note", note.clone()),
+        ("IssueRequest", "note", note.clone()),
+        ("TransferRequest", "note", note.clone()),
+        ("AdjustRequest", "note", note),
+        (
+            "AdjustRequest",
+            "new_quantity",
+            json!({"minimum": 0, "maximum": 1_000_000_000}),
+        ),
+        // Non-zero too, which OpenAPI 3.0 cannot say simply.
+        (
+            "AdjustRequest",
+            "delta",
+            json!({"minimum": -1_000_000_000, "maximum": 1_000_000_000}),
+        ),
         // scanner::devices::create
         ("CreateDevice", "name", json!({"maxLength": 100})),
         (
@@ -60,13 +83,13 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             "warehouse_ids",
             json!({"minItems": 1, "maxItems": 100}),
         ),
-        // webhooks::check_events and create
-        (
-            "CreateWebhook",
-            "events",
-            json!({"minItems": 1, "maxItems": 50}),
-        ),
+        // webhooks::check_events, create and update
+        ("CreateWebhook", "events", events.clone()),
+        ("CreateWebhook", "events/items", topic.clone()),
         ("CreateWebhook", "description", json!({"maxLength": 500})),
+        ("UpdateWebhook", "events", events),
+        ("UpdateWebhook", "events/items", topic),
+        ("UpdateWebhook", "description", json!({"maxLength": 500})),
         // scanner::counts::lines
         (
             "CountLinesRequest",
@@ -74,13 +97,4 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minItems": 1, "maxItems": 1000}),
         ),
     ]
-}
-
-/// Topic filters of a webhook: each item of `events`.
-pub fn topic_filter_items() -> (&'static str, &'static str, Value) {
-    (
-        "CreateWebhook",
-        "events",
-        json!({"pattern": TOPIC_FILTER_PATTERN}),
-    )
 }
