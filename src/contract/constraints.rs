@@ -23,22 +23,25 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     let password = json!({"minLength": 12, "maxLength": 256});
     let events = json!({"minItems": 1, "maxItems": 50});
     let topic = json!({"pattern": TOPIC_FILTER_PATTERN});
+    let sku = json!({"maxLength": 64, "pattern": SKU_PATTERN});
     vec![
         // auth::model::LoginRequest::check, RefreshRequest::check
         ("LoginRequest", "email", json!({"maxLength": 254})),
         ("LoginRequest", "password", json!({"maxLength": 256})),
         ("RefreshRequest", "refresh_token", json!({"maxLength": 200})),
         // catalog::model::ProductFields::validate
-        (
-            "CreateProduct",
-            "sku",
-            json!({"maxLength": 64, "pattern": SKU_PATTERN}),
-        ),
+        ("CreateProduct", "sku", sku.clone()),
         ("CreateProduct", "name", json!({"maxLength": 200})),
         ("CreateProduct", "description", json!({"maxLength": 4000})),
         ("CreateProduct", "unit", json!({"maxLength": 20})),
         ("CreateProduct", "reorder_point", json!({"minimum": 0})),
         ("CreateProduct", "reorder_quantity", json!({"minimum": 0})),
+        ("UpdateProduct", "sku", sku),
+        ("UpdateProduct", "name", json!({"maxLength": 200})),
+        ("UpdateProduct", "description", json!({"maxLength": 4000})),
+        ("UpdateProduct", "unit", json!({"maxLength": 20})),
+        ("UpdateProduct", "reorder_point", json!({"minimum": 0})),
+        ("UpdateProduct", "reorder_quantity", json!({"minimum": 0})),
         // warehouses::check_fields
         ("CreateWarehouse", "code", code.clone()),
         ("CreateWarehouse", "name", json!({"maxLength": 200})),
