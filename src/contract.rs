@@ -12,11 +12,16 @@
 //!   schema, derived from what the operation can meet (credentials, path ids,
 //!   a body, `If-Match`, a write), instead of one catch-all `default`.
 //! - Formats a generic client knows: dates are `date`, decimals carry a pattern.
+//! - Every request body carries an example ([`examples`]).
+//! - Request schemas declare the limits handlers enforce ([`constraints`]).
 //!
 //! It deliberately does not invent anything a handler does not do: statuses
 //! come from the operation's shape, and the handlers/extractors produce them.
 
 use serde_json::{json, Map, Value};
+
+mod constraints;
+mod examples;
 
 /// A decimal string as the API accepts it: optional sign, digits, optional fraction.
 pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,20}(\.[0-9]{1,4})?$";
@@ -41,6 +46,7 @@ pub fn finish(raw: &str) -> Value {
         for schema in schemas.values_mut() {
             nullable_optionals(schema);
         }
+        declare_constraints(schemas);
     }
     walk(&mut doc, &mut fix_formats);
     walk(&mut doc, &mut describe_event_streams);
@@ -51,10 +57,52 @@ pub fn finish(raw: &str) -> Value {
             };
             for (method, op) in ops.iter_mut() {
                 error_statuses(path, method, op);
+                request_examples(op);
             }
         }
     }
     doc
+}
+
+/// Merges the limits handlers enforce ([`constraints`]) into the schemas.
+fn declare_constraints(schemas: &mut Map<String, Value>) {
+    let merge = |target: Option<&mut Value>, keywords: Value, what: String| {
+        let target = target.and_then(Value::as_object_mut).unwrap_or_else(|| {
+            panic!("contract constraints name {what}, which is not in the spec")
+        });
+        for (k, v) in keywords.as_object().into_iter().flatten() {
+            target.insert(k.clone(), v.clone());
+        }
+    };
+    for (schema, prop, keywords) in constraints::all() {
+        let target = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{prop}")));
+        merge(target, keywords, format!("{schema}.{prop}"));
+    }
+}
+
+/// Puts the example of its schema ([`examples`]) on each request body.
+fn request_examples(op: &mut Value) {
+    let Some(content) = op
+        .pointer_mut("/requestBody/content")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (media, body) in content.iter_mut() {
+        let example = if media.starts_with("text/csv") {
+            Some(Value::from(examples::CSV_IMPORT))
+        } else {
+            body.pointer("/schema/$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit('/').next())
+                .and_then(examples::request)
+        };
+        if let (Some(example), Some(body)) = (example, body.as_object_mut()) {
+            body.insert("example".into(), example);
+        }
+    }
 }
 
 /// Calls `f` on every object in the document, depth first.

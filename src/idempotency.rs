@@ -146,6 +146,24 @@ pub async fn claim<R: ParseFromJSON>(
     }
 }
 
+/// Stores the answer of `idem` (when the request has a key) in `tx`, the
+/// transaction of the change.
+pub async fn store<R: ToJSON>(
+    idem: &Option<Idempotent>,
+    tx: &mut Transaction<'_, Postgres>,
+    status: u16,
+    response: &R,
+) -> Result<()> {
+    match idem {
+        Some(idem) => idem.store(tx, status, response).await,
+        None => Ok(()),
+    }
+}
+
+/// The fingerprint body of a request that has none (e.g. `POST .../complete`):
+/// its route, which holds the id, is what tells two such requests apart.
+pub const NO_BODY: serde_json::Value = serde_json::Value::Null;
+
 /// Forgets keys older than 24 hours.
 pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
     let done =

@@ -157,6 +157,158 @@ fn optional_properties_are_nullable_and_every_property_is_described() {
     );
 }
 
+/// `schema` with references (and a lone `allOf` entry) followed.
+fn resolve<'a>(spec: &'a Value, mut schema: &'a Value) -> &'a Value {
+    loop {
+        if let Some(r) = schema["$ref"].as_str() {
+            schema = self::schema(spec, r);
+        } else if let Some(first) = schema["allOf"].as_array().and_then(|a| a.first()) {
+            schema = first;
+        } else {
+            return schema;
+        }
+    }
+}
+
+/// Why `example` does not fit `schema`, if it does not: undeclared or
+/// missing required properties, values outside an enum, wrong JSON types.
+fn misfit(spec: &Value, schema: &Value, example: &Value, at: &str) -> Option<String> {
+    let schema = resolve(spec, schema);
+    if example.is_null() {
+        return None;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(example) {
+            return Some(format!("{at}: {example} is not one of {allowed:?}"));
+        }
+    }
+    let ok = match schema["type"].as_str() {
+        Some("object") => {
+            let props = &schema["properties"];
+            let obj = example.as_object()?;
+            for (k, v) in obj {
+                if props[k].is_null() {
+                    return Some(format!("{at}.{k} is not a declared property"));
+                }
+                if let Some(why) = misfit(spec, &props[k], v, &format!("{at}.{k}")) {
+                    return Some(why);
+                }
+            }
+            for r in schema["required"].as_array().into_iter().flatten() {
+                if !obj.contains_key(r.as_str().unwrap()) {
+                    return Some(format!("{at}: required {r} is missing"));
+                }
+            }
+            true
+        }
+        Some("array") => {
+            for (i, item) in example.as_array()?.iter().enumerate() {
+                if let Some(why) = misfit(spec, &schema["items"], item, &format!("{at}[{i}]")) {
+                    return Some(why);
+                }
+            }
+            true
+        }
+        Some("string") => example.is_string(),
+        Some("integer") => example.is_i64(),
+        Some("boolean") => example.is_boolean(),
+        _ => true,
+    };
+    (!ok).then(|| format!("{at}: {example} does not have the declared type"))
+}
+
+#[test]
+fn every_json_request_body_has_an_example_that_fits_its_schema() {
+    let spec = spec();
+    let mut checked = 0;
+    for (method, path, op) in operations(&spec) {
+        for (media, body) in op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if !media.starts_with("application/json") {
+                continue;
+            }
+            let example = body
+                .get("example")
+                .unwrap_or_else(|| panic!("{method} {path}: the JSON body has no example"));
+            assert!(
+                example.is_object(),
+                "{method} {path}: example is not an object"
+            );
+            if let Some(why) = misfit(&spec, &body["schema"], example, "body") {
+                panic!("{method} {path}: the example does not fit: {why}");
+            }
+            checked += 1;
+        }
+    }
+    // A floor, so a spec that lost its bodies (a broken walk) cannot pass.
+    assert!(checked >= 20, "only {checked} JSON bodies found");
+}
+
+/// Mutating POSTs that deliberately take no `Idempotency-Key`, and why. Any
+/// other POST must document it (the design promises it on every POST that
+/// creates or changes something).
+const NOT_IDEMPOTENT_BY_KEY: &[(&str, &str)] = &[
+    // Their answers hold a secret shown once (tokens); replaying would mean
+    // storing it. A retried sign-in just signs in again.
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    // Repeating it changes nothing more: the token is already revoked.
+    ("POST", "/api/v1/auth/logout"),
+    // The answer holds the device key, shown once; replaying would mean
+    // storing the key.
+    ("POST", "/api/v1/scanner/devices"),
+    // Same: the answer holds the webhook's signing secret, shown once.
+    ("POST", "/api/v1/webhooks"),
+    // Scans are idempotent by their own `event_id` (a repeat answers
+    // `duplicate` with the first outcome), which also spans batches.
+    ("POST", "/api/v1/scanner/events"),
+    ("POST", "/api/v1/scanner/events/batch"),
+    ("POST", "/api/v1/scanner/console-events"),
+    // Operator actions whose repeat is the intent (send again); receivers
+    // deduplicate deliveries by their `webhook-id` header anyway.
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+    ),
+    ("POST", "/api/v1/webhooks/{id}/ping"),
+];
+
+#[test]
+fn every_mutating_post_documents_idempotency_key_unless_excluded() {
+    let spec = spec();
+    let mut posts = Vec::new();
+    for (method, path, op) in operations(&spec) {
+        if method != "POST" {
+            continue;
+        }
+        posts.push(path.clone());
+        let excluded = NOT_IDEMPOTENT_BY_KEY.contains(&(method.as_str(), path.as_str()));
+        let documented = op["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key")
+        });
+        assert!(
+            documented != excluded,
+            "{method} {path}: {}",
+            if excluded {
+                "is in NOT_IDEMPOTENT_BY_KEY but documents Idempotency-Key; drop it from the list"
+            } else {
+                "documents no Idempotency-Key header (add it, or exclude it with a reason)"
+            }
+        );
+    }
+    // The exclusion list names no operation that is gone.
+    for (_, path) in NOT_IDEMPOTENT_BY_KEY {
+        assert!(
+            posts.contains(&path.to_string()),
+            "excluded {path} is not in the spec"
+        );
+    }
+}
+
 fn schema_description(spec: &Value, reference: &str) -> Option<String> {
     schema(spec, reference)["description"]
         .as_str()
@@ -365,4 +517,149 @@ async fn optional_values_are_sent_as_null(db: PgPool) {
     let resp = app.get_as("/api/v1/warehouses/not-a-uuid", &token).await;
     let problem: Value = resp.json().await.unwrap();
     assert!(problem.as_object().unwrap().contains_key("errors"));
+}
+
+#[sqlx::test]
+async fn the_csv_import_example_imports(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("manager").await;
+    let spec = spec();
+    let example = spec["paths"]["/api/v1/products/import"]["post"]["requestBody"]["content"]
+        ["text/csv"]["example"]
+        .as_str()
+        .expect("the text/csv body has an example")
+        .to_owned();
+    let resp = app
+        .with_token(Method::POST, "/api/v1/products/import", &token)
+        .header("content-type", "text/csv")
+        .body(example)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let summary: Value = resp.json().await.unwrap();
+    assert_eq!(summary["created"], 1, "{summary}");
+}
+
+/// Values just outside each limit a property declares, with what is violated.
+fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(String, Value)> {
+    let prop = resolve(spec, prop);
+    let mut out = Vec::new();
+    let n = |k: &str| prop[k].as_i64();
+    if let Some(max) = n("maxLength") {
+        out.push((
+            format!("maxLength {max}"),
+            json!("a".repeat(max as usize + 1)),
+        ));
+    }
+    if let Some(min) = n("minLength").filter(|m| *m > 0) {
+        out.push((
+            format!("minLength {min}"),
+            json!("a".repeat(min as usize - 1)),
+        ));
+    }
+    // A decimal's pattern describes its type: a malformed one fails parsing
+    // (400, like a string sent for an integer), not a limit.
+    if prop["pattern"].is_string() && prop["format"] != "decimal" {
+        out.push(("pattern".into(), json!("-not valid!")));
+    }
+    if let Some(min) = n("minimum") {
+        out.push((format!("minimum {min}"), json!(min - 1)));
+    }
+    if let Some(max) = n("maximum") {
+        out.push((format!("maximum {max}"), json!(max + 1)));
+    }
+    if n("minItems") == Some(1) {
+        out.push(("minItems 1".into(), json!([])));
+    }
+    if let Some(max) = n("maxItems") {
+        // Distinct items, so no deduplication brings the list back in bounds.
+        let items = resolve(spec, &prop["items"]);
+        let first = example.and_then(|e| e.get(0)).cloned();
+        let item = |i: i64| match (&items["format"], &first) {
+            (f, _) if f == "uuid" => json!(uuid::Uuid::new_v4()),
+            (_, Some(v)) if v.is_object() => v.clone(),
+            _ => json!(format!("t{i}")),
+        };
+        out.push((
+            format!("maxItems {max}"),
+            json!((0..=max).map(item).collect::<Vec<_>>()),
+        ));
+    }
+    if prop["items"]["pattern"].is_string() {
+        out.push(("items pattern".into(), json!(["-not valid!"])));
+    }
+    out
+}
+
+#[sqlx::test]
+async fn every_declared_limit_of_a_body_is_enforced_with_a_422_naming_the_field(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let spec = spec();
+    // A product PATCH is checked against the stored product, so it needs one.
+    let product = app
+        .post_as(
+            "/api/v1/products",
+            &token,
+            &json!({"sku": "LIMITS", "name": "Limits"}),
+        )
+        .await;
+    assert_eq!(product.status(), 201);
+    let product: Value = product.json().await.unwrap();
+    let target = |path: &str| match path {
+        "/api/v1/products/{id}" => format!("/api/v1/products/{}", product["id"].as_str().unwrap()),
+        _ => fill_ids(path),
+    };
+    let mut checked = 0;
+    for (method, path, op) in operations(&spec) {
+        // Elsewhere a made-up id: the handlers check the body before the lookup.
+        if method != "POST" && method != "PATCH" {
+            continue;
+        }
+        let Some((_, body)) = op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(m, _)| m.starts_with("application/json"))
+        else {
+            continue;
+        };
+        let mut base = body["example"].clone();
+        if base.get("url").is_some() {
+            // No name resolution in a test: a literal address.
+            base["url"] = json!("http://127.0.0.1:9/hook");
+        }
+        let schema = resolve(&spec, &body["schema"]);
+        for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+            for (what, value) in violations(&spec, prop, base.get(name)) {
+                let mut sent = base.clone();
+                sent[name] = value;
+                let resp = app
+                    .with_token(
+                        Method::from_bytes(method.as_bytes()).unwrap(),
+                        &target(&path),
+                        &token,
+                    )
+                    .json(&sent)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let problem: Value = resp.json().await.unwrap();
+                let named = problem["errors"].as_array().into_iter().flatten().any(|e| {
+                    e["field"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with(name.as_str()))
+                });
+                assert!(
+                    status == 422 && named,
+                    "{method} {path}: {name} breaking {what} answered {status} {problem}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // The limits src/contract/constraints.rs declares; a floor so a broken walk fails.
+    assert!(checked >= 25, "only {checked} limits checked");
 }

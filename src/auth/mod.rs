@@ -11,7 +11,7 @@ pub mod throttle;
 pub mod token;
 
 use poem::{web::Data, Request};
-use poem_openapi::{param::Path, param::Query, payload::Json, Enum, OpenApi};
+use poem_openapi::{param::Header, param::Path, param::Query, payload::Json, Enum, OpenApi};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ use self::{
 };
 use crate::{
     error::{ApiError, Result, Validation},
+    idempotency::{self, Idempotent},
     pagination::{Page, PageRequest},
     responses::{Created, NoContent},
     state::AppState,
@@ -162,6 +163,7 @@ impl AuthApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenPair>> {
+        body.check()?;
         let email = email::normalize(&body.email);
         let subject = Subject::new(&email, &client_address(&state, req));
         // The attempt is counted before the password is checked, so concurrent
@@ -227,6 +229,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
     ) -> Result<Json<TokenPair>> {
+        body.check()?;
         let hash = token::sha256(body.refresh_token.trim());
         let mut tx = state.db.begin().await?;
         let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? else {
@@ -267,6 +270,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
     ) -> Result<NoContent> {
+        body.check()?;
         let user_id = auth.0.user_id().expect("ViewerAuth is a user");
         let hash = token::sha256(body.refresh_token.trim());
         if let Some(family) = repo::family_of(&state.db, &hash, user_id).await? {
@@ -332,10 +336,26 @@ impl UsersApi {
     #[oai(path = "/", method = "post", operation_id = "createUser")]
     async fn create(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        /// The password is not part of what a retry must repeat: keys are
+        /// kept 24 hours and even a hash of it is not stored there.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CreateUser>,
     ) -> Result<Created<User>> {
+        let fingerprint = serde_json::json!({
+            "email": body.email,
+            "role": body.role,
+            "display_name": body.display_name,
+        });
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/users",
+            &fingerprint,
+        )?;
         let email = body.email.trim();
         let display_name = body
             .display_name
@@ -348,11 +368,18 @@ impl UsersApi {
             v.push("password", why);
         }
         v.finish()?;
+        // Hashed before the transaction: no connection is held while it runs.
         let hash = state.auth.hashing.hash(body.password.clone()).await?;
-        let id = repo::insert_user(&state.db, email, display_name.trim(), body.role, &hash).await?;
-        let user = repo::user(&state.db, id)
+        let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Created::new(first));
+        }
+        let id = repo::insert_user(&mut *tx, email, display_name.trim(), body.role, &hash).await?;
+        let user = repo::user(&mut *tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
+        idempotency::store(&idem, &mut tx, 201, &user).await?;
+        tx.commit().await?;
         Ok(Created::new(user))
     }
 

@@ -10,7 +10,7 @@ use super::{model::User, Role};
 /// (in its normal form, see `auth::email`) is the database's job:
 /// `users_email_normalized_key`.
 pub async fn insert_user(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     email: &str,
     display_name: &str,
     role: Role,
@@ -107,7 +107,7 @@ pub async fn credentials(
     .await
 }
 
-pub async fn user(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+pub async fn user(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, email, display_name, role, active, created_at, updated_at FROM users WHERE id = $1",
     )

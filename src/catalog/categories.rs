@@ -4,7 +4,7 @@
 
 use poem::web::Data;
 use poem_openapi::{
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
     types::MaybeUndefined,
     OpenApi,
@@ -15,6 +15,7 @@ use super::model::{Category, CreateCategory, UpdateCategory};
 use crate::{
     auth::principal::{ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
+    idempotency::{self, Idempotent},
     pagination::{Page, PageRequest},
     responses::{Created, NoContent},
     state::AppState,
@@ -98,21 +99,36 @@ impl CategoriesApi {
     #[oai(path = "/", method = "post", operation_id = "createCategory")]
     async fn create(
         &self,
-        _auth: ManagerAuth,
+        auth: ManagerAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CreateCategory>,
     ) -> Result<Created<Category>> {
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/categories",
+            &body.0,
+        )?;
         let mut v = Validation::new();
         check_name(&mut v, &body.name);
         v.finish()?;
         check_parent(&state.db, body.parent_id).await?;
+        let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Created::new(first));
+        }
         let c: Category = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO categories (name, parent_id) VALUES ($1, $2) RETURNING {COLUMNS}"
         )))
         .bind(body.name.trim())
         .bind(body.parent_id)
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
+        idempotency::store(&idem, &mut tx, 201, &c).await?;
+        tx.commit().await?;
         Ok(Created::new(c))
     }
 

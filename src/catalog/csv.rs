@@ -28,6 +28,7 @@ use super::{
 use crate::{
     error::{ApiError, Result, Validation},
     events,
+    idempotency::{self, Idempotent},
     money::UnitAmount,
     state::AppState,
 };
@@ -327,12 +328,19 @@ fn parse_rows(text: &str) -> Result<Vec<ImportRow>> {
 }
 
 /// Validates the whole file, then applies it in one transaction.
-pub async fn import(state: &AppState, text: String) -> Result<ImportSummary> {
+pub async fn import(
+    state: &AppState,
+    text: String,
+    idem: Option<Idempotent>,
+) -> Result<ImportSummary> {
     let rows = tokio::task::spawn_blocking(move || parse_rows(&text))
         .await
         .context("CSV parsing task panicked")??;
 
     let mut tx = state.db.begin().await?;
+    if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+        return Ok(first);
+    }
     let skus: Vec<String> = rows.iter().map(|r| r.fields.sku.to_lowercase()).collect();
     // Lock every product the file touches, in SKU order (as concurrent imports
     // would), so nothing changes between the checks and the writes.
@@ -468,6 +476,7 @@ pub async fn import(state: &AppState, text: String) -> Result<ImportSummary> {
             }
         }
     }
+    idempotency::store(&idem, &mut tx, 200, &summary).await?;
     tx.commit().await?;
     super::forget_barcodes(state, &touched_keys).await;
     Ok(summary)

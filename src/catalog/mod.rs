@@ -217,8 +217,13 @@ impl ProductsApi {
     #[oai(path = "/import", method = "post", operation_id = "importProducts")]
     async fn import(
         &self,
-        _auth: ManagerAuth,
+        auth: ManagerAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first
+        /// answer. The file's text is what a retry must repeat, whichever way
+        /// it is sent.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: ImportBody,
     ) -> Result<Json<ImportSummary>> {
         let (field, bytes) = match body {
@@ -235,7 +240,13 @@ impl ProductsApi {
         };
         let text =
             String::from_utf8(bytes).map_err(|_| ApiError::field(field, "must be UTF-8 text"))?;
-        Ok(Json(csv::import(&state, text).await?))
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/products/import",
+            &text,
+        )?;
+        Ok(Json(csv::import(&state, text, idem).await?))
     }
 
     /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are
@@ -372,16 +383,24 @@ impl ProductsApi {
     )]
     async fn add_barcode(
         &self,
-        _auth: ManagerAuth,
+        auth: ManagerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<NewBarcode>,
     ) -> Result<Created<ProductBarcode>> {
+        let route = format!("POST /api/v1/products/{}/barcodes", id.0);
+        let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &body.0)?;
         let mut v = Validation::new();
         let parsed = model::parse_barcode(&mut v, "", &body.0);
         v.finish()?;
         let (code, pack) = parsed.expect("valid when no field errors");
         let mut tx = state.db.begin().await?;
+        if let Some(first) = claim(&idem, &mut tx).await? {
+            return Ok(Created::new(first));
+        }
         repo::get_row(&mut *tx, id.0, true)
             .await?
             .ok_or_else(|| not_found(id.0))?;
@@ -394,13 +413,15 @@ impl ProductsApi {
             serde_json::json!({"id": id.0, "barcode_added": code.raw}),
         )
         .await?;
-        tx.commit().await?;
-        forget_barcodes(&state, std::slice::from_ref(&code.key)).await;
-        Ok(Created::new(ProductBarcode {
+        let added = ProductBarcode {
             barcode: code.raw,
             pack_quantity: pack,
             symbology: code.symbology.code().into(),
-        }))
+        };
+        crate::idempotency::store(&idem, &mut tx, 201, &added).await?;
+        tx.commit().await?;
+        forget_barcodes(&state, std::slice::from_ref(&code.key)).await;
+        Ok(Created::new(added))
     }
 
     /// Remove a barcode from a product (manager). Any GTIN form of it works.

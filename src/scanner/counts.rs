@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use opentelemetry::KeyValue;
 use poem::web::Data;
 use poem_openapi::{
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
     Object, OpenApi,
 };
@@ -31,6 +31,7 @@ use crate::{
     },
     error::{ApiError, Result, Validation},
     events,
+    idempotency::{self, Idempotent, NO_BODY},
     pagination::{Page, PageRequest},
     responses::Created,
     state::AppState,
@@ -193,8 +194,17 @@ impl CountsApi {
         &self,
         auth: ClerkAuth,
         state: Data<&AppState>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CreateCount>,
     ) -> Result<Created<CountDetail>> {
+        let idem = Idempotent::new(
+            auth.0.id(),
+            key.0.as_deref(),
+            "POST /api/v1/counts",
+            &body.0,
+        )?;
         let mut products = body.product_ids.clone();
         products.sort();
         products.dedup();
@@ -206,6 +216,9 @@ impl CountsApi {
         );
         v.finish()?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Created::new(first));
+        }
         let active: Option<bool> =
             sqlx::query_scalar("SELECT active FROM warehouses WHERE id = $1")
                 .bind(body.warehouse_id)
@@ -270,6 +283,7 @@ impl CountsApi {
         )
         .await?;
         let d = detail(&mut tx, id, true).await?;
+        idempotency::store(&idem, &mut tx, 201, &d).await?;
         tx.commit().await?;
         Ok(Created::new(d))
     }
@@ -332,8 +346,13 @@ impl CountsApi {
         auth: ClerkAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
         body: Json<CountLinesRequest>,
     ) -> Result<Json<CountDetail>> {
+        let route = format!("POST /api/v1/counts/{}/lines", id.0);
+        let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &body.0)?;
         let mut v = Validation::new();
         v.check(
             (1..=1000).contains(&body.lines.len()),
@@ -349,6 +368,9 @@ impl CountsApi {
         }
         v.finish()?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Json(first));
+        }
         let s = sqlx::query_as::<_, CountSession>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM count_sessions WHERE id = $1 FOR SHARE"
         )))
@@ -384,6 +406,7 @@ impl CountsApi {
         .await?;
         let reveal = auth.0.role().is_some_and(|r| r >= Role::Manager);
         let d = detail(&mut tx, id.0, reveal).await?;
+        idempotency::store(&idem, &mut tx, 200, &d).await?;
         tx.commit().await?;
         Ok(Json(d))
     }
@@ -400,8 +423,16 @@ impl CountsApi {
         auth: ManagerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
     ) -> Result<Json<CountCompletion>> {
+        let route = format!("POST /api/v1/counts/{}/complete", id.0);
+        let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &NO_BODY)?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Json(first));
+        }
         let s = session(&mut tx, id.0, true).await?;
         require_open(&s)?;
         let lines: Vec<(Uuid, String, i64)> = sqlx::query_as(
@@ -459,10 +490,15 @@ impl CountsApi {
             json!({"id": id.0, "adjustments": transactions.len()}),
         )
         .await?;
+        let completion = CountCompletion {
+            count_id: id.0,
+            transactions,
+        };
+        idempotency::store(&idem, &mut tx, 200, &completion).await?;
         tx.commit().await?;
         let m = telemetry::metrics();
         m.count_sessions_completed.add(1, &[]);
-        for t in &transactions {
+        for t in &completion.transactions {
             m.stock_movements.add(
                 1,
                 &[
@@ -475,10 +511,7 @@ impl CountsApi {
                 &[KeyValue::new("kind", "count_adjustment")],
             );
         }
-        Ok(Json(CountCompletion {
-            count_id: id.0,
-            transactions,
-        }))
+        Ok(Json(completion))
     }
 
     /// Cancel a count (manager): closes it without changing stock.
@@ -488,8 +521,16 @@ impl CountsApi {
         auth: ManagerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Any unique string (a UUID); a retry with it returns the first answer.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
     ) -> Result<Json<CountSession>> {
+        let route = format!("POST /api/v1/counts/{}/cancel", id.0);
+        let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &NO_BODY)?;
         let mut tx = state.db.begin().await?;
+        if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
+            return Ok(Json(first));
+        }
         let s = session(&mut tx, id.0, true).await?;
         require_open(&s)?;
         let s: CountSession = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -501,6 +542,7 @@ impl CountsApi {
         .fetch_one(&mut *tx)
         .await?;
         events::emit(&mut tx, "count.cancelled", id.0, json!({"id": id.0})).await?;
+        idempotency::store(&idem, &mut tx, 200, &s).await?;
         tx.commit().await?;
         Ok(Json(s))
     }
