@@ -15,6 +15,8 @@ ALTER TABLE count_lines
 ALTER TABLE count_sessions DROP COLUMN location_ids;
 ALTER TABLE scan_events DROP COLUMN location_id;
 
+DROP TRIGGER stock_transactions_v1_position ON stock_transactions;
+DROP FUNCTION stock_transactions_v1_position();
 DROP INDEX stock_transactions_serial_idx;
 DROP INDEX stock_transactions_lot_idx;
 ALTER TABLE stock_transactions
@@ -25,6 +27,8 @@ ALTER TABLE stock_transactions
     DROP COLUMN location_id;
 
 DROP TABLE serial_numbers;
+DROP TRIGGER stock_levels_v1_position ON stock_levels;
+DROP FUNCTION stock_levels_v1_position();
 DROP TABLE stock_positions;
 DROP TABLE lots;
 ALTER TABLE products DROP COLUMN tracking;

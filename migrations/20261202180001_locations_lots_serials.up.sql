@@ -142,6 +142,19 @@ INSERT INTO stock_positions (product_id, warehouse_id, location_id, quantity, up
 SELECT s.product_id, s.warehouse_id, l.id, s.quantity, s.updated_at
 FROM stock_levels s JOIN locations l ON l.warehouse_id = s.warehouse_id AND l.code = 'DEFAULT';
 
+-- Writers that know only v1 (seeding, imports in SQL) insert a level with
+-- stock: it is held at the DEFAULT location, so level = sum of positions
+-- still holds. The engine inserts levels at zero and writes positions itself.
+CREATE FUNCTION stock_levels_v1_position() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stock_positions (product_id, warehouse_id, location_id, quantity)
+    SELECT NEW.product_id, NEW.warehouse_id, l.id, NEW.quantity
+    FROM locations l WHERE l.warehouse_id = NEW.warehouse_id AND lower(l.code) = 'default';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER stock_levels_v1_position AFTER INSERT ON stock_levels
+    FOR EACH ROW WHEN (NEW.quantity <> 0) EXECUTE FUNCTION stock_levels_v1_position();
+
 -- A serial number's stints in stock: a receipt inserts a row, an issue ends
 -- it (in_stock = false), a transfer moves it. The partial unique index is the
 -- rule "in stock in at most one place": of two concurrent receipts of one
@@ -185,6 +198,21 @@ ALTER TABLE stock_transactions
         REFERENCES locations (warehouse_id, id),
     ADD CONSTRAINT stock_transactions_lot_fkey FOREIGN KEY (product_id, lot_id)
         REFERENCES lots (product_id, id);
+-- A v1-shaped ledger row (no position) belongs to the DEFAULT location, whose
+-- balance is the warehouse's. Rows the engine writes carry both, so the
+-- trigger does not fire for them.
+CREATE FUNCTION stock_transactions_v1_position() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.location_id IS NULL THEN
+        SELECT id INTO NEW.location_id FROM locations
+        WHERE warehouse_id = NEW.warehouse_id AND lower(code) = 'default';
+    END IF;
+    NEW.warehouse_balance_after := COALESCE(NEW.warehouse_balance_after, NEW.balance_after);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER stock_transactions_v1_position BEFORE INSERT ON stock_transactions
+    FOR EACH ROW WHEN (NEW.location_id IS NULL OR NEW.warehouse_balance_after IS NULL)
+    EXECUTE FUNCTION stock_transactions_v1_position();
 CREATE INDEX stock_transactions_lot_idx ON stock_transactions (lot_id, created_at) WHERE lot_id IS NOT NULL;
 CREATE INDEX stock_transactions_serial_idx ON stock_transactions (product_id, serial, created_at)
     WHERE serial IS NOT NULL;

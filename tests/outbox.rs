@@ -11,10 +11,7 @@ use common::TestApp;
 use inventory_api::{
     cache::Cache,
     events,
-    stock::{
-        model::TransactionKind,
-        repo::{post_leg, Actor, Leg},
-    },
+    stock::engine::{self, Actor, Amount, MoveKind, Movement},
 };
 use rand::Rng as _;
 use serde_json::{json, Value};
@@ -95,16 +92,15 @@ async fn concurrent_writers(db: &PgPool, levels: &[(Uuid, Uuid)], actor: Uuid) -
                 // claim, lookups) fixes the transaction's start time.
                 sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(pause_before)).await;
-                let leg = Leg::new(
-                    TransactionKind::Receipt,
+                let receipt = Movement::new(
+                    MoveKind::Receipt,
                     product,
                     warehouse,
-                    qty,
+                    Amount::Add(qty),
                     Actor::User(actor),
                 );
-                post_leg(&mut tx, &leg)
+                engine::post_one(&mut tx, &receipt)
                     .await
-                    .unwrap()
                     .expect("receipt applies");
                 tokio::time::sleep(Duration::from_millis(pause_after)).await;
                 tx.commit().await.unwrap();

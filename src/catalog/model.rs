@@ -12,6 +12,31 @@ use super::barcode::{self, Barcode};
 use crate::error::Validation;
 
 /// A product category; categories form a tree.
+/// Which dimensions key a product's stock: `none` (location only), `lot`
+/// (location and lot; every receipt names its lot) or `serial` (each unit
+/// by its serial number, with an optional lot).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    poem_openapi::Enum,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Tracking {
+    #[default]
+    None,
+    Lot,
+    Serial,
+}
+
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Category {
     /// Identifier (UUID) of this category.

@@ -36,31 +36,122 @@ use crate::{
     responses::Created,
     state::AppState,
     stock::{
-        batch::{apply_batch, LegOutcome},
-        model::{StockTransaction, TransactionKind},
-        repo::{Actor, Leg},
+        engine::{self, Actor, Amount, MoveKind, Movement, Refusal},
+        model::StockTransaction,
     },
     telemetry, Tags,
 };
 
-/// product_id, sku, expected, counted, counted_at.
-type LineRow = (Uuid, String, i64, Option<i64>, Option<OffsetDateTime>);
+/// product_id, sku, location_id, location code, lot, expected, counted, counted_at.
+type LineRow = (
+    Uuid,
+    String,
+    Uuid,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<OffsetDateTime>,
+);
 
-const SESSION_COLUMNS: &str = "id, warehouse_id, status, blind, product_ids, opened_at, closed_at";
+const SESSION_COLUMNS: &str =
+    "id, warehouse_id, status, blind, product_ids, location_ids, opened_at, closed_at";
+
+/// A scanner `count` event resolved to a product.
+pub struct CountScan {
+    /// Position of the event in its batch.
+    pub index: usize,
+    pub count_id: Uuid,
+    pub product_id: Uuid,
+    /// The location the scan named; None: the warehouse's DEFAULT location.
+    pub location_id: Option<Uuid>,
+    /// GS1 lot; counted per lot for lot- and serial-tracked products.
+    pub lot: Option<String>,
+    pub units: i64,
+}
+
+/// The count line a counted quantity goes to: (location, lot), or why none.
+struct Placement {
+    defaults: HashMap<Uuid, Uuid>,
+    /// (product, lot code) → (tracked, lot id if it exists).
+    lots: HashMap<(Uuid, String), (bool, Option<Uuid>)>,
+}
+
+impl Placement {
+    async fn load(
+        conn: &mut PgConnection,
+        warehouses: &[Uuid],
+        lots: &[(Uuid, String)],
+    ) -> Result<Self> {
+        let defaults = sqlx::query_as::<_, (Uuid, Uuid)>(
+            "SELECT warehouse_id, id FROM locations WHERE warehouse_id = ANY($1) AND lower(code) = 'default'",
+        )
+        .bind(warehouses)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let (products, codes): (Vec<Uuid>, Vec<String>) = lots.iter().cloned().unzip();
+        let lots = sqlx::query_as::<_, (Uuid, String, bool, Option<Uuid>)>(
+            "SELECT t.p, t.c, p.tracking <> 'none', l.id
+             FROM unnest($1::uuid[], $2::text[]) AS t(p, c)
+             JOIN products p ON p.id = t.p
+             LEFT JOIN lots l ON l.product_id = t.p AND l.code = t.c",
+        )
+        .bind(&products)
+        .bind(&codes)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(p, c, tracked, id)| ((p, c), (tracked, id)))
+        .collect();
+        Ok(Self { defaults, lots })
+    }
+
+    /// The (location, lot) of a count of `product` in session `s`.
+    fn place(
+        &self,
+        s: &CountSession,
+        product: Uuid,
+        location: Option<Uuid>,
+        lot: Option<&String>,
+    ) -> Result<(Uuid, Option<Uuid>), String> {
+        let location = location
+            .or_else(|| self.defaults.get(&s.warehouse_id).copied())
+            .ok_or("the warehouse has no DEFAULT location")?;
+        if s.location_ids
+            .as_ref()
+            .is_some_and(|l| !l.contains(&location))
+        {
+            return Err("location is not part of this count".into());
+        }
+        let lot_id = match lot.and_then(|code| self.lots.get(&(product, code.clone()))) {
+            Some((true, Some(id))) => Some(*id),
+            Some((true, None)) => {
+                return Err(format!(
+                    "unknown lot {}: receive it before counting it",
+                    lot.expect("looked up")
+                ))
+            }
+            _ => None,
+        };
+        Ok((location, lot_id))
+    }
+}
 
 /// Records scanner `count` events (already resolved to products) in the
 /// caller's transaction; returns the rejection reason of each refused event.
 pub async fn record_scans(
     conn: &mut PgConnection,
     device: Uuid,
-    counts: &[(usize, Uuid, Uuid, i64)],
+    counts: &[CountScan],
     events: &[ScanEvent],
 ) -> Result<HashMap<usize, String>> {
     let mut rejected = HashMap::new();
     if counts.is_empty() {
         return Ok(rejected);
     }
-    let mut ids: Vec<Uuid> = counts.iter().map(|c| c.1).collect();
+    let mut ids: Vec<Uuid> = counts.iter().map(|c| c.count_id).collect();
     ids.sort();
     ids.dedup();
     // FOR SHARE: a completion (FOR UPDATE) waits for counts in flight, and vice versa.
@@ -74,48 +165,68 @@ pub async fn record_scans(
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    let mut totals: Vec<((Uuid, Uuid), i64)> = Vec::new();
-    for &(i, count_id, product, units) in counts {
-        let reason = match sessions.get(&count_id) {
-            None => Some("unknown count session".to_owned()),
-            Some(s) if s.status != "open" => Some(format!("count session is {}", s.status)),
-            Some(s) if s.warehouse_id != events[i].warehouse_id => {
-                Some("count session is for another warehouse".to_owned())
+    let warehouses: Vec<Uuid> = sessions.values().map(|s| s.warehouse_id).collect();
+    let lots: Vec<(Uuid, String)> = counts
+        .iter()
+        .filter_map(|c| c.lot.clone().map(|l| (c.product_id, l)))
+        .collect();
+    let placement = Placement::load(conn, &warehouses, &lots).await?;
+    type LineKey = (Uuid, Uuid, Uuid, Option<Uuid>);
+    let mut totals: Vec<(LineKey, i64)> = Vec::new();
+    for c in counts {
+        let placed = match sessions.get(&c.count_id) {
+            None => Err("unknown count session".to_owned()),
+            Some(s) if s.status != "open" => Err(format!("count session is {}", s.status)),
+            Some(s) if s.warehouse_id != events[c.index].warehouse_id => {
+                Err("count session is for another warehouse".to_owned())
             }
             Some(s)
                 if s.product_ids
                     .as_ref()
-                    .is_some_and(|p| !p.contains(&product)) =>
+                    .is_some_and(|p| !p.contains(&c.product_id)) =>
             {
-                Some("product is not part of this count".to_owned())
+                Err("product is not part of this count".to_owned())
             }
-            Some(_) => None,
+            Some(s) => placement.place(s, c.product_id, c.location_id, c.lot.as_ref()),
         };
-        match reason {
-            Some(r) => {
-                rejected.insert(i, r);
+        match placed {
+            Err(r) => {
+                rejected.insert(c.index, r);
             }
-            None => match totals.iter_mut().find(|(k, _)| *k == (count_id, product)) {
-                Some((_, n)) => *n += units,
-                None => totals.push(((count_id, product), units)),
-            },
+            Ok((location, lot)) => {
+                let key = (c.count_id, c.product_id, location, lot);
+                match totals.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => *n += c.units,
+                    None => totals.push((key, c.units)),
+                }
+            }
         }
     }
     if !totals.is_empty() {
         totals.sort_by_key(|(k, _)| *k);
-        let (keys, units): (Vec<(Uuid, Uuid)>, Vec<i64>) = totals.into_iter().unzip();
-        let (count_ids, products): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
-        // A product not in the snapshot had no stock here when the count opened.
+        let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((count, product, location, lot), n) in totals {
+            cols.0.push(count);
+            cols.1.push(product);
+            cols.2.push(location);
+            cols.3.push(lot);
+            cols.4.push(n);
+        }
+        // A position not in the snapshot had no stock when the count opened.
         sqlx::query(
-            "INSERT INTO count_lines (count_id, product_id, expected_quantity, counted_quantity, counted_at, counted_by_device)
-             SELECT c, p, 0, n, now(), $4 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS t(c, p, n)
-             ON CONFLICT (count_id, product_id) DO UPDATE SET
+            "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity,
+                 counted_quantity, counted_at, counted_by_device)
+             SELECT c, p, l, t, 0, n, now(), $6
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[]) AS t(c, p, l, t, n)
+             ON CONFLICT ON CONSTRAINT count_lines_position_key DO UPDATE SET
                  counted_quantity = COALESCE(count_lines.counted_quantity, 0) + EXCLUDED.counted_quantity,
                  counted_at = now(), counted_by_device = EXCLUDED.counted_by_device, counted_by_user = NULL",
         )
-        .bind(&count_ids)
-        .bind(&products)
-        .bind(&units)
+        .bind(&cols.0)
+        .bind(&cols.1)
+        .bind(&cols.2)
+        .bind(&cols.3)
+        .bind(&cols.4)
         .bind(device)
         .execute(&mut *conn)
         .await?;
@@ -138,9 +249,12 @@ async fn detail(conn: &mut PgConnection, id: Uuid, reveal: bool) -> Result<Count
     let session = session(conn, id, false).await?;
     let hide = session.blind && session.status == "open" && !reveal;
     let rows: Vec<LineRow> = sqlx::query_as(
-        "SELECT l.product_id, p.sku, l.expected_quantity, l.counted_quantity, l.counted_at
+        "SELECT l.product_id, p.sku, l.location_id, loc.code, lot.code, l.expected_quantity,
+                l.counted_quantity, l.counted_at
          FROM count_lines l JOIN products p ON p.id = l.product_id
-         WHERE l.count_id = $1 ORDER BY lower(p.sku)",
+         JOIN locations loc ON loc.id = l.location_id
+         LEFT JOIN lots lot ON lot.id = l.lot_id
+         WHERE l.count_id = $1 ORDER BY lower(p.sku), loc.path, lot.code NULLS FIRST",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -148,17 +262,22 @@ async fn detail(conn: &mut PgConnection, id: Uuid, reveal: bool) -> Result<Count
     let lines = rows
         .into_iter()
         .map(
-            |(product_id, sku, expected, counted, counted_at)| CountLine {
-                product_id,
-                sku,
-                expected_quantity: (!hide).then_some(expected),
-                counted_quantity: counted,
-                variance: if hide {
-                    None
-                } else {
-                    counted.map(|c| c - expected)
-                },
-                counted_at,
+            |(product_id, sku, location_id, location_code, lot, expected, counted, counted_at)| {
+                CountLine {
+                    product_id,
+                    sku,
+                    location_id,
+                    location_code,
+                    lot,
+                    expected_quantity: (!hide).then_some(expected),
+                    counted_quantity: counted,
+                    variance: if hide {
+                        None
+                    } else {
+                        counted.map(|c| c - expected)
+                    },
+                    counted_at,
+                }
             },
         )
         .collect();
@@ -243,38 +362,60 @@ impl CountsApi {
                 return Err(ApiError::field("product_ids", "every product must exist"));
             }
         }
+        let mut locations = body.location_ids.clone();
+        locations.sort();
+        locations.dedup();
+        if !locations.is_empty() {
+            let known: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM locations WHERE id = ANY($1) AND warehouse_id = $2",
+            )
+            .bind(&locations)
+            .bind(body.warehouse_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if known != locations.len() as i64 {
+                return Err(ApiError::field(
+                    "location_ids",
+                    "every location must be one of this warehouse's",
+                ));
+            }
+        }
+        let products = (!products.is_empty()).then_some(products);
+        let locations = (!locations.is_empty()).then_some(locations);
         let id: Uuid = sqlx::query_scalar(
-            "INSERT INTO count_sessions (warehouse_id, blind, product_ids, created_by)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO count_sessions (warehouse_id, blind, product_ids, location_ids, created_by)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(body.warehouse_id)
         .bind(body.blind)
-        .bind((!products.is_empty()).then_some(&products))
+        .bind(&products)
+        .bind(&locations)
         .bind(auth.0.user_id())
         .fetch_one(&mut *tx)
         .await?;
-        // The snapshot: the levels as this transaction sees them.
-        if products.is_empty() {
-            sqlx::query(
-                "INSERT INTO count_lines (count_id, product_id, expected_quantity)
-                 SELECT $1, product_id, quantity FROM stock_levels WHERE warehouse_id = $2",
-            )
-            .bind(id)
-            .bind(body.warehouse_id)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO count_lines (count_id, product_id, expected_quantity)
-                 SELECT $1, p, COALESCE((SELECT quantity FROM stock_levels WHERE product_id = p AND warehouse_id = $2), 0)
-                 FROM unnest($3::uuid[]) AS p",
-            )
-            .bind(id)
-            .bind(body.warehouse_id)
-            .bind(&products)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // The snapshot: the positions in scope as this transaction sees them;
+        // a product named that has none here gets a line at DEFAULT.
+        sqlx::query(
+            "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity)
+             SELECT $1, s.product_id, s.location_id, s.lot_id, s.quantity FROM stock_positions s
+             WHERE s.warehouse_id = $2
+               AND ($3::uuid[] IS NULL OR s.product_id = ANY($3))
+               AND ($4::uuid[] IS NULL OR s.location_id = ANY($4))
+             UNION ALL
+             SELECT $1, p, d.id, NULL, 0
+             FROM unnest($3::uuid[]) AS p,
+                  (SELECT id FROM locations WHERE warehouse_id = $2 AND lower(code) = 'default') d
+             WHERE ($4::uuid[] IS NULL OR d.id = ANY($4))
+               AND NOT EXISTS (SELECT 1 FROM stock_positions s
+                               WHERE s.product_id = p AND s.warehouse_id = $2 AND s.location_id = d.id
+                                 AND s.lot_id IS NULL)",
+        )
+        .bind(id)
+        .bind(body.warehouse_id)
+        .bind(&products)
+        .bind(&locations)
+        .execute(&mut *tx)
+        .await?;
         events::emit(
             &mut tx,
             "count.opened",
@@ -390,17 +531,42 @@ impl CountsApi {
             }
         }
         v.finish()?;
-        let products: Vec<Uuid> = body.lines.iter().map(|l| l.product_id).collect();
-        let counted: Vec<i64> = body.lines.iter().map(|l| l.counted_quantity).collect();
+        let lots: Vec<(Uuid, String)> = body
+            .lines
+            .iter()
+            .filter_map(|l| l.lot.clone().map(|c| (l.product_id, c)))
+            .collect();
+        let placement = Placement::load(&mut tx, &[s.warehouse_id], &lots).await?;
+        let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut v = Validation::new();
+        for (i, l) in body.lines.iter().enumerate() {
+            match placement.place(&s, l.product_id, l.location_id, l.lot.as_ref()) {
+                Ok((location, lot)) => {
+                    cols.0.push(l.product_id);
+                    cols.1.push(location);
+                    cols.2.push(lot);
+                    cols.3.push(l.counted_quantity);
+                }
+                Err(reason) => {
+                    v.push(&format!("lines[{i}]"), reason);
+                }
+            }
+        }
+        v.finish()?;
         sqlx::query(
-            "INSERT INTO count_lines (count_id, product_id, expected_quantity, counted_quantity, counted_at, counted_by_user)
-             SELECT $1, p, 0, n, now(), $4 FROM unnest($2::uuid[], $3::bigint[]) AS t(p, n)
-             ON CONFLICT (count_id, product_id) DO UPDATE SET counted_quantity = EXCLUDED.counted_quantity,
+            "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity,
+                 counted_quantity, counted_at, counted_by_user)
+             SELECT $1, p, l, t, 0, n, now(), $6
+             FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[]) AS t(p, l, t, n)
+             ON CONFLICT ON CONSTRAINT count_lines_position_key DO UPDATE SET
+                 counted_quantity = EXCLUDED.counted_quantity,
                  counted_at = now(), counted_by_user = EXCLUDED.counted_by_user, counted_by_device = NULL",
         )
         .bind(id.0)
-        .bind(&products)
-        .bind(&counted)
+        .bind(&cols.0)
+        .bind(&cols.1)
+        .bind(&cols.2)
+        .bind(&cols.3)
         .bind(auth.0.user_id())
         .execute(&mut *tx)
         .await?;
@@ -435,36 +601,39 @@ impl CountsApi {
         }
         let s = session(&mut tx, id.0, true).await?;
         require_open(&s)?;
-        let lines: Vec<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT l.product_id, p.sku, l.counted_quantity - l.expected_quantity
+        let lines: Vec<(Uuid, String, Uuid, Option<String>, i64)> = sqlx::query_as(
+            "SELECT l.product_id, p.sku, l.location_id, lot.code, l.counted_quantity - l.expected_quantity
              FROM count_lines l JOIN products p ON p.id = l.product_id
+             LEFT JOIN lots lot ON lot.id = l.lot_id
              WHERE l.count_id = $1 AND l.counted_quantity IS NOT NULL
                AND l.counted_quantity <> l.expected_quantity
-             ORDER BY l.product_id",
+             ORDER BY l.product_id, l.location_id, lot.code",
         )
         .bind(id.0)
         .fetch_all(&mut *tx)
         .await?;
         let actor = Actor::User(auth.0.user_id().expect("ManagerAuth is a user"));
-        let legs: Vec<Leg> = lines
+        let movements: Vec<Movement> = lines
             .iter()
-            .map(|(product, _, delta)| {
-                let mut leg = Leg::new(
-                    TransactionKind::CountAdjustment,
+            .map(|(product, _, location, lot, delta)| {
+                let mut m = Movement::new(
+                    MoveKind::CountAdjustment,
                     *product,
                     s.warehouse_id,
-                    *delta,
+                    Amount::Delta(*delta),
                     actor,
                 );
-                leg.count_id = Some(s.id);
-                leg
+                m.count_id = Some(s.id);
+                m.location_id = Some(*location);
+                m.lot = lot.clone();
+                m
             })
             .collect();
         let mut transactions = Vec::new();
-        for ((_, sku, _), outcome) in lines.iter().zip(apply_batch(&mut tx, &legs).await?) {
+        for ((_, sku, ..), outcome) in lines.iter().zip(engine::post(&mut tx, &movements).await?) {
             match outcome {
-                LegOutcome::Applied(t) => transactions.push(*t),
-                LegOutcome::Refused(ApiError::InsufficientStock { available, requested }) => {
+                Ok(done) => transactions.extend(done.transactions),
+                Err(Refusal::InsufficientStock { available, requested }) => {
                     return Err(ApiError::conflict(
                         "insufficient-stock",
                         format!(
@@ -473,7 +642,7 @@ impl CountsApi {
                         ),
                     ))
                 }
-                LegOutcome::Refused(other) => return Err(other),
+                Err(other) => return Err(other.into()),
             }
         }
         sqlx::query(

@@ -1,10 +1,13 @@
 //! Scan events: what a handheld sends, processed in order, each answered.
 //!
 //! Single events and batches share [`process`]: a single event is a batch of
-//! one. A batch is one transaction: events already stored are answered from
-//! their stored outcome (`duplicate`), barcodes are resolved in one query,
-//! stock moves through the ledger's set-based path (`stock::batch`), and every
-//! new outcome, rejections included, is stored with its event in one INSERT.
+//! one. A batch is one transaction, in named phases (each traced):
+//! [`parse_scans`] → [`resolve`] (barcodes and location labels, one query
+//! each) → [`apply_movements`] (the movement engine, `stock::engine`, posts
+//! receive/issue scans; count scans go to their session) → [`answer`] →
+//! [`record_outcomes`] (every new outcome, rejections included, stored with
+//! its event in one INSERT).
+//!
 //! `(device_id, event_id)` is unique, so if a concurrent copy of the batch
 //! stored some of the same events first (its INSERT wins, ours skips them),
 //! this attempt rolls back and runs again, now seeing them as duplicates:
@@ -14,20 +17,21 @@
 use std::collections::HashMap;
 
 use opentelemetry::KeyValue;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
     gs1,
     model::{ProductSummary, ScanAction, ScanEvent, ScanResult, ScanStatus},
+    repo::{self, NewOutcome, Resolved},
 };
 use crate::{
     catalog::barcode,
     error::{ApiError, Result},
     state::AppState,
     stock::{
-        batch::{apply_batch, LegOutcome},
-        model::TransactionKind,
-        repo::{Actor, Leg},
+        self,
+        engine::{self, Actor, Amount, MoveKind, Movement, Outcome},
     },
     telemetry,
 };
@@ -35,10 +39,12 @@ use crate::{
 pub const MAX_BATCH: usize = 500;
 /// Most scans one event may stand for.
 const MAX_SCAN_QUANTITY: i32 = 10_000;
+/// How often a batch is retried after losing a race with a copy of itself.
+const ATTEMPTS: usize = 3;
 
 /// A scan decoded into a catalog key and GS1 extras.
-#[derive(Debug, Default)]
-struct Decoded {
+#[derive(Debug, Default, Clone)]
+pub struct Decoded {
     key: String,
     lot: Option<String>,
     expires_on: Option<time::Date>,
@@ -55,6 +61,16 @@ fn decode(raw: &str) -> Result<Decoded, String> {
             let key = barcode::parse(&gtin)
                 .map_err(|e| format!("invalid GTIN: {e}"))?
                 .key;
+            if let Some(code) = data
+                .lot
+                .iter()
+                .chain(&data.serial)
+                .find(|c| !stock::is_code(c))
+            {
+                return Err(format!(
+                    "GS1 lot or serial {code:?} holds characters stock cannot keep"
+                ));
+            }
             Ok(Decoded {
                 key,
                 lot: data.lot,
@@ -73,28 +89,6 @@ fn decode(raw: &str) -> Result<Decoded, String> {
     }
 }
 
-fn refusal_reason(e: &ApiError) -> String {
-    match e {
-        ApiError::InsufficientStock { available, .. } => {
-            format!("insufficient stock: {available} available")
-        }
-        ApiError::Conflict {
-            slug: "product-archived",
-            ..
-        } => "archived product".into(),
-        ApiError::Conflict {
-            slug: "warehouse-inactive",
-            ..
-        } => "inactive warehouse".into(),
-        ApiError::Validation(errors) => errors
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
-    }
-}
-
 fn rejected(event_id: Uuid, reason: impl Into<String>) -> ScanResult {
     ScanResult {
         event_id,
@@ -107,69 +101,9 @@ fn rejected(event_id: Uuid, reason: impl Into<String>) -> ScanResult {
         lot: None,
         expires_on: None,
         serial: None,
+        location_id: None,
     }
 }
-
-/// A product a barcode resolved to.
-#[derive(Clone, sqlx::FromRow)]
-struct Resolved {
-    lookup_key: String,
-    pack_quantity: i32,
-    id: Uuid,
-    sku: String,
-    name: String,
-    unit: String,
-}
-
-/// An outcome stored with its event, as a resend is answered.
-#[derive(sqlx::FromRow)]
-struct Stored {
-    event_id: Uuid,
-    status: String,
-    reason: Option<String>,
-    transaction_id: Option<Uuid>,
-    units: Option<i64>,
-    level: Option<i64>,
-    lot: Option<String>,
-    expires_on: Option<time::Date>,
-    serial: Option<String>,
-    product_id: Option<Uuid>,
-    sku: Option<String>,
-    name: Option<String>,
-    unit: Option<String>,
-}
-
-impl Stored {
-    fn into_result(self) -> ScanResult {
-        ScanResult {
-            event_id: self.event_id,
-            status: if self.status == "applied" {
-                ScanStatus::Applied
-            } else {
-                ScanStatus::Rejected
-            },
-            reason: self.reason,
-            transaction_id: self.transaction_id,
-            product: match (self.product_id, self.sku, self.name, self.unit) {
-                (Some(id), Some(sku), Some(name), Some(unit)) => Some(ProductSummary {
-                    id,
-                    sku,
-                    name,
-                    unit,
-                }),
-                _ => None,
-            },
-            units: self.units,
-            level: self.level,
-            lot: self.lot,
-            expires_on: self.expires_on,
-            serial: self.serial,
-        }
-    }
-}
-
-/// How often a batch is retried after losing a race with a copy of itself.
-const ATTEMPTS: usize = 3;
 
 /// Processes scan events of `device` in order and answers each.
 pub async fn process(
@@ -236,17 +170,30 @@ async fn touch_device(state: &AppState, device: Uuid) {
         due
     };
     if due {
-        let done = sqlx::query("UPDATE devices SET last_seen_at = now() WHERE id = $1")
-            .bind(device)
-            .execute(&state.db)
-            .await;
-        if let Err(e) = done {
+        if let Err(e) = repo::touch_device(&state.db, device).await {
             tracing::warn!(error = %e, "could not record last_seen_at");
         }
     }
 }
 
+/// What the batch holds, phase by phase; index = position in the batch.
+struct Batch<'a> {
+    events: &'a [ScanEvent],
+    /// Outcomes stored by earlier calls: those events are duplicates.
+    earlier: HashMap<Uuid, ScanResult>,
+    /// The first position of each new event id.
+    first_at: HashMap<Uuid, usize>,
+    decoded: Vec<Option<Decoded>>,
+    /// Decided outcomes (rejections before the engine, then everything).
+    results: Vec<Option<ScanResult>>,
+    /// Product and units of each event that resolved.
+    product_of: HashMap<usize, (Resolved, i64)>,
+    /// The location a scan named (resolved), if any.
+    location_of: HashMap<usize, Uuid>,
+}
+
 /// One try at a batch; None when a concurrent copy stored some of its events first.
+#[tracing::instrument(skip_all, fields(device = %device, events = events.len()))]
 async fn attempt(
     state: &AppState,
     device: Uuid,
@@ -254,32 +201,37 @@ async fn attempt(
     events: &[ScanEvent],
 ) -> Result<Option<Vec<ScanResult>>> {
     let mut tx = state.db.begin().await?;
-
-    // 1. Outcomes already stored: those events are duplicates.
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let earlier: HashMap<Uuid, ScanResult> = sqlx::query_as::<_, Stored>(
-        "SELECT s.event_id, s.status, s.reason, s.transaction_id, s.units, s.level, s.lot, s.expires_on,
-                s.serial, p.id AS product_id, p.sku, p.name, p.unit
-         FROM scan_events s LEFT JOIN products p ON p.id = s.product_id
-         WHERE s.device_id = $1 AND s.event_id = ANY($2)",
-    )
-    .bind(device)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|s| (s.event_id, s.into_result()))
-    .collect();
+    let mut batch = Batch {
+        events,
+        earlier: repo::earlier_outcomes(&mut tx, device, &ids).await?,
+        first_at: HashMap::new(),
+        decoded: vec![None; events.len()],
+        results: vec![None; events.len()],
+        product_of: HashMap::new(),
+        location_of: HashMap::new(),
+    };
+    parse_scans(&mut batch, warehouses);
+    resolve(&mut tx, &mut batch).await?;
+    let applied = apply_movements(&mut tx, &mut batch, device).await?;
+    answer(&mut tx, &mut batch, &applied).await?;
+    if !record_outcomes(&mut tx, &batch, device).await? {
+        tracing::info!(device = %device, "a copy of this scan batch won the race; retrying");
+        return Ok(None); // dropping tx rolls everything back
+    }
+    tx.commit().await?;
+    Ok(Some(duplicates_answered(batch)))
+}
 
-    // 2. Decide what each new event is (first occurrence in this batch only).
-    let mut results: Vec<Option<ScanResult>> = vec![None; events.len()];
-    let mut first_at: HashMap<Uuid, usize> = HashMap::new();
-    let mut decoded: Vec<Option<Decoded>> = (0..events.len()).map(|_| None).collect();
-    for (i, e) in events.iter().enumerate() {
-        if earlier.contains_key(&e.event_id) || first_at.contains_key(&e.event_id) {
+/// Decides what each new event is (first occurrence in this batch only):
+/// checks the warehouse, the quantity and the count id, and decodes the scan.
+#[tracing::instrument(skip_all)]
+fn parse_scans(batch: &mut Batch<'_>, warehouses: &[Uuid]) {
+    for (i, e) in batch.events.iter().enumerate() {
+        if batch.earlier.contains_key(&e.event_id) || batch.first_at.contains_key(&e.event_id) {
             continue;
         }
-        first_at.insert(e.event_id, i);
+        batch.first_at.insert(e.event_id, i);
         let quantity = e.quantity.unwrap_or(1);
         let check = if !warehouses.contains(&e.warehouse_id) {
             Err("wrong warehouse: this device may not post for it".to_owned())
@@ -293,102 +245,165 @@ async fn attempt(
             decode(&e.barcode)
         };
         match check {
-            Ok(d) => decoded[i] = Some(d),
-            Err(reason) => results[i] = Some(rejected(e.event_id, reason)),
+            Ok(d) => batch.decoded[i] = Some(d),
+            Err(reason) => batch.results[i] = Some(rejected(e.event_id, reason)),
         }
     }
+}
 
-    // 3. Resolve every barcode in one query.
-    let keys: Vec<String> = decoded.iter().flatten().map(|d| d.key.clone()).collect();
-    let resolved: HashMap<String, Resolved> = sqlx::query_as::<_, Resolved>(
-        "SELECT b.lookup_key, b.pack_quantity, p.id, p.sku, p.name, p.unit
-         FROM product_barcodes b JOIN products p ON p.id = b.product_id
-         WHERE b.lookup_key = ANY($1)",
-    )
-    .bind(&keys)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.lookup_key.clone(), r))
-    .collect();
-
-    // 4. Build the movements, counts and lookups.
-    let mut legs: Vec<Leg> = Vec::new();
-    let mut leg_of: HashMap<usize, usize> = HashMap::new();
-    let mut counts: Vec<(usize, Uuid, Uuid, i64)> = Vec::new();
-    let mut lookups: Vec<usize> = Vec::new();
-    let mut product_of: HashMap<usize, (Resolved, i64)> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let Some(d) = &decoded[i] else { continue };
-        let Some(product) = resolved.get(&d.key) else {
-            results[i] = Some(rejected(e.event_id, "unknown barcode"));
+/// Resolves every barcode and every location label, one query each.
+#[tracing::instrument(skip_all)]
+async fn resolve(conn: &mut PgConnection, batch: &mut Batch<'_>) -> Result<()> {
+    let keys: Vec<String> = batch
+        .decoded
+        .iter()
+        .flatten()
+        .map(|d| d.key.clone())
+        .collect();
+    let products = repo::products_by_key(conn, &keys).await?;
+    let labels: Vec<(Uuid, String)> = batch
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| batch.decoded[*i].is_some())
+        .filter_map(|(_, e)| e.location.clone().map(|l| (e.warehouse_id, l)))
+        .collect();
+    let locations = repo::locations_by_label(conn, &labels).await?;
+    for (i, e) in batch.events.iter().enumerate() {
+        let Some(d) = &batch.decoded[i] else { continue };
+        let Some(product) = products.get(&d.key) else {
+            batch.results[i] = Some(rejected(e.event_id, "unknown barcode"));
             continue;
         };
+        if let Some(label) = &e.location {
+            match locations.get(&(e.warehouse_id, label.clone())) {
+                Some(id) => {
+                    batch.location_of.insert(i, *id);
+                }
+                None => {
+                    batch.results[i] = Some(rejected(
+                        e.event_id,
+                        "unknown location: no location with this barcode or code in the warehouse",
+                    ));
+                    continue;
+                }
+            }
+        }
         let units = i64::from(e.quantity.unwrap_or(1))
             * i64::from(product.pack_quantity)
             * i64::from(d.count.unwrap_or(1).max(1));
-        product_of.insert(i, (product.clone(), units));
+        batch.product_of.insert(i, (product.clone(), units));
+    }
+    Ok(())
+}
+
+/// What the engine and the count sessions made of the events.
+struct Applied {
+    /// Engine outcome of each receive/issue event.
+    movements: HashMap<usize, Outcome>,
+    /// Rejection reason of each refused count event.
+    counts_refused: HashMap<usize, String>,
+}
+
+/// Receive and issue scans post through the movement engine, in event order;
+/// GS1 lot, expiry and serial are the movement's. Count scans add to their session.
+#[tracing::instrument(skip_all)]
+async fn apply_movements(
+    conn: &mut PgConnection,
+    batch: &mut Batch<'_>,
+    device: Uuid,
+) -> Result<Applied> {
+    let mut movements = Vec::new();
+    let mut movement_of = Vec::new();
+    let mut counts = Vec::new();
+    for (i, e) in batch.events.iter().enumerate() {
+        if batch.results[i].is_some() {
+            continue;
+        }
+        let (Some((product, units)), Some(d)) = (batch.product_of.get(&i), &batch.decoded[i])
+        else {
+            continue;
+        };
+        let location = batch.location_of.get(&i).copied();
         match e.action {
             ScanAction::Receive | ScanAction::Issue => {
-                let (kind, delta) = if e.action == ScanAction::Receive {
-                    (TransactionKind::Receipt, units)
+                let (kind, amount) = if e.action == ScanAction::Receive {
+                    (MoveKind::Receipt, Amount::Add(*units))
                 } else {
-                    (TransactionKind::Issue, -units)
+                    (MoveKind::Issue, Amount::Take(*units))
                 };
-                let mut leg = Leg::new(
+                let mut m = Movement::new(
                     kind,
                     product.id,
                     e.warehouse_id,
-                    delta,
+                    amount,
                     Actor::Device(device),
                 );
-                leg.lot = d.lot.clone();
-                leg.expires_on = d.expires_on;
-                leg.serial = d.serial.clone();
-                leg_of.insert(i, legs.len());
-                legs.push(leg);
+                m.location_id = location;
+                m.lot = d.lot.clone();
+                m.expires_on = d.expires_on;
+                m.serials = d.serial.iter().cloned().collect();
+                movement_of.push(i);
+                movements.push(m);
             }
-            ScanAction::Count => {
-                counts.push((i, e.count_id.expect("checked above"), product.id, units))
-            }
-            ScanAction::Lookup => lookups.push(i),
+            ScanAction::Count => counts.push(super::counts::CountScan {
+                index: i,
+                count_id: e.count_id.expect("checked in parse_scans"),
+                product_id: product.id,
+                location_id: location,
+                lot: d.lot.clone(),
+                units: *units,
+            }),
+            ScanAction::Lookup => {}
         }
     }
+    let outcomes = engine::post(conn, &movements).await?;
+    for (m, outcome) in movements.iter().zip(&outcomes) {
+        stock::record(m.kind, &outcome.as_ref());
+    }
+    let counts_refused = super::counts::record_scans(conn, device, &counts, batch.events).await?;
+    Ok(Applied {
+        movements: movement_of.into_iter().zip(outcomes).collect(),
+        counts_refused,
+    })
+}
 
-    // 5. Stock moves through the ledger, in event order.
-    let outcomes = apply_batch(&mut tx, &legs).await?;
-    let counted = super::counts::record_scans(&mut tx, device, &counts, events).await?;
-
+/// Builds the answer of every new event that got this far.
+#[tracing::instrument(skip_all)]
+async fn answer(conn: &mut PgConnection, batch: &mut Batch<'_>, applied: &Applied) -> Result<()> {
     // A lookup reports the level at its place in the sequence: the level after
     // the batch minus what later events of the batch moved.
-    let lookup_pairs: Vec<(Uuid, Uuid)> = lookups
-        .iter()
-        .map(|&i| (product_of[&i].0.id, events[i].warehouse_id))
+    let lookups: Vec<usize> = (0..batch.events.len())
+        .filter(|i| batch.results[*i].is_none() && batch.events[*i].action == ScanAction::Lookup)
+        .filter(|i| batch.product_of.contains_key(i))
         .collect();
-    let final_levels = level_of_pairs(&mut tx, &lookup_pairs).await?;
+    let pairs: Vec<(Uuid, Uuid)> = lookups
+        .iter()
+        .map(|&i| (batch.product_of[&i].0.id, batch.events[i].warehouse_id))
+        .collect();
+    let final_levels = repo::levels(conn, &pairs).await?;
     let mut lookup_levels: HashMap<usize, i64> = HashMap::new();
-    for (&i, pair) in lookups.iter().zip(&lookup_pairs) {
-        let later: i64 = leg_of
+    for (&i, pair) in lookups.iter().zip(&pairs) {
+        let later: i64 = applied
+            .movements
             .iter()
             .filter(|(&j, _)| j > i)
-            .filter_map(|(_, &l)| match &outcomes[l] {
-                LegOutcome::Applied(t) if (t.product_id, t.warehouse_id) == *pair => {
-                    Some(t.quantity)
-                }
-                _ => None,
-            })
+            .filter_map(|(_, o)| o.as_ref().ok())
+            .flat_map(|r| &r.transactions)
+            .filter(|t| (t.product_id, t.warehouse_id) == *pair)
+            .map(|t| t.quantity)
             .sum();
         lookup_levels.insert(i, final_levels.get(pair).copied().unwrap_or(0) - later);
     }
 
-    for (i, e) in events.iter().enumerate() {
-        if results[i].is_some() {
+    for (i, e) in batch.events.iter().enumerate() {
+        if batch.results[i].is_some() {
             continue;
         }
-        let Some((product, units)) = product_of.get(&i) else {
+        let Some((product, units)) = batch.product_of.get(&i) else {
             continue;
         };
-        let d = decoded[i].as_ref().expect("decoded");
+        let d = batch.decoded[i].as_ref().expect("decoded");
         let mut r = ScanResult {
             event_id: e.event_id,
             status: ScanStatus::Applied,
@@ -405,105 +420,75 @@ async fn attempt(
             lot: d.lot.clone(),
             expires_on: d.expires_on,
             serial: d.serial.clone(),
+            location_id: batch.location_of.get(&i).copied(),
         };
-        if let Some(&l) = leg_of.get(&i) {
-            match &outcomes[l] {
-                LegOutcome::Applied(t) => {
-                    r.transaction_id = Some(t.id);
-                    r.level = Some(t.balance_after);
+        if let Some(outcome) = applied.movements.get(&i) {
+            match outcome {
+                Ok(done) => {
+                    let first = done.transactions.first();
+                    let last = done.transactions.last();
+                    r.transaction_id = first.map(|t| t.id);
+                    r.level = last.map(|t| t.warehouse_balance_after);
+                    r.location_id = r.location_id.or(first.map(|t| t.location_id));
+                    r.expires_on = r.expires_on.or(first.and_then(|t| t.expires_on));
                 }
-                LegOutcome::Refused(err) => {
+                Err(refusal) => {
                     r.status = ScanStatus::Rejected;
-                    r.reason = Some(refusal_reason(err));
+                    r.reason = Some(refusal.reason());
                 }
             }
         } else if e.action == ScanAction::Count {
-            if let Some(reason) = counted.get(&i) {
+            if let Some(reason) = applied.counts_refused.get(&i) {
                 r.status = ScanStatus::Rejected;
                 r.reason = Some(reason.clone());
             }
         } else {
             r.level = lookup_levels.get(&i).copied();
         }
-        results[i] = Some(r);
+        batch.results[i] = Some(r);
     }
+    Ok(())
+}
 
-    // 6. Store every new event with its outcome, in event-id order (a global
-    //    order, as for the level locks). A skipped row means a concurrent copy
-    //    stored that event first: roll back and try again.
-    let mut fresh: Vec<(Uuid, usize)> = first_at.iter().map(|(id, i)| (*id, *i)).collect();
+/// Stores every new event with its outcome; false when a concurrent copy of
+/// the batch stored some of them first (the caller rolls back and retries).
+#[tracing::instrument(skip_all)]
+async fn record_outcomes(conn: &mut PgConnection, batch: &Batch<'_>, device: Uuid) -> Result<bool> {
+    let mut fresh: Vec<(Uuid, usize)> = batch.first_at.iter().map(|(id, i)| (*id, *i)).collect();
     fresh.sort();
-    let mut c = OutcomeColumns::default();
-    for &(id, i) in &fresh {
-        let e = &events[i];
-        let r = results[i].as_ref().expect("every new event has a result");
-        c.event_id.push(id);
-        c.barcode.push(truncate(&e.barcode, 512));
-        c.action.push(e.action.as_str());
-        c.quantity.push(e.quantity.unwrap_or(1));
-        c.warehouse.push(e.warehouse_id);
-        c.count.push(e.count_id);
-        c.scanned_at.push(e.scanned_at);
-        c.status.push(if r.status == ScanStatus::Applied {
-            "applied"
-        } else {
-            "rejected"
-        });
-        c.reason.push(r.reason.clone());
-        c.product.push(r.product.as_ref().map(|p| p.id));
-        c.transaction.push(r.transaction_id);
-        c.units.push(r.units);
-        c.level.push(r.level);
-        c.lot.push(r.lot.clone());
-        c.expires.push(r.expires_on);
-        c.serial.push(r.serial.clone());
-    }
-    if !fresh.is_empty() {
-        let stored: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, warehouse_id, count_id,
-                 scanned_at, status, reason, product_id, transaction_id, units, level, lot, expires_on, serial)
-             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::uuid[], $7::uuid[],
-                 $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::bigint[],
-                 $14::bigint[], $15::text[], $16::date[], $17::text[])
-             ON CONFLICT (device_id, event_id) DO NOTHING
-             RETURNING event_id",
-        )
-        .bind(device)
-        .bind(&c.event_id)
-        .bind(&c.barcode)
-        .bind(&c.action)
-        .bind(&c.quantity)
-        .bind(&c.warehouse)
-        .bind(&c.count)
-        .bind(&c.scanned_at)
-        .bind(&c.status)
-        .bind(&c.reason)
-        .bind(&c.product)
-        .bind(&c.transaction)
-        .bind(&c.units)
-        .bind(&c.level)
-        .bind(&c.lot)
-        .bind(&c.expires)
-        .bind(&c.serial)
-        .fetch_all(&mut *tx)
-        .await?;
-        if stored.len() != fresh.len() {
-            tracing::info!(device = %device, "a copy of this scan batch won the race; retrying");
-            return Ok(None); // dropping tx rolls everything back
-        }
-    }
-    tx.commit().await?;
+    let outcomes: Vec<NewOutcome<'_>> = fresh
+        .iter()
+        .map(|&(id, i)| {
+            let e = &batch.events[i];
+            NewOutcome {
+                event_id: id,
+                barcode: e.barcode.chars().take(512).collect(),
+                action: e.action.as_str(),
+                quantity: e.quantity.unwrap_or(1),
+                warehouse_id: e.warehouse_id,
+                count_id: e.count_id,
+                scanned_at: e.scanned_at,
+                result: batch.results[i]
+                    .as_ref()
+                    .expect("every new event has a result"),
+            }
+        })
+        .collect();
+    Ok(repo::store_outcomes(conn, device, &outcomes).await? == outcomes.len())
+}
 
-    // 7. Duplicates answer with the first outcome.
-    let answers = events
+/// Duplicates answer with the first outcome.
+fn duplicates_answered(batch: Batch<'_>) -> Vec<ScanResult> {
+    batch
+        .events
         .iter()
         .enumerate()
-        .map(|(i, e)| match &results[i] {
+        .map(|(i, e)| match &batch.results[i] {
             Some(r) => r.clone(),
             None => {
-                let first = match first_at.get(&e.event_id) {
-                    Some(&j) => results[j].clone(),
-                    None => earlier.get(&e.event_id).cloned(),
+                let first = match batch.first_at.get(&e.event_id) {
+                    Some(&j) => batch.results[j].clone(),
+                    None => batch.earlier.get(&e.event_id).cloned(),
                 };
                 let mut r =
                     first.unwrap_or_else(|| rejected(e.event_id, "duplicate of an unknown event"));
@@ -511,51 +496,5 @@ async fn attempt(
                 r
             }
         })
-        .collect();
-    Ok(Some(answers))
-}
-
-/// Column arrays for the scan_events insert.
-#[derive(Default)]
-struct OutcomeColumns {
-    event_id: Vec<Uuid>,
-    barcode: Vec<String>,
-    action: Vec<&'static str>,
-    quantity: Vec<i32>,
-    warehouse: Vec<Uuid>,
-    count: Vec<Option<Uuid>>,
-    scanned_at: Vec<Option<time::OffsetDateTime>>,
-    status: Vec<&'static str>,
-    reason: Vec<Option<String>>,
-    product: Vec<Option<Uuid>>,
-    transaction: Vec<Option<Uuid>>,
-    units: Vec<Option<i64>>,
-    level: Vec<Option<i64>>,
-    lot: Vec<Option<String>>,
-    expires: Vec<Option<time::Date>>,
-    serial: Vec<Option<String>>,
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-/// Current levels of (product, warehouse) pairs.
-async fn level_of_pairs(
-    conn: &mut sqlx::PgConnection,
-    pairs: &[(Uuid, Uuid)],
-) -> Result<HashMap<(Uuid, Uuid), i64>> {
-    if pairs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let (p, w): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    let rows: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT s.product_id, s.warehouse_id, s.quantity FROM stock_levels s
-         JOIN unnest($1::uuid[], $2::uuid[]) AS t(p, w) ON s.product_id = t.p AND s.warehouse_id = t.w",
-    )
-    .bind(&p)
-    .bind(&w)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|(p, w, q)| ((p, w), q)).collect())
+        .collect()
 }

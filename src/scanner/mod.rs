@@ -7,6 +7,7 @@ pub mod devices;
 pub mod events;
 pub mod gs1;
 pub mod model;
+mod repo;
 pub mod user_scans;
 
 use poem::web::Data;

@@ -96,6 +96,9 @@ pub struct ScanEvent {
     pub count_id: Option<Uuid>,
     /// When the device scanned it (device clock).
     pub scanned_at: Option<OffsetDateTime>,
+    /// Where in the warehouse: a location's barcode or code. Default: the
+    /// DEFAULT location for receipts and counts, first-expiring-first for issues.
+    pub location: Option<String>,
 }
 
 /// Up to 500 scans, processed in order.
@@ -140,6 +143,9 @@ pub struct ScanResult {
     pub expires_on: Option<time::Date>,
     /// GS1 serial (AI 21).
     pub serial: Option<String>,
+    /// The location the stock went to or came from (the first one, when an
+    /// issue took from several).
+    pub location_id: Option<Uuid>,
 }
 
 /// Outcomes of a batch, in the order of the events.
@@ -217,6 +223,8 @@ pub struct CountSession {
     pub blind: bool,
     /// The products counted; null means the whole warehouse.
     pub product_ids: Option<Vec<Uuid>>,
+    /// The locations counted; null means the whole warehouse.
+    pub location_ids: Option<Vec<Uuid>>,
     /// When the count was opened.
     pub opened_at: OffsetDateTime,
     /// When the count was completed or cancelled; null while open.
@@ -234,15 +242,24 @@ pub struct CreateCount {
     /// Hide expected quantities from clerks while the count is open.
     #[oai(default)]
     pub blind: bool,
+    /// Locations (UUIDs, of this warehouse) to count; empty or absent means all.
+    #[oai(default)]
+    pub location_ids: Vec<Uuid>,
 }
 
-/// One product of a count.
+/// One position of a count: a product at a location, of a lot.
 #[derive(Debug, Clone, Object)]
 pub struct CountLine {
     /// The product (UUID).
     pub product_id: Uuid,
     /// Stock keeping unit of the product.
     pub sku: String,
+    /// The location (UUID).
+    pub location_id: Uuid,
+    /// Code of the location.
+    pub location_code: String,
+    /// The lot's code; null for untracked products.
+    pub lot: Option<String>,
     /// The level when the session opened (hidden from clerks in blind counts).
     pub expected_quantity: Option<i64>,
     /// null until counted.
@@ -269,11 +286,16 @@ pub struct CountLinesRequest {
     pub lines: Vec<CountedLine>,
 }
 
-/// The quantity counted of one product (replaces any earlier count of it).
+/// The quantity counted of one product at one location and lot (replaces
+/// any earlier count of that position).
 #[derive(Debug, Object)]
 pub struct CountedLine {
     /// The product (UUID).
     pub product_id: Uuid,
     /// The quantity counted.
     pub counted_quantity: i64,
+    /// The location (UUID); default: the warehouse's DEFAULT location.
+    pub location_id: Option<Uuid>,
+    /// The lot's code, for lot-tracked products (the lot must exist).
+    pub lot: Option<String>,
 }

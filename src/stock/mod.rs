@@ -1,8 +1,9 @@
-//! Stock: levels and the append-only ledger. Every change of stock, whoever
-//! asks for it (clerks here, scanners, count sessions), goes through
-//! [`apply`]; there is no second implementation of a movement.
+//! Stock: levels, positions and the append-only ledger. Every change of
+//! stock, whoever asks for it (clerks here, scanners, count sessions), posts
+//! through the movement engine ([`engine`]); there is no second
+//! implementation of a movement.
 
-pub mod batch;
+pub mod engine;
 pub mod model;
 pub mod repo;
 
@@ -14,17 +15,15 @@ use poem_openapi::{
     OpenApi,
 };
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use self::{
+    engine::{Actor, Amount, MoveKind, Movement, Refusal},
     model::{
-        AdjustReason, AdjustRequest, IssueRequest, Level, MovementResult, ProductStock,
-        ReceiveRequest, StockLevel, StockTransaction, TransactionKind, TransferRequest,
-        WarehouseStock,
+        AdjustReason, AdjustRequest, IssueRequest, MovementResult, ProductStock, ReceiveRequest,
+        StockLevel, StockTransaction, TransactionKind, TransferRequest, WarehouseStock,
     },
-    repo::{Actor, Leg},
 };
 use crate::{
     auth::principal::{ClerkAuth, Principal, ViewerAuth},
@@ -39,98 +38,38 @@ use crate::{
 /// Largest quantity one movement may carry (keeps sums far from overflow).
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
 
-/// A stock movement, validated.
-#[derive(Debug, Clone)]
-pub enum Movement {
-    /// One leg, any kind (receipt, issue, adjustment by delta, count adjustment).
-    Single(Leg),
-    /// Set a level to an exact quantity (adjustment by new quantity).
-    SetTo { leg: Leg, new_quantity: i64 },
-    /// Two legs sharing a transfer id.
-    Transfer { out: Box<Leg>, into: Box<Leg> },
-}
-
-impl Movement {
-    /// Whether the movement is one SQL statement (atomic without BEGIN/COMMIT).
-    fn single_statement(&self) -> bool {
-        matches!(self, Self::Single(_))
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Single(leg) | Self::SetTo { leg, .. } => leg.kind.as_str(),
-            Self::Transfer { .. } => "transfer",
-        }
-    }
-}
-
-fn level_of(t: &StockTransaction) -> Level {
-    Level {
-        product_id: t.product_id,
-        warehouse_id: t.warehouse_id,
-        quantity: t.balance_after,
-    }
-}
-
-/// Applies a movement on `conn`. Multi-statement movements must run inside a
-/// transaction; the caller provides it.
-pub async fn apply(conn: &mut PgConnection, m: &Movement) -> Result<MovementResult> {
-    let transactions = match m {
-        Movement::Single(leg) => vec![repo::post_leg_or_refuse(conn, leg).await?],
-        Movement::SetTo { leg, new_quantity } => {
-            let locked = repo::lock_levels(conn, leg.product_id, &[leg.warehouse_id]).await?;
-            let current = locked.first().map(|(_, q)| *q).unwrap_or(0);
-            let delta = new_quantity - current;
-            if delta == 0 {
-                return Err(ApiError::field(
-                    "new_quantity",
-                    format!("the level is already {current}; nothing to adjust"),
-                ));
-            }
-            let leg = Leg {
-                delta,
-                ..leg.clone()
-            };
-            vec![repo::post_leg_or_refuse(conn, &leg).await?]
-        }
-        Movement::Transfer { out, into } => {
-            repo::lock_levels(conn, out.product_id, &[out.warehouse_id, into.warehouse_id]).await?;
-            let first = repo::post_leg_or_refuse(conn, out).await?;
-            let second = match repo::post_leg(conn, into).await? {
-                Some(t) => t,
-                None => {
-                    let err = repo::why_refused(conn, into).await?;
-                    // Name the destination field, not the generic one.
-                    return Err(match err {
-                        ApiError::Validation(_) => {
-                            ApiError::field("to_warehouse_id", "no warehouse with this id")
-                        }
-                        other => other,
-                    });
-                }
-            };
-            vec![first, second]
-        }
-    };
-    let levels = transactions.iter().map(level_of).collect();
-    Ok(MovementResult {
-        transactions,
-        levels,
-    })
-}
-
-fn record(kind: &'static str, outcome: &'static str, units: u64) {
+/// Records a movement's outcome in `inventory_stock_movements` (and the units
+/// moved); a refusal is labelled with its kind.
+pub fn record(kind: MoveKind, outcome: &std::result::Result<&MovementResult, &Refusal>) {
     let m = telemetry::metrics();
-    m.stock_movements.add(
-        1,
-        &[
-            KeyValue::new("kind", kind),
-            KeyValue::new("outcome", outcome),
-        ],
-    );
-    if units > 0 {
-        m.stock_units_moved
-            .add(units, &[KeyValue::new("kind", kind)]);
+    match outcome {
+        Ok(r) => {
+            m.stock_movements.add(
+                1,
+                &[
+                    KeyValue::new("kind", kind.as_str()),
+                    KeyValue::new("outcome", "applied"),
+                ],
+            );
+            let units: u64 = r
+                .transactions
+                .iter()
+                .filter(|t| t.quantity < 0 || kind != MoveKind::Transfer)
+                .map(|t| t.quantity.unsigned_abs())
+                .sum();
+            if units > 0 {
+                m.stock_units_moved
+                    .add(units, &[KeyValue::new("kind", kind.as_str())]);
+            }
+        }
+        Err(refusal) => m.stock_movements.add(
+            1,
+            &[
+                KeyValue::new("kind", kind.as_str()),
+                KeyValue::new("outcome", "refused"),
+                KeyValue::new("refusal", refusal.as_label()),
+            ],
+        ),
     }
 }
 
@@ -152,45 +91,23 @@ async fn perform<B: poem_openapi::types::ToJSON>(
     m: Movement,
 ) -> Result<Created<MovementResult>> {
     let idem = Idempotent::new(principal.id(), key, route, body)?;
-    let outcome = async {
-        match &idem {
-            None if m.single_statement() => {
-                let mut conn = state.db.acquire().await?;
-                apply(&mut conn, &m).await
-            }
-            None => {
-                let mut tx = state.db.begin().await?;
-                let r = apply(&mut tx, &m).await?;
-                tx.commit().await?;
-                Ok(r)
-            }
-            Some(idem) => {
-                let mut tx = state.db.begin().await?;
-                if let Some(replay) = idem.claim::<MovementResult>(&mut tx).await? {
-                    return Ok(replay);
-                }
-                let r = apply(&mut tx, &m).await?;
-                idem.store(&mut tx, 201, &r).await?;
-                tx.commit().await?;
-                Ok(r)
-            }
+    let mut tx = state.db.begin().await?;
+    if let Some(idem) = &idem {
+        if let Some(replay) = idem.claim::<MovementResult>(&mut tx).await? {
+            return Ok(Created::new(replay));
         }
     }
-    .await;
-    match &outcome {
-        Ok(r) => record(
-            m.kind(),
-            "applied",
-            r.transactions
-                .first()
-                .map_or(0, |t| t.quantity.unsigned_abs()),
-        ),
-        Err(ApiError::InsufficientStock { .. } | ApiError::Conflict { .. }) => {
-            record(m.kind(), "refused", 0)
-        }
-        Err(_) => {}
+    let outcome = engine::post(&mut tx, std::slice::from_ref(&m))
+        .await?
+        .pop()
+        .expect("one outcome per movement");
+    record(m.kind, &outcome.as_ref());
+    let result = outcome.map_err(ApiError::from)?;
+    if let Some(idem) = &idem {
+        idem.store(&mut tx, 201, &result).await?;
     }
-    outcome.map(Created::new)
+    tx.commit().await?;
+    Ok(Created::new(result))
 }
 
 fn check_quantity(v: &mut Validation, field: &str, q: i64) {
@@ -217,6 +134,41 @@ fn check_reference_and_note(v: &mut Validation, reference: &Option<String>, note
     check_text(v, "note", note, 2000);
 }
 
+/// Lot codes and serial numbers: 1-20 printable ASCII characters without
+/// spaces (what GS1 AI 10 and 21 carry, and what fits the ledger).
+pub fn is_code(s: &str) -> bool {
+    (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn check_dimensions(
+    v: &mut Validation,
+    lot: &Option<String>,
+    serials: &Option<Vec<String>>,
+    quantity: i64,
+) {
+    if let Some(lot) = lot {
+        v.check(
+            is_code(lot.trim()),
+            "lot",
+            "must be 1-20 printable characters without spaces",
+        );
+    }
+    if let Some(serials) = serials {
+        v.check(
+            serials.len() as i64 <= quantity.abs() && serials.len() <= 10_000,
+            "serials",
+            "give at most `quantity` serial numbers",
+        );
+        for (i, s) in serials.iter().enumerate() {
+            v.check(
+                is_code(s),
+                &format!("serials[{i}]"),
+                "must be 1-20 printable characters without spaces",
+            );
+        }
+    }
+}
+
 fn trimmed(s: &Option<String>) -> Option<String> {
     s.as_deref()
         .map(str::trim)
@@ -228,10 +180,13 @@ pub struct StockApi;
 
 #[OpenApi(tag = "Tags::Stock")]
 impl StockApi {
-    /// Receive goods into a warehouse (clerk). 201 with the ledger row and new level.
+    /// Receive goods into a warehouse (clerk). 201 with the ledger row(s) and new level.
     ///
-    /// Send an `Idempotency-Key` to make retries safe: a repeat returns the first
-    /// answer and changes nothing.
+    /// Without `location_id` the goods go to the warehouse's DEFAULT location.
+    /// A lot-tracked product needs `lot` (the lot is created on its first
+    /// receipt); a serial-tracked one needs `quantity` distinct `serials`
+    /// (409 `serial-in-stock` if one already is). Send an `Idempotency-Key`
+    /// to make retries safe: a repeat returns the first answer and changes nothing.
     #[oai(
         path = "/api/v1/stock/receive",
         method = "post",
@@ -252,30 +207,40 @@ impl StockApi {
             crate::catalog::model::check_money(&mut v, "unit_cost", cost);
         }
         check_reference_and_note(&mut v, &body.reference, &body.note);
+        check_dimensions(&mut v, &body.lot, &body.serials, body.quantity);
         v.finish()?;
-        let mut leg = Leg::new(
-            TransactionKind::Receipt,
+        let mut m = Movement::new(
+            MoveKind::Receipt,
             body.product_id,
             body.warehouse_id,
-            body.quantity,
+            Amount::Add(body.quantity),
             actor_of(&auth.0),
         );
-        leg.unit_cost = body.unit_cost;
-        leg.reference = trimmed(&body.reference);
-        leg.note = trimmed(&body.note);
+        m.unit_cost = body.unit_cost;
+        m.reference = trimmed(&body.reference);
+        m.note = trimmed(&body.note);
+        m.location_id = body.location_id;
+        m.lot = trimmed(&body.lot);
+        m.expires_on = body.expires_on;
+        m.serials = body.serials.clone().unwrap_or_default();
         perform(
             &state,
             &auth.0,
             key.0.as_deref(),
             "POST /api/v1/stock/receive",
             &body.0,
-            Movement::Single(leg),
+            m,
         )
         .await
     }
 
     /// Issue goods from a warehouse (clerk). 409 `insufficient-stock` (with
     /// `available`) when fewer units are on hand.
+    ///
+    /// Naming no lot or location picks first-expiring-first (FEFO): earliest
+    /// expiry first, lots without expiry last, then by location code; expired
+    /// lots are skipped unless `allow_expired`. The answer has one ledger row
+    /// per position taken from.
     #[oai(
         path = "/api/v1/stock/issue",
         method = "post",
@@ -293,29 +258,37 @@ impl StockApi {
         let mut v = Validation::new();
         check_quantity(&mut v, "quantity", body.quantity);
         check_reference_and_note(&mut v, &body.reference, &body.note);
+        check_dimensions(&mut v, &body.lot, &body.serials, body.quantity);
         v.finish()?;
-        let mut leg = Leg::new(
-            TransactionKind::Issue,
+        let mut m = Movement::new(
+            MoveKind::Issue,
             body.product_id,
             body.warehouse_id,
-            -body.quantity,
+            Amount::Take(body.quantity),
             actor_of(&auth.0),
         );
-        leg.reference = trimmed(&body.reference);
-        leg.note = trimmed(&body.note);
+        m.reference = trimmed(&body.reference);
+        m.note = trimmed(&body.note);
+        m.location_id = body.location_id;
+        m.lot = trimmed(&body.lot);
+        m.serials = body.serials.clone().unwrap_or_default();
+        m.allow_expired = body.allow_expired;
         perform(
             &state,
             &auth.0,
             key.0.as_deref(),
             "POST /api/v1/stock/issue",
             &body.0,
-            Movement::Single(leg),
+            m,
         )
         .await
     }
 
-    /// Correct a level (clerk): give `new_quantity` (what is really there) or a
+    /// Correct stock (clerk): give `new_quantity` (what is really there) or a
     /// signed `delta`, and a reason.
+    ///
+    /// Naming no location or lot, `new_quantity` is the warehouse's level (as
+    /// in v1); naming them, it is that position's.
     #[oai(
         path = "/api/v1/stock/adjust",
         method = "post",
@@ -351,6 +324,12 @@ impl StockApi {
             }
         }
         check_text(&mut v, "note", &body.note, 2000);
+        let most = body
+            .delta
+            .or(body.new_quantity)
+            .unwrap_or(0)
+            .max(MAX_QUANTITY);
+        check_dimensions(&mut v, &body.lot, &body.serials, most);
         v.finish()?;
         let reason = match body.reason {
             AdjustReason::Damaged => "damaged",
@@ -360,19 +339,23 @@ impl StockApi {
             AdjustReason::Expired => "expired",
             AdjustReason::Other => "other",
         };
-        let mut leg = Leg::new(
-            TransactionKind::Adjustment,
+        let amount = match body.new_quantity {
+            Some(n) => Amount::SetTo(n),
+            None => Amount::Delta(body.delta.unwrap_or(0)),
+        };
+        let mut m = Movement::new(
+            MoveKind::Adjustment,
             body.product_id,
             body.warehouse_id,
-            body.delta.unwrap_or(0),
+            amount,
             actor_of(&auth.0),
         );
-        leg.reason = Some(reason);
-        leg.note = trimmed(&body.note);
-        let m = match body.new_quantity {
-            Some(new_quantity) => Movement::SetTo { leg, new_quantity },
-            None => Movement::Single(leg),
-        };
+        m.reason = Some(reason);
+        m.note = trimmed(&body.note);
+        m.location_id = body.location_id;
+        m.lot = trimmed(&body.lot);
+        m.expires_on = body.expires_on;
+        m.serials = body.serials.clone().unwrap_or_default();
         perform(
             &state,
             &auth.0,
@@ -384,7 +367,8 @@ impl StockApi {
         .await
     }
 
-    /// Move stock between two warehouses (clerk): one atomic pair of ledger rows.
+    /// Move stock between two warehouses, or between two locations of one
+    /// (clerk): one atomic set of ledger rows, lots and serials kept.
     #[oai(
         path = "/api/v1/stock/transfer",
         method = "post",
@@ -402,40 +386,36 @@ impl StockApi {
         let mut v = Validation::new();
         check_quantity(&mut v, "quantity", body.quantity);
         v.check(
-            body.from_warehouse_id != body.to_warehouse_id,
+            body.from_warehouse_id != body.to_warehouse_id
+                || body.to_location_id.is_some_and(|to| Some(to) != body.from_location_id),
             "to_warehouse_id",
-            "must differ from from_warehouse_id",
+            "must differ from from_warehouse_id (or name a to_location_id other than from_location_id)",
         );
         check_reference_and_note(&mut v, &body.reference, &body.note);
+        check_dimensions(&mut v, &body.lot, &body.serials, body.quantity);
         v.finish()?;
-        let actor = actor_of(&auth.0);
-        let transfer_id = Some(Uuid::now_v7());
-        let mut out = Leg::new(
-            TransactionKind::TransferOut,
+        let mut m = Movement::new(
+            MoveKind::Transfer,
             body.product_id,
             body.from_warehouse_id,
-            -body.quantity,
-            actor,
+            Amount::Take(body.quantity),
+            actor_of(&auth.0),
         );
-        out.transfer_id = transfer_id;
-        out.reference = trimmed(&body.reference);
-        out.note = trimmed(&body.note);
-        let into = Leg {
-            kind: TransactionKind::TransferIn,
-            warehouse_id: body.to_warehouse_id,
-            delta: body.quantity,
-            ..out.clone()
-        };
+        m.to_warehouse_id = Some(body.to_warehouse_id);
+        m.location_id = body.from_location_id;
+        m.to_location_id = body.to_location_id;
+        m.lot = trimmed(&body.lot);
+        m.serials = body.serials.clone().unwrap_or_default();
+        m.allow_expired = body.allow_expired;
+        m.reference = trimmed(&body.reference);
+        m.note = trimmed(&body.note);
         perform(
             &state,
             &auth.0,
             key.0.as_deref(),
             "POST /api/v1/stock/transfer",
             &body.0,
-            Movement::Transfer {
-                out: Box::new(out),
-                into: Box::new(into),
-            },
+            m,
         )
         .await
     }

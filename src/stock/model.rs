@@ -66,10 +66,16 @@ pub struct StockTransaction {
     pub product_id: Uuid,
     /// The warehouse (UUID).
     pub warehouse_id: Uuid,
+    /// The location in the warehouse (UUID); its DEFAULT location unless one was named.
+    pub location_id: Uuid,
+    /// The lot (UUID) of a lot- or serial-tracked product; null otherwise.
+    pub lot_id: Option<Uuid>,
     /// Signed: positive adds stock, negative removes it.
     pub quantity: i64,
-    /// The level of this product in this warehouse right after this row.
+    /// The quantity of this position (product, warehouse, location, lot) right after this row.
     pub balance_after: i64,
+    /// The level of this product in this warehouse right after this row.
+    pub warehouse_balance_after: i64,
     /// Cost of one unit moved (receipts), 4 decimals; null when not given.
     pub unit_cost: Option<UnitAmount>,
     /// Shared by the two rows of a transfer.
@@ -80,11 +86,11 @@ pub struct StockTransaction {
     pub reference: Option<String>,
     /// Free text for people; may span several lines.
     pub note: Option<String>,
-    /// Batch/lot from a GS1 scan (AI 10).
+    /// The lot code (for untracked products: a lot given as a note, e.g. GS1 AI 10).
     pub lot: Option<String>,
-    /// Expiry from a GS1 scan (AI 17).
+    /// The lot's expiry date (GS1 AI 17).
     pub expires_on: Option<Date>,
-    /// Serial number from a GS1 scan (AI 21).
+    /// The serial number of the unit moved (GS1 AI 21).
     pub serial: Option<String>,
     /// The count session (UUID), for count scans and count adjustments.
     pub count_id: Option<Uuid>,
@@ -131,6 +137,16 @@ pub struct ReceiveRequest {
     pub reference: Option<String>,
     /// Free text for people; may span several lines.
     pub note: Option<String>,
+    /// Where in the warehouse (UUID of one of its locations); default: its DEFAULT location.
+    pub location_id: Option<Uuid>,
+    /// Lot (batch) code, 1-20 printable characters; required for lot-tracked
+    /// products (created on first receipt), a note on the ledger row for untracked ones.
+    pub lot: Option<String>,
+    /// Expiry date of the lot; once a lot has one, it cannot be contradicted.
+    pub expires_on: Option<Date>,
+    /// Serial numbers of the units: exactly `quantity` distinct ones for a
+    /// serial-tracked product, none of them already in stock.
+    pub serials: Option<Vec<String>>,
 }
 
 /// Goods leaving a warehouse.
@@ -146,6 +162,15 @@ pub struct IssueRequest {
     pub reference: Option<String>,
     /// Free text for people; may span several lines.
     pub note: Option<String>,
+    /// Take only from this location (UUID); default: any, first-expiring-first.
+    pub location_id: Option<Uuid>,
+    /// Take only this lot; default: first-expiring-first over all lots.
+    pub lot: Option<String>,
+    /// For serial-tracked products: exactly `quantity` serial numbers in stock here.
+    pub serials: Option<Vec<String>>,
+    /// Also take from expired lots (skipped otherwise).
+    #[oai(default)]
+    pub allow_expired: bool,
 }
 
 /// A correction: give exactly one of `new_quantity` and `delta`.
@@ -155,7 +180,8 @@ pub struct AdjustRequest {
     pub product_id: Uuid,
     /// The warehouse (UUID).
     pub warehouse_id: Uuid,
-    /// The quantity that is really there.
+    /// The quantity that is really there: of the position named by
+    /// `location_id`/`lot`, or of the whole warehouse when neither is given.
     pub new_quantity: Option<i64>,
     /// The signed change.
     pub delta: Option<i64>,
@@ -163,16 +189,28 @@ pub struct AdjustRequest {
     pub reason: AdjustReason,
     /// Free text for people; may span several lines.
     pub note: Option<String>,
+    /// The location (UUID); default: the DEFAULT location when adding,
+    /// first-expiring-first over all locations when removing.
+    pub location_id: Option<Uuid>,
+    /// The lot code (required to add stock of a lot-tracked product).
+    pub lot: Option<String>,
+    /// Expiry date of a lot created by this adjustment.
+    pub expires_on: Option<Date>,
+    /// For serial-tracked products: the serial numbers found or lost.
+    pub serials: Option<Vec<String>>,
 }
 
-/// Stock moving between two warehouses, as one atomic pair of ledger rows.
+/// Stock moving between two warehouses, or between two locations of one, as
+/// one atomic set of ledger rows (a `transfer_out` and a `transfer_in` per
+/// position moved). Lots and serial numbers travel with the goods.
 #[derive(Debug, Clone, Object)]
 pub struct TransferRequest {
     /// The product (UUID).
     pub product_id: Uuid,
     /// The warehouse the goods leave (UUID).
     pub from_warehouse_id: Uuid,
-    /// Must differ from `from_warehouse_id`.
+    /// The warehouse they arrive in; may equal `from_warehouse_id` when the
+    /// locations differ.
     pub to_warehouse_id: Uuid,
     /// Units moved, at least 1.
     pub quantity: i64,
@@ -180,6 +218,17 @@ pub struct TransferRequest {
     pub reference: Option<String>,
     /// Free text for people; may span several lines.
     pub note: Option<String>,
+    /// Take only from this location of the source warehouse; default: first-expiring-first.
+    pub from_location_id: Option<Uuid>,
+    /// Put at this location of the destination warehouse; default: its DEFAULT location.
+    pub to_location_id: Option<Uuid>,
+    /// Move only this lot.
+    pub lot: Option<String>,
+    /// For serial-tracked products: exactly `quantity` serial numbers.
+    pub serials: Option<Vec<String>>,
+    /// Also move expired lots (skipped otherwise).
+    #[oai(default)]
+    pub allow_expired: bool,
 }
 
 /// A product's stock in one warehouse.

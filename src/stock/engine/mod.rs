@@ -1,0 +1,256 @@
+//! The movement engine. Every change of stock posts through [`post`]: the
+//! movements API (receive, issue, adjust, transfer), scanner events and
+//! batches, count completions. There is no second implementation.
+//!
+//! A call takes movements in order and answers each (applied rows or a
+//! [`Refusal`]); it runs inside the caller's transaction:
+//!
+//! 1. **resolve** products, warehouses, locations and lots in one query;
+//! 2. **lock** the (product, warehouse) levels touched, in one statement and
+//!    one global order (creating missing ones), then create the lots named by
+//!    receipts and take the serial lock of serial-tracked products. The level
+//!    row is the lock of all positions under it, so positions need no order of
+//!    their own and no interleaving of movements can deadlock;
+//! 3. **read** the positions (and serial numbers) under those locks;
+//! 4. **plan** each movement in memory ([`plan`]: FEFO, serials, the guards);
+//! 5. **write** positions, levels, ledger rows and outbox events in one
+//!    statement.
+//!
+//! The database stands behind the plan: positions and levels are CHECKed
+//! non-negative, a serial number is in stock at most once (a partial unique
+//! index), positions name a location of their warehouse and a lot of their
+//! product (composite foreign keys).
+
+pub mod plan;
+mod refusal;
+mod repo;
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::PgConnection;
+use time::Date;
+use uuid::Uuid;
+
+use self::plan::{Row, State};
+pub use self::refusal::Refusal;
+use super::model::{Level, MovementResult};
+use crate::error::{ApiError, Result};
+
+/// Who posts a movement.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    User(Uuid),
+    Device(Uuid),
+}
+
+impl Actor {
+    pub fn user(self) -> Option<Uuid> {
+        match self {
+            Self::User(id) => Some(id),
+            Self::Device(_) => None,
+        }
+    }
+
+    pub fn device(self) -> Option<Uuid> {
+        match self {
+            Self::Device(id) => Some(id),
+            Self::User(_) => None,
+        }
+    }
+}
+
+/// What kind of movement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveKind {
+    Receipt,
+    Issue,
+    Adjustment,
+    Transfer,
+    CountAdjustment,
+}
+
+impl MoveKind {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receipt => "receipt",
+            Self::Issue => "issue",
+            Self::Adjustment => "adjustment",
+            Self::Transfer => "transfer",
+            Self::CountAdjustment => "count_adjustment",
+        }
+    }
+}
+
+/// How much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Add(i64),
+    Take(i64),
+    /// Signed, not zero.
+    Delta(i64),
+    /// Set the position named (or, naming none, the warehouse level) to this.
+    SetTo(i64),
+}
+
+/// One movement as asked for, validated for shape (ranges, lengths) by its API.
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub kind: MoveKind,
+    pub product_id: Uuid,
+    /// For transfers: where the goods leave.
+    pub warehouse_id: Uuid,
+    pub amount: Amount,
+    /// Where to put (receipts) or take from; None: the DEFAULT location when
+    /// adding, first-expiring-first over all locations when taking.
+    pub location_id: Option<Uuid>,
+    /// Lot code; for untracked products a note on the ledger row.
+    pub lot: Option<String>,
+    pub expires_on: Option<Date>,
+    /// Serial numbers; for untracked products one serial is a note.
+    pub serials: Vec<String>,
+    pub allow_expired: bool,
+    /// Transfers: destination warehouse (None: the same one) and location.
+    pub to_warehouse_id: Option<Uuid>,
+    pub to_location_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    pub unit_cost: Option<rust_decimal::Decimal>,
+    pub reason: Option<&'static str>,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+    pub count_id: Option<Uuid>,
+    pub actor: Actor,
+}
+
+impl Movement {
+    pub fn new(
+        kind: MoveKind,
+        product_id: Uuid,
+        warehouse_id: Uuid,
+        amount: Amount,
+        actor: Actor,
+    ) -> Self {
+        Self {
+            kind,
+            product_id,
+            warehouse_id,
+            amount,
+            location_id: None,
+            lot: None,
+            expires_on: None,
+            serials: Vec::new(),
+            allow_expired: false,
+            to_warehouse_id: None,
+            to_location_id: None,
+            transfer_id: (kind == MoveKind::Transfer).then(Uuid::now_v7),
+            unit_cost: None,
+            reason: None,
+            reference: None,
+            note: None,
+            count_id: None,
+            actor,
+        }
+    }
+
+    /// Whether the movement may add stock (and so create its lot).
+    fn adds(&self) -> bool {
+        self.kind != MoveKind::Transfer
+            && match self.amount {
+                Amount::Add(_) | Amount::SetTo(_) => true,
+                Amount::Delta(d) => d > 0,
+                Amount::Take(_) => false,
+            }
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+        std::iter::once((self.product_id, self.warehouse_id)).chain(
+            self.to_warehouse_id
+                .filter(|w| *w != self.warehouse_id)
+                .map(|w| (self.product_id, w)),
+        )
+    }
+}
+
+/// What became of one movement.
+pub type Outcome = std::result::Result<MovementResult, Refusal>;
+
+/// Posts `movements` in order inside the caller's transaction.
+#[tracing::instrument(skip_all, fields(movements = movements.len()))]
+pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec<Outcome>> {
+    if movements.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cat = repo::resolve(conn, movements).await?;
+    let mut pairs: Vec<(Uuid, Uuid)> = movements
+        .iter()
+        .flat_map(Movement::pairs)
+        .filter(|(p, w)| cat.products.contains_key(p) && cat.warehouses.contains_key(w))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let levels = repo::lock_levels(conn, &pairs).await?;
+    repo::create_lots(conn, &mut cat, movements).await?;
+    repo::lock_serial_products(conn, &cat, movements).await?;
+    let mut state = State {
+        levels: levels.into_iter().map(|(p, w, q)| ((p, w), q)).collect(),
+        positions: repo::positions(conn, &mut cat, &pairs).await?,
+        serials: repo::serials(conn, movements).await?,
+        ..State::default()
+    };
+    // Expiry dates are calendar dates in UTC.
+    let today = time::OffsetDateTime::now_utc().date();
+
+    let mut planned: Vec<std::result::Result<Vec<Row>, Refusal>> =
+        Vec::with_capacity(movements.len());
+    for m in movements {
+        planned.push(plan::plan(&cat, &mut state, m, today));
+    }
+    let rows: Vec<(&Movement, &Row)> = movements
+        .iter()
+        .zip(&planned)
+        .filter_map(|(m, p)| p.as_ref().ok().map(|rows| rows.iter().map(move |r| (m, r))))
+        .flatten()
+        .collect();
+    let written = repo::write(conn, &state, &rows).await?;
+    let mut by_id: HashMap<Uuid, _> = written.into_iter().map(|t| (t.id, t)).collect();
+    Ok(planned
+        .into_iter()
+        .map(|p| {
+            p.map(|rows| {
+                let transactions: Vec<_> = rows
+                    .iter()
+                    .map(|r| by_id.remove(&r.id).expect("every planned row is written"))
+                    .collect();
+                // The resulting level of each (product, warehouse), in the
+                // order first touched (source before destination).
+                let mut levels: BTreeMap<usize, Level> = BTreeMap::new();
+                let mut seen: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+                for t in &transactions {
+                    let next = seen.len();
+                    let at = *seen.entry((t.product_id, t.warehouse_id)).or_insert(next);
+                    levels.insert(
+                        at,
+                        Level {
+                            product_id: t.product_id,
+                            warehouse_id: t.warehouse_id,
+                            quantity: t.warehouse_balance_after,
+                        },
+                    );
+                }
+                MovementResult {
+                    transactions,
+                    levels: levels.into_values().collect(),
+                }
+            })
+        })
+        .collect())
+}
+
+/// Posts one movement; a refusal becomes its problem answer.
+pub async fn post_one(conn: &mut PgConnection, m: &Movement) -> Result<MovementResult> {
+    let outcome = post(conn, std::slice::from_ref(m))
+        .await?
+        .pop()
+        .expect("one outcome per movement");
+    outcome.map_err(ApiError::from)
+}
