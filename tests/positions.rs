@@ -1,0 +1,507 @@
+//! Where and which, on the one movement engine: locations, lots picked
+//! first-expiring-first, serial numbers; under real concurrency against
+//! PostgreSQL; the batch path and the single path agree; the migration keeps
+//! v1 data.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_problem, TestApp};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+struct Fixture {
+    app: Arc<TestApp>,
+    token: String,
+    product: Uuid,
+    warehouse: Uuid,
+}
+
+/// A product with the given tracking, a warehouse, a clerk token.
+async fn fixture(db: PgPool, tracking: &str) -> Fixture {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("clerk").await;
+    let product = sqlx::query_scalar(
+        "INSERT INTO products (sku, name, tracking) VALUES ('MED-1', 'Medicine', $1) RETURNING id",
+    )
+    .bind(tracking)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let warehouse = app.create_warehouse_sql("MAIN").await;
+    Fixture {
+        app: Arc::new(app),
+        token,
+        product,
+        warehouse,
+    }
+}
+
+impl Fixture {
+    async fn location(&self, code: &str) -> Uuid {
+        sqlx::query_scalar(
+            "INSERT INTO locations (warehouse_id, code) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(self.warehouse)
+        .bind(code)
+        .fetch_one(&self.app.db)
+        .await
+        .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.app.post_as(path, &self.token, &body).await
+    }
+
+    async fn receive(&self, extra: Value) -> reqwest::Response {
+        let mut body = json!({"product_id": self.product, "warehouse_id": self.warehouse});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.post("/api/v1/stock/receive", body).await
+    }
+
+    /// Every position's quantity equals the sum of its ledger rows, no
+    /// position is negative, and each level is the sum of its positions.
+    async fn assert_ledger_holds(&self) {
+        let broken: Vec<(Uuid, Option<Uuid>, i64, i64)> = sqlx::query_as(
+            "SELECT s.location_id, s.lot_id, s.quantity, COALESCE(sum(t.quantity), 0)::bigint
+             FROM stock_positions s
+             LEFT JOIN stock_transactions t ON t.product_id = s.product_id AND t.warehouse_id = s.warehouse_id
+                  AND t.location_id = s.location_id AND t.lot_id IS NOT DISTINCT FROM s.lot_id
+             GROUP BY s.id HAVING s.quantity <> COALESCE(sum(t.quantity), 0) OR s.quantity < 0",
+        )
+        .fetch_all(&self.app.db)
+        .await
+        .unwrap();
+        assert!(
+            broken.is_empty(),
+            "positions disagree with the ledger: {broken:?}"
+        );
+        let levels: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+            "SELECT l.warehouse_id, l.quantity, COALESCE(sum(s.quantity), 0)::bigint
+             FROM stock_levels l LEFT JOIN stock_positions s
+               ON s.product_id = l.product_id AND s.warehouse_id = l.warehouse_id
+             GROUP BY l.product_id, l.warehouse_id HAVING l.quantity <> COALESCE(sum(s.quantity), 0)",
+        )
+        .fetch_all(&self.app.db)
+        .await
+        .unwrap();
+        assert!(
+            levels.is_empty(),
+            "levels disagree with positions: {levels:?}"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn issue_picks_first_expiring_first_and_skips_expired_lots(db: PgPool) {
+    let f = fixture(db, "lot").await;
+    let (a, b) = (f.location("A-01").await, f.location("B-01").await);
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |n: i64| (today + time::Duration::days(n)).to_string();
+    for (lot, expires, loc, q) in [
+        ("OLD", day(-1), a, 5),
+        ("LATE", day(200), a, 5),
+        ("SOON", day(10), b, 3),
+        ("SOON2", day(10), a, 2),
+    ] {
+        let r = f
+            .receive(json!({"quantity": q, "lot": lot, "expires_on": expires, "location_id": loc}))
+            .await;
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    }
+    // A lot without expiry goes last.
+    let r = f.receive(json!({"quantity": 4, "lot": "NOEXP"})).await;
+    assert_eq!(r.status(), 201);
+    // Lot-tracked: a receipt without its lot is refused.
+    assert_problem(f.receive(json!({"quantity": 1})).await, 422, "validation").await;
+    // One expiry per lot.
+    assert_problem(
+        f.receive(json!({"quantity": 1, "lot": "SOON", "expires_on": day(11)}))
+            .await,
+        422,
+        "validation",
+    )
+    .await;
+
+    let issue = |q: i64| json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": q, "reference": "SO-1"});
+    let r = f.post("/api/v1/stock/issue", issue(9)).await;
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    let taken: Vec<(String, i64)> = body["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["lot"].as_str().unwrap().to_owned(),
+                t["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Same expiry: location code order (A-01 before B-01); expired OLD skipped.
+    assert_eq!(
+        taken,
+        [
+            ("SOON2".into(), -2),
+            ("SOON".into(), -3),
+            ("LATE".into(), -4)
+        ]
+    );
+    assert_eq!(body["levels"][0]["quantity"], 19 - 9);
+    // What is left that may be issued: 1 LATE + 4 NOEXP (OLD has expired).
+    let refused = assert_problem(
+        f.post("/api/v1/stock/issue", issue(6)).await,
+        409,
+        "insufficient-stock",
+    )
+    .await;
+    assert_eq!(refused["available"], 5);
+    // Naming the expired lot is refused unless allowed.
+    let mut old = issue(1);
+    old["lot"] = json!("OLD");
+    assert_problem(
+        f.post("/api/v1/stock/issue", old.clone()).await,
+        409,
+        "lot-expired",
+    )
+    .await;
+    old["allow_expired"] = json!(true);
+    assert_eq!(f.post("/api/v1/stock/issue", old).await.status(), 201);
+    f.assert_ledger_holds().await;
+}
+
+#[sqlx::test]
+async fn fefo_issues_racing_lot_receipts_keep_every_position_equal_to_its_ledger(db: PgPool) {
+    let f = Arc::new(fixture(db, "lot").await);
+    let today = time::OffsetDateTime::now_utc().date();
+    let (a, b) = (f.location("A").await, f.location("B").await);
+    for (i, loc) in [a, b, a].iter().enumerate() {
+        let expires = (today + time::Duration::days(30 + i as i64)).to_string();
+        f.receive(json!({"quantity": 40, "lot": format!("START{i}"), "expires_on": expires, "location_id": loc}))
+            .await;
+    }
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                if i % 4 == 3 {
+                    // 16 receivers, each a new lot at one of the locations.
+                    let expires = (today + time::Duration::days(i % 7)).to_string();
+                    let loc = if i % 8 == 3 { a } else { b };
+                    f.receive(json!({"quantity": 3, "lot": format!("NEW{i}"), "expires_on": expires, "location_id": loc}))
+                        .await
+                        .status()
+                        .as_u16()
+                } else {
+                    // 48 issuers, first-expiring-first.
+                    f.post(
+                        "/api/v1/stock/issue",
+                        json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": 4}),
+                    )
+                    .await
+                    .status()
+                    .as_u16()
+                }
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "only applied or refused, never a deadlock or 500: {statuses:?}"
+    );
+    let issued = statuses
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| i % 4 != 3 && **s == 201)
+        .count() as i64;
+    let level: i64 = sqlx::query_scalar("SELECT quantity FROM stock_levels")
+        .fetch_one(&f.app.db)
+        .await
+        .unwrap();
+    assert_eq!(level, 120 + 16 * 3 - issued * 4);
+    f.assert_ledger_holds().await;
+}
+
+#[sqlx::test]
+async fn a_serial_number_is_in_stock_once_even_when_received_twice_at_once(db: PgPool) {
+    let f = Arc::new(fixture(db, "serial").await);
+    let other = f.app.create_warehouse_sql("OTHER").await;
+    let (w1, w2) = (f.warehouse, other);
+    for round in 0..5 {
+        let serial = format!("SN-{round}");
+        let tasks: Vec<_> = [w1, w2]
+            .into_iter()
+            .map(|w| {
+                let f = f.clone();
+                let serial = serial.clone();
+                tokio::spawn(async move {
+                    f.post(
+                        "/api/v1/stock/receive",
+                        json!({"product_id": f.product, "warehouse_id": w, "quantity": 1, "serials": [serial]}),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            let status = r.status().as_u16();
+            if status == 409 {
+                assert_problem(r, 409, "serial-in-stock").await;
+            }
+            codes.push(status);
+        }
+        codes.sort();
+        assert_eq!(codes, [201, 409], "exactly one receipt of {serial} wins");
+    }
+    // Serial-tracked: exactly `quantity` serials.
+    assert_problem(
+        f.receive(json!({"quantity": 2, "serials": ["X1"]})).await,
+        422,
+        "validation",
+    )
+    .await;
+    // Issued by name: then it may come back.
+    let in_stock_at: Uuid = sqlx::query_scalar(
+        "SELECT warehouse_id FROM serial_numbers WHERE serial = 'SN-0' AND in_stock",
+    )
+    .fetch_one(&f.app.db)
+    .await
+    .unwrap();
+    let issue = json!({"product_id": f.product, "warehouse_id": in_stock_at, "quantity": 1, "serials": ["SN-0"]});
+    assert_eq!(
+        f.post("/api/v1/stock/issue", issue.clone()).await.status(),
+        201
+    );
+    assert_problem(
+        f.post("/api/v1/stock/issue", issue).await,
+        409,
+        "serial-not-in-stock",
+    )
+    .await;
+    let back =
+        json!({"product_id": f.product, "warehouse_id": w1, "quantity": 1, "serials": ["SN-0"]});
+    assert_eq!(f.post("/api/v1/stock/receive", back).await.status(), 201);
+    let stints: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM serial_numbers WHERE serial = 'SN-0'")
+            .fetch_one(&f.app.db)
+            .await
+            .unwrap();
+    assert_eq!(stints, 2);
+    f.assert_ledger_holds().await;
+}
+
+#[sqlx::test]
+async fn transfers_between_locations_keep_lot_and_balance(db: PgPool) {
+    let f = fixture(db, "lot").await;
+    let (a, b) = (f.location("A").await, f.location("B").await);
+    f.receive(json!({"quantity": 10, "lot": "L1", "location_id": a}))
+        .await;
+    let moved = f
+        .post(
+            "/api/v1/stock/transfer",
+            json!({"product_id": f.product, "from_warehouse_id": f.warehouse, "to_warehouse_id": f.warehouse,
+                   "from_location_id": a, "to_location_id": b, "quantity": 4}),
+        )
+        .await;
+    assert_eq!(moved.status(), 201);
+    let body: Value = moved.json().await.unwrap();
+    let rows = body["transactions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["balance_after"], 6);
+    assert_eq!(rows[1]["balance_after"], 4);
+    assert_eq!(rows[1]["lot"], "L1");
+    assert_eq!(rows[1]["warehouse_balance_after"], 10);
+    // Same place: refused.
+    assert_problem(
+        f.post(
+            "/api/v1/stock/transfer",
+            json!({"product_id": f.product, "from_warehouse_id": f.warehouse, "to_warehouse_id": f.warehouse,
+                   "quantity": 1}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    f.assert_ledger_holds().await;
+}
+
+/// The same movements through the scanner's set-based batch and one by one
+/// through the movements API give the same answers and the same stock.
+#[sqlx::test]
+async fn the_batch_path_and_the_single_path_agree(db: PgPool) {
+    let f = fixture(db, "lot").await;
+    let manager = f.app.token("manager").await;
+    let twin = f.app.create_warehouse_sql("TWIN").await;
+    sqlx::query("INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id) VALUES ('04006381333931', '4006381333931', 'gtin13', $1)")
+        .bind(f.product)
+        .execute(&f.app.db)
+        .await
+        .unwrap();
+    let (_, key) = f.app.create_device(&manager, &[twin]).await;
+    // (receive?, lot, quantity): receipts of two lots, issues that cross lots,
+    // one that is refused, one lot-less receipt that is refused.
+    let script: [(bool, Option<&str>, i64); 8] = [
+        (true, Some("A"), 5),
+        (true, Some("B"), 3),
+        (false, None, 6),
+        (false, Some("B"), 3),
+        (false, None, 1),
+        (true, None, 1),
+        (false, None, 1),
+        (true, Some("A"), 2),
+    ];
+    let gs1 = |lot: Option<&str>| match lot {
+        Some(l) => format!("(01)04006381333931(10){l}"),
+        None => "4006381333931".to_owned(),
+    };
+    let events: Vec<Value> = script
+        .iter()
+        .map(|(receive, lot, q)| {
+            json!({"event_id": Uuid::new_v4(), "barcode": gs1(*lot), "quantity": q,
+                   "action": if *receive { "receive" } else { "issue" }, "warehouse_id": twin})
+        })
+        .collect();
+    let batch = f
+        .app
+        .client
+        .post(f.app.url("/api/v1/scanner/events/batch"))
+        .bearer_auth(&key)
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
+    let batch: Value = batch.json().await.unwrap();
+    let mut single = Vec::new();
+    for (receive, lot, q) in script {
+        let mut body = json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": q});
+        if let Some(l) = lot {
+            body["lot"] = json!(l);
+        }
+        let path = if receive {
+            "/api/v1/stock/receive"
+        } else {
+            "/api/v1/stock/issue"
+        };
+        let r = f.post(path, body).await;
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        single.push((status, v));
+    }
+    for (i, (r, (status, body))) in batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&single)
+        .enumerate()
+    {
+        let applied = r["status"] == "applied";
+        assert_eq!(applied, *status == 201, "event {i}: {r} vs {body}");
+        if applied {
+            assert_eq!(r["level"], body["levels"][0]["quantity"], "event {i}");
+        } else {
+            // The refusal is the same rule: its reason names what the problem says.
+            let detail = body["errors"][0]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| body["available"].as_i64().map(|a| format!("{a} available")))
+                .unwrap();
+            assert!(
+                r["reason"].as_str().unwrap().contains(&detail),
+                "event {i}: {r} vs {body}"
+            );
+        }
+    }
+    let positions = |w: Uuid| {
+        let db = f.app.db.clone();
+        async move {
+            sqlx::query_as::<_, (Option<String>, i64)>(
+                "SELECT l.code, s.quantity FROM stock_positions s LEFT JOIN lots l ON l.id = s.lot_id
+                 WHERE s.warehouse_id = $1 ORDER BY 1",
+            )
+            .bind(w)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(positions(twin).await, positions(f.warehouse).await);
+    f.assert_ledger_holds().await;
+}
+
+/// Down and up again on a database holding v1 data keeps every level (and
+/// the first up put each level at its warehouse's DEFAULT location).
+#[sqlx::test(migrations = false)]
+async fn the_migration_keeps_v1_levels_down_and_up(db: PgPool) {
+    let migrator = sqlx::migrate!("./migrations");
+    let v2 = 20261202180001_i64;
+    let mut conn = db.acquire().await.unwrap();
+    // Up to the last v1 migration, then v1 data.
+    for m in migrator
+        .iter()
+        .filter(|m| m.version < v2 && m.migration_type.is_up_migration())
+    {
+        sqlx::raw_sql(m.sql.clone())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(
+        "INSERT INTO users (email, display_name, role, password_hash, email_normalized)
+             VALUES ('a@example.com', 'A', 'admin', '!', 'a@example.com');
+         INSERT INTO warehouses (code, name) VALUES ('W1', 'W1'), ('W2', 'W2');
+         INSERT INTO products (sku, name) SELECT 'P' || i, 'P' || i FROM generate_series(1, 20) i;
+         INSERT INTO stock_levels (product_id, warehouse_id, quantity)
+             SELECT p.id, w.id, (abs(hashtext(p.sku || w.code)) % 50) + 1 FROM products p, warehouses w;
+         INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after, actor_user_id)
+             SELECT 'receipt', product_id, warehouse_id, quantity, quantity, (SELECT id FROM users)
+             FROM stock_levels;",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let levels = || async {
+        sqlx::query_as::<_, (Uuid, Uuid, i64)>(
+            "SELECT product_id, warehouse_id, quantity FROM stock_levels ORDER BY 1, 2",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let before = levels().await;
+    let v2_up = migrator
+        .iter()
+        .find(|m| m.version == v2 && m.migration_type.is_up_migration())
+        .unwrap();
+    let v2_down = migrator
+        .iter()
+        .find(|m| m.version == v2 && !m.migration_type.is_up_migration())
+        .unwrap();
+    for step in [v2_up, v2_down, v2_up] {
+        sqlx::raw_sql(step.sql.clone())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(levels().await, before);
+    }
+    let at_default: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM stock_positions s JOIN locations l ON l.id = s.location_id
+         JOIN stock_levels v ON v.product_id = s.product_id AND v.warehouse_id = s.warehouse_id
+         WHERE l.code = 'DEFAULT' AND s.quantity = v.quantity AND s.lot_id IS NULL",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(at_default, before.len() as i64);
+}
