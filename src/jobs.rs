@@ -86,8 +86,8 @@ pub async fn refresh_health(state: &AppState) {
 
 /// Products, warehouses, low-stock products and stock value.
 pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
-    let (products, warehouses, low, value): (i64, i64, i64, rust_decimal::Decimal) =
-        sqlx::query_as(
+    let (products, warehouses, low, value, expiring): (i64, i64, i64, rust_decimal::Decimal, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "WITH totals AS (
              SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id
          )
@@ -96,14 +96,17 @@ pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
                 (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
                   WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point),
                 (SELECT COALESCE(sum(s.quantity * p.unit_cost), 0)
-                   FROM stock_levels s JOIN products p ON p.id = s.product_id)",
-        )
+                   FROM stock_levels s JOIN products p ON p.id = s.product_id),
+                {expiring}",
+            expiring = crate::stock::repo::EXPIRING_SOON_LOTS
+        )))
         .fetch_one(&state.db)
         .await?;
     let m = telemetry::metrics();
     m.products.record(products, &[]);
     m.warehouses.record(warehouses, &[]);
     m.low_stock_products.record(low, &[]);
+    m.expiring_lots.record(expiring, &[]);
     m.stock_value.record(value.to_f64().unwrap_or(0.0), &[]);
     Ok(())
 }

@@ -86,6 +86,7 @@ pub struct Metrics {
     pub products: Gauge<i64>,
     pub warehouses: Gauge<i64>,
     pub low_stock_products: Gauge<i64>,
+    pub expiring_lots: Gauge<i64>,
     pub stock_value: Gauge<f64>,
 }
 
@@ -290,6 +291,10 @@ impl Metrics {
             low_stock_products: gauge(
                 "inventory_low_stock_products",
                 "Active products whose total stock is at or below their reorder point.",
+            ),
+            expiring_lots: gauge(
+                "inventory_expiring_lots",
+                "Lots with stock that expire within 30 days or have expired.",
             ),
             stock_value: meter
                 .f64_gauge("inventory_stock_value")

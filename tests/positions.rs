@@ -116,6 +116,18 @@ async fn issue_picks_first_expiring_first_and_skips_expired_lots(db: PgPool) {
     // A lot without expiry goes last.
     let r = f.receive(json!({"quantity": 4, "lot": "NOEXP"})).await;
     assert_eq!(r.status(), 201);
+    // The dashboard counts the lots expiring within 30 days (or expired).
+    let summary: Value = f
+        .app
+        .get_as("/api/v1/dashboard/summary", &f.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["expiring_soon_lots"], 3,
+        "OLD, SOON and SOON2: {summary}"
+    );
     // Lot-tracked: a receipt without its lot is refused.
     assert_problem(f.receive(json!({"quantity": 1})).await, 422, "validation").await;
     // One expiry per lot.

@@ -41,6 +41,8 @@ pub struct Summary {
     pub open_counts: i64,
     /// Scanner events rejected in the last 24 hours.
     pub rejected_scans_24h: i64,
+    /// Lots with stock that expire within 30 days (or have expired).
+    pub expiring_soon_lots: i64,
 }
 
 /// A product that needs reordering.
@@ -88,7 +90,7 @@ impl DashboardApi {
         if let Some(hit) = state.cache.get_json::<Summary>("dashboard", KEY).await {
             return Ok(Json(hit));
         }
-        let s: Summary = sqlx::query_as(
+        let s: Summary = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "WITH totals AS (SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id)
              SELECT (SELECT count(*) FROM products WHERE active) AS active_products,
                     (SELECT count(*) FROM products WHERE NOT active) AS archived_products,
@@ -104,8 +106,10 @@ impl DashboardApi {
                       AS movements_today,
                     (SELECT count(*) FROM count_sessions WHERE status = 'open') AS open_counts,
                     (SELECT count(*) FROM scan_events
-                      WHERE status = 'rejected' AND received_at > now() - interval '24 hours') AS rejected_scans_24h",
-        )
+                      WHERE status = 'rejected' AND received_at > now() - interval '24 hours') AS rejected_scans_24h,
+                    {expiring} AS expiring_soon_lots",
+            expiring = crate::stock::repo::EXPIRING_SOON_LOTS
+        )))
         .fetch_one(&state.db)
         .await?;
         let s = Summary { ..s };

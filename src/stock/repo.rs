@@ -8,6 +8,13 @@ use uuid::Uuid;
 
 use super::model::{StockLevel, StockTransaction, TransactionKind};
 
+/// SQL counting lots with stock that expire within 30 days (already expired
+/// ones included): one definition for the dashboard and the
+/// `inventory_expiring_lots` gauge.
+pub const EXPIRING_SOON_LOTS: &str = "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
+      JOIN lots l ON l.id = s.lot_id
+      WHERE s.quantity > 0 AND l.expires_on <= current_date + 30)";
+
 pub const TRANSACTION_COLUMNS: &str =
     "id, kind, product_id, warehouse_id, location_id, lot_id, quantity, balance_after, \
     warehouse_balance_after, unit_cost, transfer_id, reason, reference, note, lot, expires_on, serial, \
