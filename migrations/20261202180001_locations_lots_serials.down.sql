@@ -30,6 +30,7 @@ DROP TABLE serial_numbers;
 DROP TRIGGER stock_levels_v1_position ON stock_levels;
 DROP FUNCTION stock_levels_v1_position();
 DROP TABLE stock_positions;
+ALTER TABLE stock_levels DROP COLUMN version;
 DROP TABLE lots;
 ALTER TABLE products DROP COLUMN tracking;
 

@@ -134,6 +134,11 @@ CREATE TABLE stock_positions (
     CONSTRAINT stock_positions_lot_fkey FOREIGN KEY (product_id, lot_id)
         REFERENCES lots (product_id, id)
 );
+-- Bumped by every movement that changes a position of the level: a movement
+-- reads positions in the same statement that takes the level lock and knows
+-- they are current when the version it locked is the version it read.
+ALTER TABLE stock_levels ADD COLUMN version bigint NOT NULL DEFAULT 0;
+
 CREATE INDEX stock_positions_location_idx ON stock_positions (location_id) WHERE quantity > 0;
 CREATE INDEX stock_positions_lot_idx ON stock_positions (lot_id) WHERE lot_id IS NOT NULL;
 CREATE INDEX stock_positions_warehouse_idx ON stock_positions (warehouse_id, product_id);

@@ -5,15 +5,18 @@
 //! A call takes movements in order and answers each (applied rows or a
 //! [`Refusal`]); it runs inside the caller's transaction:
 //!
-//! 1. **resolve** products, warehouses, locations and lots in one query;
-//! 2. **lock** the (product, warehouse) levels touched, in one statement and
-//!    one global order (creating missing ones), then create the lots named by
-//!    receipts and take the serial lock of serial-tracked products. The level
-//!    row is the lock of all positions under it, so positions need no order of
-//!    their own and no interleaving of movements can deadlock;
-//! 3. **read** the positions (and serial numbers) under those locks;
-//! 4. **plan** each movement in memory ([`plan`]: FEFO, serials, the guards);
-//! 5. **write** positions, levels, ledger rows and outbox events in one
+//! 1. **load**: lock the (product, warehouse) levels touched, in one global
+//!    order (creating missing ones), and read products, warehouses,
+//!    locations, lots and the positions under those levels, all in one
+//!    statement (positions that changed while it waited for a lock are read
+//!    again). The level row is the lock of all positions under it, so
+//!    positions need no order of their own and no interleaving of movements
+//!    can deadlock;
+//! 2. **lots and serials**: create the lots receipts name, take the serial
+//!    lock of serial-tracked products and read where those serials are
+//!    (only when a movement names lots or serials);
+//! 3. **plan** each movement in memory ([`plan`]: FEFO, serials, the guards);
+//! 4. **write** positions, levels, ledger rows and outbox events in one
 //!    statement.
 //!
 //! The database stands behind the plan: positions and levels are CHECKed
@@ -162,7 +165,7 @@ impl Movement {
             }
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    pub(super) fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
         std::iter::once((self.product_id, self.warehouse_id)).chain(
             self.to_warehouse_id
                 .filter(|w| *w != self.warehouse_id)
@@ -180,20 +183,22 @@ pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec
     if movements.is_empty() {
         return Ok(Vec::new());
     }
-    let mut cat = repo::resolve(conn, movements).await?;
-    let mut pairs: Vec<(Uuid, Uuid)> = movements
-        .iter()
-        .flat_map(Movement::pairs)
-        .filter(|(p, w)| cat.products.contains_key(p) && cat.warehouses.contains_key(w))
-        .collect();
-    pairs.sort();
-    pairs.dedup();
-    let levels = repo::lock_levels(conn, &pairs).await?;
+    let repo::Loaded {
+        mut cat,
+        levels,
+        mut positions,
+        stale,
+    } = repo::load(conn, movements).await?;
+    if !stale.is_empty() {
+        // Changed while we waited for their locks: read them again.
+        positions.retain(|k, _| stale.binary_search(&(k.0, k.1)).is_err());
+        positions.extend(repo::positions(conn, &mut cat, &stale).await?);
+    }
     repo::create_lots(conn, &mut cat, movements).await?;
     repo::lock_serial_products(conn, &cat, movements).await?;
     let mut state = State {
-        levels: levels.into_iter().map(|(p, w, q)| ((p, w), q)).collect(),
-        positions: repo::positions(conn, &mut cat, &pairs).await?,
+        levels,
+        positions,
         serials: repo::serials(conn, movements).await?,
         ..State::default()
     };

@@ -20,10 +20,55 @@ use crate::{
 /// Advisory-lock class of "serial numbers of one product are changing".
 const SERIAL_LOCK_CLASS: i32 = 0x5e71;
 
-/// Products, warehouses (with their DEFAULT location), the locations named
-/// and the lots named, in one round trip.
-#[tracing::instrument(skip_all)]
-pub async fn resolve(conn: &mut PgConnection, movements: &[Movement]) -> Result<Catalog> {
+/// What [`load`] found.
+pub struct Loaded {
+    pub cat: Catalog,
+    /// The locked levels: (product, warehouse) → quantity.
+    pub levels: HashMap<(Uuid, Uuid), i64>,
+    pub positions: BTreeMap<PosKey, i64>,
+    /// Levels that changed between the statement's snapshot and taking
+    /// their lock: their positions must be read again ([`positions`]).
+    pub stale: Vec<(Uuid, Uuid)>,
+}
+
+/// One row of [`load`]'s answer; `kind` says which columns mean what.
+#[derive(sqlx::FromRow)]
+struct LoadRow {
+    kind: String,
+    a: Uuid,
+    b: Option<Uuid>,
+    c: Option<Uuid>,
+    d: Option<Uuid>,
+    n: Option<i64>,
+    code: Option<String>,
+    code2: Option<String>,
+    flag: Option<bool>,
+    day: Option<Date>,
+}
+
+/// Takes the level locks and reads what planning needs, in ONE statement:
+/// products, warehouses (with their DEFAULT location), the locations and lots
+/// named, and the positions under the locked levels.
+///
+/// The locks: the INSERT visits the (product, warehouse) rows in that order
+/// and either inserts the row (holding it until commit) or locks the existing
+/// one (`ON CONFLICT DO UPDATE` locks it): every transaction that moves stock
+/// acquires its levels in that one order, first-time rows included. (Creating
+/// the missing rows in one pass and locking in a second does not have that
+/// property: the row a transaction has just inserted is held, out of order,
+/// while it waits for the locks of the second pass.)
+///
+/// The reads see the statement's snapshot, taken before any lock wait. Every
+/// movement bumps the `version` of the levels whose positions it changes, so
+/// a level whose locked version differs from the version in the snapshot is
+/// reported `stale` and its positions are read again; otherwise they are
+/// current. Unknown products and warehouses lock nothing.
+#[tracing::instrument(skip_all, fields(movements = movements.len()))]
+pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loaded> {
+    let mut pairs: Vec<(Uuid, Uuid)> = movements.iter().flat_map(Movement::pairs).collect();
+    pairs.sort();
+    pairs.dedup();
+    let (pair_products, pair_warehouses): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let mut products: Vec<Uuid> = movements.iter().map(|m| m.product_id).collect();
     let mut warehouses: Vec<Uuid> = movements
         .iter()
@@ -41,27 +86,44 @@ pub async fn resolve(conn: &mut PgConnection, movements: &[Movement]) -> Result<
         v.sort();
         v.dedup();
     }
-    type Resolved = (
-        String,
-        Uuid,
-        Option<Uuid>,
-        Option<String>,
-        bool,
-        Option<Date>,
-    );
-    let rows: Vec<Resolved> = sqlx::query_as(
-        "SELECT 'p', id, NULL::uuid, tracking, active, NULL::date FROM products WHERE id = ANY($1)
+    let rows: Vec<LoadRow> = sqlx::query_as(
+        "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)),
+         locked AS (
+             INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
+             SELECT t.p, t.w, 0 FROM pairs t
+             WHERE EXISTS (SELECT 1 FROM products WHERE id = t.p)
+               AND EXISTS (SELECT 1 FROM warehouses WHERE id = t.w)
+             ORDER BY t.p, t.w
+             ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
+             RETURNING s.product_id, s.warehouse_id, s.quantity, s.version
+         )
+         SELECT 'L' AS kind, product_id AS a, warehouse_id AS b, NULL::uuid AS c, NULL::uuid AS d,
+                quantity AS n, version::text AS code, NULL AS code2, NULL::bool AS flag, NULL::date AS day
+         FROM locked
          UNION ALL
-         SELECT 'w', w.id, l.id, NULL, w.active, NULL FROM warehouses w
+         SELECT 'V', s.product_id, s.warehouse_id, NULL, NULL, NULL, s.version::text, NULL, NULL, NULL
+         FROM pairs t JOIN stock_levels s ON s.product_id = t.p AND s.warehouse_id = t.w
+         UNION ALL
+         SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity,
+                loc.code, lot.code, loc.active, lot.expires_on
+         FROM pairs t JOIN stock_positions s ON s.product_id = t.p AND s.warehouse_id = t.w
+         JOIN locations loc ON loc.id = s.location_id
+         LEFT JOIN lots lot ON lot.id = s.lot_id
+         UNION ALL
+         SELECT 'p', id, NULL, NULL, NULL, NULL, tracking, NULL, active, NULL FROM products WHERE id = ANY($3)
+         UNION ALL
+         SELECT 'w', w.id, l.id, NULL, NULL, NULL, NULL, NULL, w.active, NULL FROM warehouses w
          JOIN locations l ON l.warehouse_id = w.id AND lower(l.code) = 'default'
-         WHERE w.id = ANY($2)
+         WHERE w.id = ANY($4)
          UNION ALL
-         SELECT 'l', id, warehouse_id, code, active, NULL FROM locations
-         WHERE id = ANY($3) OR (warehouse_id = ANY($2) AND lower(code) = 'default')
+         SELECT 'l', id, warehouse_id, NULL, NULL, NULL, code, NULL, active, NULL FROM locations
+         WHERE id = ANY($5) OR (warehouse_id = ANY($4) AND lower(code) = 'default')
          UNION ALL
-         SELECT 't', l.id, l.product_id, l.code, true, l.expires_on FROM lots l
-         JOIN unnest($4::uuid[], $5::text[]) AS t(p, c) ON l.product_id = t.p AND l.code = t.c",
+         SELECT 't', l.id, l.product_id, NULL, NULL, NULL, l.code, NULL, NULL, l.expires_on FROM lots l
+         JOIN unnest($6::uuid[], $7::text[]) AS t(p, c) ON l.product_id = t.p AND l.code = t.c",
     )
+    .bind(&pair_products)
+    .bind(&pair_warehouses)
     .bind(&products)
     .bind(&warehouses)
     .bind(&locations)
@@ -70,46 +132,81 @@ pub async fn resolve(conn: &mut PgConnection, movements: &[Movement]) -> Result<
     .fetch_all(&mut *conn)
     .await?;
     let mut cat = Catalog::default();
-    for (kind, id, owner, code, active, expires_on) in rows {
-        match kind.as_str() {
+    let mut levels = HashMap::new();
+    let mut locked_versions: HashMap<(Uuid, Uuid), String> = HashMap::new();
+    let mut seen_versions: HashMap<(Uuid, Uuid), String> = HashMap::new();
+    let mut positions = BTreeMap::new();
+    for r in rows {
+        let b = r.b.unwrap_or_default();
+        match r.kind.as_str() {
+            "L" => {
+                levels.insert((r.a, b), r.n.unwrap_or(0));
+                locked_versions.insert((r.a, b), r.code.unwrap_or_default());
+            }
+            "V" => {
+                seen_versions.insert((r.a, b), r.code.unwrap_or_default());
+            }
+            "s" => {
+                let location = r.c.expect("not null");
+                cat.locations.entry(location).or_insert(LocationInfo {
+                    warehouse_id: b,
+                    code: r.code.unwrap_or_default(),
+                    active: r.flag.unwrap_or(false),
+                });
+                if let (Some(lot), Some(code)) = (r.d, r.code2) {
+                    add_lot(&mut cat, r.a, lot, code, r.day);
+                }
+                positions.insert((r.a, b, location, r.d), r.n.unwrap_or(0));
+            }
             "p" => {
-                let tracking = match code.as_deref() {
+                let tracking = match r.code.as_deref() {
                     Some("lot") => Tracking::Lot,
                     Some("serial") => Tracking::Serial,
                     _ => Tracking::None,
                 };
-                cat.products.insert(id, ProductInfo { active, tracking });
+                let active = r.flag.unwrap_or(false);
+                cat.products.insert(r.a, ProductInfo { active, tracking });
             }
             "w" => {
-                let default_location = owner.expect("joined");
+                let active = r.flag.unwrap_or(false);
                 cat.warehouses.insert(
-                    id,
+                    r.a,
                     WarehouseInfo {
                         active,
-                        default_location,
+                        default_location: b,
                     },
                 );
             }
             "l" => {
                 cat.locations.insert(
-                    id,
+                    r.a,
                     LocationInfo {
-                        warehouse_id: owner.expect("not null"),
-                        code: code.unwrap_or_default(),
-                        active,
+                        warehouse_id: b,
+                        code: r.code.unwrap_or_default(),
+                        active: r.flag.unwrap_or(false),
                     },
                 );
             }
-            _ => add_lot(
-                &mut cat,
-                owner.expect("not null"),
-                id,
-                code.unwrap_or_default(),
-                expires_on,
-            ),
+            _ => add_lot(&mut cat, b, r.a, r.code.unwrap_or_default(), r.day),
         }
     }
-    Ok(cat)
+    // A level created by this statement has version 0 and no positions; one
+    // that another transaction created or changed meanwhile differs.
+    let mut stale: Vec<(Uuid, Uuid)> = locked_versions
+        .into_iter()
+        .filter(|(pair, locked)| match seen_versions.get(pair) {
+            Some(seen) => seen != locked,
+            None => locked != "0",
+        })
+        .map(|(pair, _)| pair)
+        .collect();
+    stale.sort();
+    Ok(Loaded {
+        cat,
+        levels,
+        positions,
+        stale,
+    })
 }
 
 fn add_lot(cat: &mut Catalog, product: Uuid, id: Uuid, code: String, expires_on: Option<Date>) {
@@ -121,41 +218,6 @@ fn add_lot(cat: &mut Catalog, product: Uuid, id: Uuid, code: String, expires_on:
             expires_on,
         },
     );
-}
-
-/// Locks the level rows of `pairs` of (product, warehouse), creating missing
-/// ones at zero; returns `(product, warehouse, quantity)` sorted. Pairs whose
-/// product or warehouse does not exist are skipped.
-///
-/// ONE statement visits the rows in (product, warehouse) order and either
-/// inserts the row (holding it until commit) or locks the existing one
-/// (`ON CONFLICT DO UPDATE` locks it): every transaction that moves stock
-/// acquires its levels in that one order, first-time rows included. (Creating
-/// the missing rows in one pass and locking in a second does not have that
-/// property: the row a transaction has just inserted is held, out of order,
-/// while it waits for the locks of the second pass.)
-#[tracing::instrument(skip_all, fields(levels = pairs.len()))]
-pub async fn lock_levels(
-    conn: &mut PgConnection,
-    pairs: &[(Uuid, Uuid)],
-) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    let mut rows: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
-         SELECT t.p, t.w, 0 FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
-         ORDER BY t.p, t.w
-         ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
-         RETURNING s.product_id, s.warehouse_id, s.quantity",
-    )
-    .bind(&products)
-    .bind(&warehouses)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.sort();
-    Ok(rows)
 }
 
 /// Creates the lots receipts name that do not exist yet, and sets the expiry
@@ -251,16 +313,14 @@ pub async fn lock_serial_products(
     Ok(())
 }
 
-/// The positions under the locked levels, with their locations and lots.
-#[tracing::instrument(skip_all)]
+/// The positions under locked levels, with their locations and lots (for
+/// the levels [`load`] found stale).
+#[tracing::instrument(skip_all, fields(levels = pairs.len()))]
 pub async fn positions(
     conn: &mut PgConnection,
     cat: &mut Catalog,
     pairs: &[(Uuid, Uuid)],
 ) -> Result<BTreeMap<PosKey, i64>> {
-    if pairs.is_empty() {
-        return Ok(BTreeMap::new());
-    }
     let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     type PositionRow = (
         Uuid,
@@ -412,7 +472,7 @@ pub async fn write(
              DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
          ),
          lvl AS (
-             UPDATE stock_levels s SET quantity = t.q, updated_at = now()
+             UPDATE stock_levels s SET quantity = t.q, version = s.version + 1, updated_at = now()
              FROM unnest($6::uuid[], $7::uuid[], $8::bigint[]) AS t(p, w, q)
              WHERE s.product_id = t.p AND s.warehouse_id = t.w
          ),
