@@ -273,6 +273,7 @@ impl StockApi {
         m.lot = trimmed(&body.lot);
         m.serials = body.serials.clone().unwrap_or_default();
         m.allow_expired = body.allow_expired;
+        m.reservation_id = body.reservation_id;
         perform(
             &state,
             &auth.0,

@@ -76,8 +76,15 @@ pub struct StockTransaction {
     pub balance_after: i64,
     /// The level of this product in this warehouse right after this row.
     pub warehouse_balance_after: i64,
-    /// Cost of one unit moved (receipts), 4 decimals; null when not given.
+    /// Cost of one unit moved, 4 decimals: a receipt's own cost, otherwise
+    /// the level's moving average at that moment (null on rows from before
+    /// valuation).
     pub unit_cost: Option<UnitAmount>,
+    /// Value of the (product, warehouse) level right after this row, at its
+    /// moving average cost (null on rows from before valuation).
+    pub value_after: Option<Total>,
+    /// The reservation this issue fulfilled (UUID), if any.
+    pub reservation_id: Option<Uuid>,
     /// Shared by the two rows of a transfer.
     pub transfer_id: Option<Uuid>,
     /// Why (for adjustments and rejected scans).
@@ -171,6 +178,10 @@ pub struct IssueRequest {
     /// Also take from expired lots (skipped otherwise).
     #[oai(default)]
     pub allow_expired: bool,
+    /// Fulfil this reservation (UUID): the issue may take the stock it holds
+    /// (partial issues count towards it). Without one, an issue takes only
+    /// what is available (on hand minus reserved).
+    pub reservation_id: Option<Uuid>,
 }
 
 /// A correction: give exactly one of `new_quantity` and `delta`.

@@ -18,7 +18,7 @@ pub const EXPIRING_SOON_LOTS: &str = "(SELECT count(DISTINCT s.lot_id) FROM stoc
 pub const TRANSACTION_COLUMNS: &str =
     "id, kind, product_id, warehouse_id, location_id, lot_id, quantity, balance_after, \
     warehouse_balance_after, unit_cost, transfer_id, reason, reference, note, lot, expires_on, serial, \
-    count_id, actor_user_id, actor_device_id, created_at";
+    count_id, actor_user_id, actor_device_id, created_at, value_after, reservation_id";
 
 pub async fn transaction(db: &PgPool, id: Uuid) -> Result<Option<StockTransaction>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

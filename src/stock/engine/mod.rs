@@ -70,6 +70,10 @@ pub enum MoveKind {
     Adjustment,
     Transfer,
     CountAdjustment,
+    /// Promise stock to an order (`reserved` += quantity; no ledger row).
+    Reserve,
+    /// Release what a reservation still holds (no ledger row).
+    CancelReservation,
 }
 
 impl MoveKind {
@@ -81,6 +85,8 @@ impl MoveKind {
             Self::Adjustment => "adjustment",
             Self::Transfer => "transfer",
             Self::CountAdjustment => "count_adjustment",
+            Self::Reserve => "reserve",
+            Self::CancelReservation => "cancel_reservation",
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct Movement {
     pub reference: Option<String>,
     pub note: Option<String>,
     pub count_id: Option<Uuid>,
+    /// An issue (or cancellation) of this reservation.
+    pub reservation_id: Option<Uuid>,
     pub actor: Actor,
 }
 
@@ -151,18 +159,21 @@ impl Movement {
             reference: None,
             note: None,
             count_id: None,
+            reservation_id: None,
             actor,
         }
     }
 
     /// Whether the movement may add stock (and so create its lot).
     fn adds(&self) -> bool {
-        self.kind != MoveKind::Transfer
-            && match self.amount {
-                Amount::Add(_) | Amount::SetTo(_) => true,
-                Amount::Delta(d) => d > 0,
-                Amount::Take(_) => false,
-            }
+        !matches!(
+            self.kind,
+            MoveKind::Transfer | MoveKind::Reserve | MoveKind::CancelReservation
+        ) && match self.amount {
+            Amount::Add(_) | Amount::SetTo(_) => true,
+            Amount::Delta(d) => d > 0,
+            Amount::Take(_) => false,
+        }
     }
 
     pub(super) fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
@@ -183,17 +194,35 @@ pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec
     if movements.is_empty() {
         return Ok(Vec::new());
     }
+    // Reservations past their expires_at count as released from this instant.
+    let cutoff = time::OffsetDateTime::now_utc();
+    let req = repo::LoadRequest::new(movements, cutoff);
+    let mut loaded = repo::load(conn, &req).await?;
+    if !loaded.stale.is_empty() {
+        // Changed while we waited for their locks: load them again, now
+        // holding the locks (nothing can change them any more).
+        let again = repo::load(
+            conn,
+            &repo::LoadRequest {
+                pairs: std::mem::take(&mut loaded.stale),
+                products: Vec::new(),
+                warehouses: Vec::new(),
+                locations: Vec::new(),
+                lots: Vec::new(),
+                reservations: req.reservations.clone(),
+                cutoff,
+            },
+        )
+        .await?;
+        loaded.merge(again);
+    }
     let repo::Loaded {
         mut cat,
         levels,
-        mut positions,
-        stale,
-    } = repo::load(conn, movements).await?;
-    if !stale.is_empty() {
-        // Changed while we waited for their locks: read them again.
-        positions.retain(|k, _| stale.binary_search(&(k.0, k.1)).is_err());
-        positions.extend(repo::positions(conn, &mut cat, &stale).await?);
-    }
+        positions,
+        expired,
+        ..
+    } = loaded;
     repo::create_lots(conn, &mut cat, movements).await?;
     repo::lock_serial_products(conn, &cat, movements).await?;
     let mut state = State {
@@ -203,7 +232,7 @@ pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec
         ..State::default()
     };
     // Expiry dates are calendar dates in UTC.
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = cutoff.date();
 
     let mut planned: Vec<std::result::Result<Vec<Row>, Refusal>> =
         Vec::with_capacity(movements.len());
@@ -216,7 +245,7 @@ pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec
         .filter_map(|(m, p)| p.as_ref().ok().map(|rows| rows.iter().map(move |r| (m, r))))
         .flatten()
         .collect();
-    let written = repo::write(conn, &state, &rows).await?;
+    let written = repo::write(conn, &state, &expired, cutoff, &rows).await?;
     let mut by_id: HashMap<Uuid, _> = written.into_iter().map(|t| (t.id, t)).collect();
     Ok(planned
         .into_iter()

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use rust_decimal::{Decimal, RoundingStrategy};
 use time::Date;
 use uuid::Uuid;
 
@@ -23,6 +24,45 @@ pub type LevelKey = (Uuid, Uuid);
 pub struct ProductInfo {
     pub active: bool,
     pub tracking: Tracking,
+    /// The catalog's unit cost: what a receipt without a cost into an empty
+    /// level is valued at.
+    pub unit_cost: Decimal,
+}
+
+/// A reservation a movement names (or cancels).
+#[derive(Debug, Clone)]
+pub struct ReservationInfo {
+    pub product_id: Uuid,
+    pub warehouse_id: Uuid,
+    pub lot: Option<String>,
+    pub quantity: i64,
+    pub fulfilled: i64,
+    /// Active and not past `expires_at`.
+    pub open: bool,
+}
+
+/// A level under its lock, as planning changes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LevelState {
+    pub quantity: i64,
+    /// Promised to open reservations (expired ones already released).
+    pub reserved: i64,
+    /// Stock value at the moving average cost.
+    pub value: Decimal,
+    /// The weighted moving average cost of one unit.
+    pub cost: Decimal,
+}
+
+impl LevelState {
+    pub fn available(&self) -> i64 {
+        self.quantity - self.reserved
+    }
+}
+
+/// Costs and values: exact decimals; the average is rounded half to even at
+/// 4 decimals (what `numeric(14, 4)` holds).
+pub fn round_cost(c: Decimal) -> Decimal {
+    c.round_dp_with_strategy(4, RoundingStrategy::MidpointNearestEven)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +93,7 @@ pub struct Catalog {
     pub locations: HashMap<Uuid, LocationInfo>,
     /// By (product, code).
     pub lots: HashMap<(Uuid, String), LotInfo>,
+    pub reservations: HashMap<Uuid, ReservationInfo>,
 }
 
 impl Catalog {
@@ -68,7 +109,9 @@ impl Catalog {
 #[derive(Debug, Default, Clone)]
 pub struct State {
     pub positions: BTreeMap<PosKey, i64>,
-    pub levels: HashMap<LevelKey, i64>,
+    pub levels: HashMap<LevelKey, LevelState>,
+    /// Reservations changed: id → (fulfilled quantity, status).
+    pub reservation_changes: BTreeMap<Uuid, (i64, &'static str)>,
     /// Where each serial number named by the movements is in stock, if it is.
     pub serials: HashMap<(Uuid, String), Option<PosKey>>,
     /// Positions and levels whose quantity changed (to be written).
@@ -100,6 +143,10 @@ pub struct Row {
     pub expires_on: Option<Date>,
     pub serial: Option<String>,
     pub transfer_id: Option<Uuid>,
+    /// The cost one unit moved at, and the level's value after the row.
+    pub unit_cost: Decimal,
+    pub value_after: Decimal,
+    pub reservation_id: Option<Uuid>,
 }
 
 /// A piece of stock to take: a position and how much (or which serial).
@@ -166,7 +213,16 @@ pub fn plan(
 
     // Which dimensions key this product's stock.
     let tracked_lot = product.tracking != Tracking::None;
-    let lot = match (&m.lot, tracked_lot) {
+    // An issue against a reservation of a lot takes that lot.
+    let reservation = match m.reservation_id {
+        Some(id) => Some(reservation_of(cat, state, m, id)?),
+        None => None,
+    };
+    let lot_code = m
+        .lot
+        .clone()
+        .or_else(|| reservation.as_ref().and_then(|r| r.lot.clone()));
+    let lot = match (&lot_code, tracked_lot) {
         (Some(code), true) => Some(
             cat.lots
                 .get(&(m.product_id, code.clone()))
@@ -184,6 +240,55 @@ pub fn plan(
             }
         }
     }
+    let level_key = (m.product_id, m.warehouse_id);
+    let level = state.levels.get(&level_key).copied().unwrap_or_default();
+
+    // Reservations change `reserved` only.
+    match m.kind {
+        MoveKind::Reserve => {
+            let wanted = match m.amount {
+                Amount::Take(q) | Amount::Add(q) => q,
+                Amount::Delta(d) | Amount::SetTo(d) => d.abs(),
+            };
+            let mut available = level.available();
+            if let Some(lot) = lot {
+                let of_lot: i64 = state
+                    .positions
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.0 == m.product_id && k.1 == m.warehouse_id && k.3 == Some(lot.id)
+                    })
+                    .map(|(_, q)| *q)
+                    .sum();
+                available = available.min(of_lot);
+            }
+            if wanted > available {
+                return Err(Refusal::InsufficientStock {
+                    available: available.max(0),
+                    requested: wanted,
+                });
+            }
+            let l = state.levels.entry(level_key).or_default();
+            l.reserved += wanted;
+            state.changed_levels.insert(level_key);
+            return Ok(Vec::new());
+        }
+        MoveKind::CancelReservation => {
+            let (id, r) = m
+                .reservation_id
+                .zip(reservation)
+                .ok_or(Refusal::UnknownReservation)?;
+            let l = state.levels.entry(level_key).or_default();
+            l.reserved -= r.quantity - r.fulfilled;
+            state.changed_levels.insert(level_key);
+            state
+                .reservation_changes
+                .insert(id, (r.fulfilled, "cancelled"));
+            return Ok(Vec::new());
+        }
+        _ => {}
+    }
+
     let serial_tracked = product.tracking == Tracking::Serial;
     if !serial_tracked && m.serials.len() > 1 {
         return Err(Refusal::NotSerialTracked);
@@ -203,11 +308,7 @@ pub fn plan(
                     .copied()
                     .unwrap_or(0)
             } else {
-                state
-                    .levels
-                    .get(&(m.product_id, m.warehouse_id))
-                    .copied()
-                    .unwrap_or(0)
+                level.quantity
             };
             if n == current {
                 return Err(Refusal::NothingToAdjust { current });
@@ -224,7 +325,7 @@ pub fn plan(
         }
     }
     // Notes carried by rows of untracked products (as v1 kept GS1 extras).
-    let note_lot = if tracked_lot { None } else { m.lot.clone() };
+    let note_lot = if tracked_lot { None } else { lot_code.clone() };
     let note_serial = if serial_tracked {
         None
     } else {
@@ -236,7 +337,9 @@ pub fn plan(
         MoveKind::Issue => TransactionKind::Issue,
         MoveKind::Adjustment => TransactionKind::Adjustment,
         MoveKind::CountAdjustment => TransactionKind::CountAdjustment,
-        MoveKind::Transfer => TransactionKind::TransferOut,
+        MoveKind::Transfer | MoveKind::Reserve | MoveKind::CancelReservation => {
+            TransactionKind::TransferOut
+        }
     };
 
     if delta > 0 && !transfer {
@@ -249,8 +352,24 @@ pub fn plan(
             return Err(Refusal::LocationInactive);
         }
         let key = (m.product_id, m.warehouse_id, loc, lot.map(|l| l.id));
-        let expires_on = lot.and_then(|l| l.expires_on).or(m.expires_on);
-        let lot_code = lot.map(|l| l.code.clone()).or(note_lot);
+        // A receipt at its cost; anything else at the current average (the
+        // catalog's cost while the level is empty).
+        let cost = m
+            .unit_cost
+            .map(round_cost)
+            .unwrap_or(if level.quantity > 0 {
+                level.cost
+            } else {
+                product.unit_cost
+            });
+        let meta = RowMeta {
+            kind: kind_in,
+            lot: lot.map(|l| l.code.clone()).or(note_lot),
+            expires_on: lot.and_then(|l| l.expires_on).or(m.expires_on),
+            serial: note_serial,
+            transfer_id: None,
+            reservation_id: None,
+        };
         if serial_tracked {
             for s in &m.serials {
                 if let Some(Some(_)) = state.serials.get(&(m.product_id, s.clone())) {
@@ -268,43 +387,51 @@ pub fn plan(
                         from: None,
                         to: Some(key),
                     });
-                    apply(
-                        state,
-                        kind_in,
-                        key,
-                        1,
-                        lot_code.clone(),
-                        expires_on,
-                        Some(s.clone()),
-                        None,
-                    )
+                    let meta = RowMeta {
+                        serial: Some(s.clone()),
+                        ..meta.clone()
+                    };
+                    apply(state, key, 1, cost, meta)
                 })
                 .collect();
             return Ok(rows);
         }
-        return Ok(vec![apply(
-            state,
-            kind_in,
-            key,
-            delta,
-            lot_code,
-            expires_on,
-            note_serial,
-            None,
-        )]);
+        return Ok(vec![apply(state, key, delta, cost, meta)]);
     }
 
-    // Taking (issues, negative adjustments, transfers): pick the portions.
+    // Taking (issues, negative adjustments, count losses, transfers): only
+    // what is not promised, plus what the named reservation holds.
     let wanted = delta.abs();
+    let consumed = reservation
+        .as_ref()
+        .map_or(0, |r| (r.quantity - r.fulfilled).min(wanted));
     let allow_expired =
         m.allow_expired || matches!(m.kind, MoveKind::Adjustment | MoveKind::CountAdjustment);
     let exclude = destination
         .filter(|(w, _)| *w == m.warehouse_id)
         .map(|(_, l)| l);
-    let portions = if serial_tracked {
-        pick_serials(state, m, location, lot.map(|l| l.id), exclude)?
+    // Named serials first: "not here" says more than "not enough".
+    let serial_portions = if serial_tracked {
+        Some(pick_serials(
+            state,
+            m,
+            location,
+            lot.map(|l| l.id),
+            exclude,
+        )?)
     } else {
-        pick_fefo(
+        None
+    };
+    let may_take = level.available() + consumed;
+    if wanted > may_take {
+        return Err(Refusal::InsufficientStock {
+            available: may_take.max(0),
+            requested: wanted,
+        });
+    }
+    let portions = match serial_portions {
+        Some(p) => p,
+        None => pick_fefo(
             cat,
             state,
             m,
@@ -314,7 +441,7 @@ pub fn plan(
             allow_expired,
             wanted,
             today,
-        )?
+        )?,
     };
     if let Some((to_w, to_loc)) = destination {
         if portions
@@ -324,42 +451,51 @@ pub fn plan(
             return Err(Refusal::SamePlace);
         }
     }
+    if let (Some(id), Some(r)) = (m.reservation_id, &reservation) {
+        let fulfilled = r.fulfilled + consumed;
+        let status = if fulfilled == r.quantity {
+            "fulfilled"
+        } else {
+            "active"
+        };
+        state.reservation_changes.insert(id, (fulfilled, status));
+        let l = state.levels.entry(level_key).or_default();
+        l.reserved -= consumed;
+    }
 
     let mut rows = Vec::new();
     for p in portions {
         let lot_info = p.key.3.and_then(|id| cat.lot_by_id(m.product_id, id));
-        let lot_code = lot_info
-            .map(|l| l.code.clone())
-            .or_else(|| note_lot.clone());
-        let expires_on = lot_info.and_then(|l| l.expires_on).or(m.expires_on);
-        let serial = p.serial.clone().or_else(|| note_serial.clone());
-        let out_kind = if transfer {
-            TransactionKind::TransferOut
-        } else {
-            kind_in
+        let meta = RowMeta {
+            kind: if transfer {
+                TransactionKind::TransferOut
+            } else {
+                kind_in
+            },
+            lot: lot_info
+                .map(|l| l.code.clone())
+                .or_else(|| note_lot.clone()),
+            expires_on: lot_info.and_then(|l| l.expires_on).or(m.expires_on),
+            serial: p.serial.clone().or_else(|| note_serial.clone()),
+            transfer_id: m.transfer_id,
+            reservation_id: m.reservation_id,
         };
-        rows.push(apply(
-            state,
-            out_kind,
-            p.key,
-            -p.quantity,
-            lot_code.clone(),
-            expires_on,
-            serial.clone(),
-            m.transfer_id,
-        ));
+        // Units leave at the current average; a transfer arrives at that cost.
+        let cost = state
+            .levels
+            .get(&level_key)
+            .copied()
+            .unwrap_or_default()
+            .cost;
+        rows.push(apply(state, p.key, -p.quantity, cost, meta.clone()));
         let arrival = destination.map(|(to_w, to_loc)| (m.product_id, to_w, to_loc, p.key.3));
         if let Some(to) = arrival {
-            rows.push(apply(
-                state,
-                TransactionKind::TransferIn,
-                to,
-                p.quantity,
-                lot_code,
-                expires_on,
-                serial,
-                m.transfer_id,
-            ));
+            let meta = RowMeta {
+                kind: TransactionKind::TransferIn,
+                reservation_id: None,
+                ..meta
+            };
+            rows.push(apply(state, to, p.quantity, cost, meta));
         }
         if let Some(s) = &p.serial {
             state.serials.insert((m.product_id, s.clone()), arrival);
@@ -372,6 +508,32 @@ pub fn plan(
         }
     }
     Ok(rows)
+}
+
+/// The reservation `id` as planning left it: open, for this product and
+/// warehouse.
+fn reservation_of(
+    cat: &Catalog,
+    state: &State,
+    m: &Movement,
+    id: Uuid,
+) -> Result<ReservationInfo, Refusal> {
+    let r = cat
+        .reservations
+        .get(&id)
+        .ok_or(Refusal::UnknownReservation)?;
+    if r.product_id != m.product_id || r.warehouse_id != m.warehouse_id {
+        return Err(Refusal::ReservationMismatch);
+    }
+    let mut r = r.clone();
+    if let Some((fulfilled, status)) = state.reservation_changes.get(&id) {
+        r.fulfilled = *fulfilled;
+        r.open = *status == "active";
+    }
+    if !r.open {
+        return Err(Refusal::ReservationClosed);
+    }
+    Ok(r)
 }
 
 fn check_location(
@@ -502,37 +664,51 @@ fn pick_fefo(
     Ok(portions)
 }
 
-/// Changes one position (and its level) by `delta` and returns the ledger row.
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    state: &mut State,
+/// What a ledger row says besides its position and quantity.
+#[derive(Debug, Clone)]
+struct RowMeta {
     kind: TransactionKind,
-    key: PosKey,
-    delta: i64,
     lot: Option<String>,
     expires_on: Option<Date>,
     serial: Option<String>,
     transfer_id: Option<Uuid>,
-) -> Row {
+    reservation_id: Option<Uuid>,
+}
+
+/// Changes one position (and its level, quantity and value) by `delta`
+/// units at `cost` each, and returns the ledger row. Units added re-average
+/// the level's cost; an emptied level is worth nothing (the rounding residue
+/// of the average is not carried).
+fn apply(state: &mut State, key: PosKey, delta: i64, cost: Decimal, meta: RowMeta) -> Row {
     let position = state.positions.entry(key).or_insert(0);
     *position += delta;
     let balance_after = *position;
-    let level = state.levels.entry((key.0, key.1)).or_insert(0);
-    *level += delta;
-    let warehouse_balance_after = *level;
+    let level = state.levels.entry((key.0, key.1)).or_default();
+    level.quantity += delta;
+    level.value += Decimal::from(delta) * cost;
+    if level.quantity == 0 || level.value < Decimal::ZERO {
+        level.value = Decimal::ZERO;
+    }
+    if delta > 0 {
+        level.cost = round_cost(level.value / Decimal::from(level.quantity));
+    }
+    let (warehouse_balance_after, value_after) = (level.quantity, level.value);
     state.changed_positions.insert(key);
     state.changed_levels.insert((key.0, key.1));
     Row {
         id: Uuid::now_v7(),
-        kind,
+        kind: meta.kind,
         key,
         quantity: delta,
         balance_after,
         warehouse_balance_after,
-        lot,
-        expires_on,
-        serial,
-        transfer_id,
+        lot: meta.lot,
+        expires_on: meta.expires_on,
+        serial: meta.serial,
+        transfer_id: meta.transfer_id,
+        unit_cost: cost,
+        value_after,
+        reservation_id: meta.reservation_id,
     }
 }
 
@@ -567,6 +743,7 @@ mod tests {
             ProductInfo {
                 active: true,
                 tracking,
+                unit_cost: Decimal::ZERO,
             },
         );
         cat.warehouses.insert(
@@ -618,7 +795,12 @@ mod tests {
             .state
             .positions
             .insert((world.p, world.w, loc, lot), q);
-        *world.state.levels.entry((world.p, world.w)).or_insert(0) += q;
+        world
+            .state
+            .levels
+            .entry((world.p, world.w))
+            .or_default()
+            .quantity += q;
     }
 
     #[test]
@@ -640,7 +822,7 @@ mod tests {
             taken,
             vec![(Some(soon), -3), (Some(late), -5), (Some(never), -4)]
         );
-        assert_eq!(w.state.levels[&(w.p, w.w)], 23 - 12);
+        assert_eq!(w.state.levels[&(w.p, w.w)].quantity, 23 - 12);
         assert_eq!(rows.last().unwrap().warehouse_balance_after, 11);
         assert_eq!(rows.last().unwrap().balance_after, 6);
         // The expired lot is not counted as available...
@@ -706,7 +888,7 @@ mod tests {
         );
         out.serials = vec!["S2".into()];
         plan(&w.cat, &mut w.state, &out, TODAY).unwrap();
-        assert_eq!(w.state.levels[&(w.p, w.w)], 1);
+        assert_eq!(w.state.levels[&(w.p, w.w)].quantity, 1);
         let short = movement(&w, MoveKind::Issue, Amount::Take(1));
         assert_eq!(
             plan(&w.cat, &mut w.state, &short, TODAY).unwrap_err(),
@@ -730,7 +912,7 @@ mod tests {
             (rows[1].key.2, rows[1].key.3, rows[1].quantity),
             (b, Some(l1), 3)
         );
-        assert_eq!(w.state.levels[&(w.p, w.w)], 4);
+        assert_eq!(w.state.levels[&(w.p, w.w)].quantity, 4);
         // Nothing left to move to where it already is.
         let mut back = movement(&w, MoveKind::Transfer, Amount::Take(3));
         back.location_id = Some(b);
@@ -750,10 +932,100 @@ mod tests {
         let m = movement(&w, MoveKind::Adjustment, Amount::SetTo(4));
         let rows = plan(&w.cat, &mut w.state, &m, TODAY).unwrap();
         assert_eq!(rows.iter().map(|r| r.quantity).sum::<i64>(), -3);
-        assert_eq!(w.state.levels[&(w.p, w.w)], 4);
+        assert_eq!(w.state.levels[&(w.p, w.w)].quantity, 4);
         assert_eq!(
             plan(&w.cat, &mut w.state, &m, TODAY).unwrap_err(),
             Refusal::NothingToAdjust { current: 4 }
+        );
+    }
+
+    #[test]
+    fn moving_average_worked_example() {
+        let mut w = world(Tracking::None);
+        let at = |cost: &str| {
+            let mut m = movement(&w, MoveKind::Receipt, Amount::Add(10));
+            m.unit_cost = Some(cost.parse().unwrap());
+            m
+        };
+        let (first, second) = (at("2.00"), at("4.00"));
+        plan(&w.cat, &mut w.state, &first, TODAY).unwrap();
+        plan(&w.cat, &mut w.state, &second, TODAY).unwrap();
+        let issue = movement(&w, MoveKind::Issue, Amount::Take(5));
+        let rows = plan(&w.cat, &mut w.state, &issue, TODAY).unwrap();
+        assert_eq!(rows[0].unit_cost, Decimal::new(3, 0));
+        assert_eq!(rows[0].value_after, Decimal::new(45, 0));
+        let level = w.state.levels[&(w.p, w.w)];
+        assert_eq!((level.quantity, level.cost), (15, Decimal::new(3, 0)));
+        // Half to even at 4 decimals: 10 @ 1 + 1 @ 0.0005 → 10.0005 / 11.
+        let mut odd = movement(&w, MoveKind::Receipt, Amount::Add(1));
+        odd.unit_cost = Some("0.0005".parse().unwrap());
+        plan(&w.cat, &mut w.state, &odd, TODAY).unwrap();
+        assert_eq!(
+            w.state.levels[&(w.p, w.w)].cost,
+            round_cost(Decimal::new(450005, 4) / Decimal::from(16))
+        );
+        assert_eq!(round_cost("0.00005".parse().unwrap()), Decimal::ZERO);
+        assert_eq!(
+            round_cost("0.00015".parse().unwrap()),
+            "0.0002".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn reserved_stock_is_only_taken_by_its_reservation() {
+        let mut w = world(Tracking::None);
+        let def = w.cat.warehouses[&w.w].default_location;
+        stock(&mut w, def, None, 10);
+        let mut reserve = movement(&w, MoveKind::Reserve, Amount::Take(8));
+        plan(&w.cat, &mut w.state, &reserve, TODAY).unwrap();
+        assert_eq!(w.state.levels[&(w.p, w.w)].reserved, 8);
+        reserve.amount = Amount::Take(3);
+        assert_eq!(
+            plan(&w.cat, &mut w.state, &reserve, TODAY).unwrap_err(),
+            Refusal::InsufficientStock {
+                available: 2,
+                requested: 3
+            }
+        );
+        let issue = movement(&w, MoveKind::Issue, Amount::Take(3));
+        assert_eq!(
+            plan(&w.cat, &mut w.state, &issue, TODAY).unwrap_err(),
+            Refusal::InsufficientStock {
+                available: 2,
+                requested: 3
+            }
+        );
+        let id = Uuid::from_u128(77);
+        w.cat.reservations.insert(
+            id,
+            ReservationInfo {
+                product_id: w.p,
+                warehouse_id: w.w,
+                lot: None,
+                quantity: 8,
+                fulfilled: 0,
+                open: true,
+            },
+        );
+        let mut against = movement(&w, MoveKind::Issue, Amount::Take(5));
+        against.reservation_id = Some(id);
+        plan(&w.cat, &mut w.state, &against, TODAY).unwrap();
+        assert_eq!(w.state.reservation_changes[&id], (5, "active"));
+        assert_eq!(w.state.levels[&(w.p, w.w)].reserved, 3);
+        against.amount = Amount::Take(4);
+        plan(&w.cat, &mut w.state, &against, TODAY).unwrap();
+        assert_eq!(w.state.reservation_changes[&id], (8, "fulfilled"));
+        assert_eq!(
+            w.state.levels[&(w.p, w.w)],
+            LevelState {
+                quantity: 1,
+                reserved: 0,
+                ..w.state.levels[&(w.p, w.w)]
+            }
+        );
+        assert_eq!(
+            plan(&w.cat, &mut w.state, &against, TODAY).unwrap_err(),
+            Refusal::ReservationClosed
         );
     }
 }

@@ -60,6 +60,12 @@ pub enum Refusal {
     },
     /// A transfer whose source and destination are the same place.
     SamePlace,
+    /// No reservation with this id.
+    UnknownReservation,
+    /// The reservation is for another product or warehouse.
+    ReservationMismatch,
+    /// The reservation is fulfilled, cancelled or expired.
+    ReservationClosed,
 }
 
 impl Refusal {
@@ -83,6 +89,9 @@ impl Refusal {
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::NothingToAdjust { .. } => "nothing_to_adjust",
             Self::SamePlace => "same_place",
+            Self::UnknownReservation => "unknown_reservation",
+            Self::ReservationMismatch => "reservation_mismatch",
+            Self::ReservationClosed => "reservation_closed",
         }
     }
 
@@ -185,6 +194,17 @@ impl From<Refusal> for ApiError {
             Refusal::SamePlace => ApiError::field(
                 "to_location_id",
                 "source and destination are the same place; name another warehouse or location",
+            ),
+            Refusal::UnknownReservation => {
+                ApiError::field("reservation_id", "no reservation with this id")
+            }
+            Refusal::ReservationMismatch => ApiError::field(
+                "reservation_id",
+                "the reservation is for another product or warehouse",
+            ),
+            Refusal::ReservationClosed => ApiError::conflict(
+                "reservation-closed",
+                "The reservation is fulfilled, cancelled or expired; it holds no stock any more.",
             ),
         }
     }

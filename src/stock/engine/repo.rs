@@ -3,12 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
-use time::Date;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
-    plan::{Catalog, LocationInfo, LotInfo, PosKey, ProductInfo, Row, State, WarehouseInfo},
+    plan::{
+        Catalog, LevelState, LocationInfo, LotInfo, PosKey, ProductInfo, ReservationInfo, Row,
+        State, WarehouseInfo,
+    },
     Movement,
 };
 use crate::{
@@ -20,15 +24,86 @@ use crate::{
 /// Advisory-lock class of "serial numbers of one product are changing".
 const SERIAL_LOCK_CLASS: i32 = 0x5e71;
 
+/// What [`load`] locks and reads.
+#[derive(Debug)]
+pub struct LoadRequest {
+    /// (product, warehouse) levels to lock, sorted.
+    pub pairs: Vec<(Uuid, Uuid)>,
+    pub products: Vec<Uuid>,
+    pub warehouses: Vec<Uuid>,
+    pub locations: Vec<Uuid>,
+    /// (product, code) of lots named.
+    pub lots: Vec<(Uuid, String)>,
+    pub reservations: Vec<Uuid>,
+    /// Reservations that expire at or before this instant are released.
+    pub cutoff: OffsetDateTime,
+}
+
+impl LoadRequest {
+    pub fn new(movements: &[Movement], cutoff: OffsetDateTime) -> Self {
+        let mut r = Self {
+            pairs: movements.iter().flat_map(Movement::pairs).collect(),
+            products: movements.iter().map(|m| m.product_id).collect(),
+            warehouses: movements
+                .iter()
+                .flat_map(|m| std::iter::once(m.warehouse_id).chain(m.to_warehouse_id))
+                .collect(),
+            locations: movements
+                .iter()
+                .flat_map(|m| m.location_id.into_iter().chain(m.to_location_id))
+                .collect(),
+            lots: movements
+                .iter()
+                .filter_map(|m| m.lot.clone().map(|l| (m.product_id, l)))
+                .collect(),
+            reservations: movements.iter().filter_map(|m| m.reservation_id).collect(),
+            cutoff,
+        };
+        r.pairs.sort();
+        r.pairs.dedup();
+        for v in [
+            &mut r.products,
+            &mut r.warehouses,
+            &mut r.locations,
+            &mut r.reservations,
+        ] {
+            v.sort();
+            v.dedup();
+        }
+        r
+    }
+}
+
 /// What [`load`] found.
+#[derive(Debug, Default)]
 pub struct Loaded {
     pub cat: Catalog,
-    /// The locked levels: (product, warehouse) → quantity.
-    pub levels: HashMap<(Uuid, Uuid), i64>,
+    /// The locked levels, with expired reservations already released.
+    pub levels: HashMap<(Uuid, Uuid), LevelState>,
     pub positions: BTreeMap<PosKey, i64>,
+    /// What expired reservations still held, per level: released when the
+    /// level is written.
+    pub expired: HashMap<(Uuid, Uuid), i64>,
     /// Levels that changed between the statement's snapshot and taking
-    /// their lock: their positions must be read again ([`positions`]).
+    /// their lock: what was read under them must be read again.
     pub stale: Vec<(Uuid, Uuid)>,
+}
+
+impl Loaded {
+    /// Replaces what was read under the levels `again` loaded.
+    pub fn merge(&mut self, again: Loaded) {
+        let pairs: Vec<(Uuid, Uuid)> = again.levels.keys().copied().collect();
+        self.positions.retain(|k, _| !pairs.contains(&(k.0, k.1)));
+        self.positions.extend(again.positions);
+        for pair in &pairs {
+            self.expired.remove(pair);
+        }
+        self.expired.extend(again.expired);
+        self.levels.extend(again.levels);
+        self.cat.locations.extend(again.cat.locations);
+        self.cat.lots.extend(again.cat.lots);
+        self.cat.reservations.extend(again.cat.reservations);
+    }
 }
 
 /// One row of [`load`]'s answer; `kind` says which columns mean what.
@@ -40,15 +115,19 @@ struct LoadRow {
     c: Option<Uuid>,
     d: Option<Uuid>,
     n: Option<i64>,
+    m: Option<i64>,
     code: Option<String>,
     code2: Option<String>,
     flag: Option<bool>,
     day: Option<Date>,
+    x: Option<Decimal>,
+    y: Option<Decimal>,
 }
 
 /// Takes the level locks and reads what planning needs, in ONE statement:
-/// products, warehouses (with their DEFAULT location), the locations and lots
-/// named, and the positions under the locked levels.
+/// products, warehouses (with their DEFAULT location), the locations, lots
+/// and reservations named, and the positions and expired reservations under
+/// the locked levels.
 ///
 /// The locks: the INSERT visits the (product, warehouse) rows in that order
 /// and either inserts the row (holding it until commit) or locks the existing
@@ -59,33 +138,16 @@ struct LoadRow {
 /// while it waits for the locks of the second pass.)
 ///
 /// The reads see the statement's snapshot, taken before any lock wait. Every
-/// movement bumps the `version` of the levels whose positions it changes, so
-/// a level whose locked version differs from the version in the snapshot is
-/// reported `stale` and its positions are read again; otherwise they are
-/// current. Unknown products and warehouses lock nothing.
-#[tracing::instrument(skip_all, fields(movements = movements.len()))]
-pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loaded> {
-    let mut pairs: Vec<(Uuid, Uuid)> = movements.iter().flat_map(Movement::pairs).collect();
-    pairs.sort();
-    pairs.dedup();
-    let (pair_products, pair_warehouses): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    let mut products: Vec<Uuid> = movements.iter().map(|m| m.product_id).collect();
-    let mut warehouses: Vec<Uuid> = movements
-        .iter()
-        .flat_map(|m| std::iter::once(m.warehouse_id).chain(m.to_warehouse_id))
-        .collect();
-    let mut locations: Vec<Uuid> = movements
-        .iter()
-        .flat_map(|m| m.location_id.into_iter().chain(m.to_location_id))
-        .collect();
-    let (lot_products, lot_codes): (Vec<Uuid>, Vec<String>) = movements
-        .iter()
-        .filter_map(|m| m.lot.clone().map(|l| (m.product_id, l)))
-        .unzip();
-    for v in [&mut products, &mut warehouses, &mut locations] {
-        v.sort();
-        v.dedup();
-    }
+/// change under a level (positions, reservations) bumps its `version`, so a
+/// level whose locked version differs from the version in the snapshot is
+/// reported `stale` (the caller loads it again, now holding the lock);
+/// otherwise what was read is current. Unknown products and warehouses lock
+/// nothing.
+#[tracing::instrument(skip_all, fields(levels = req.pairs.len()))]
+pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> {
+    let (pair_products, pair_warehouses): (Vec<Uuid>, Vec<Uuid>) =
+        req.pairs.iter().copied().unzip();
+    let (lot_products, lot_codes): (Vec<Uuid>, Vec<String>) = req.lots.iter().cloned().unzip();
     let rows: Vec<LoadRow> = sqlx::query_as(
         "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)),
          locked AS (
@@ -95,52 +157,79 @@ pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loa
                AND EXISTS (SELECT 1 FROM warehouses WHERE id = t.w)
              ORDER BY t.p, t.w
              ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
-             RETURNING s.product_id, s.warehouse_id, s.quantity, s.version
+             RETURNING s.product_id, s.warehouse_id, s.quantity, s.reserved, s.version, s.value, s.unit_cost
          )
          SELECT 'L' AS kind, product_id AS a, warehouse_id AS b, NULL::uuid AS c, NULL::uuid AS d,
-                quantity AS n, version::text AS code, NULL AS code2, NULL::bool AS flag, NULL::date AS day
+                quantity AS n, reserved AS m, version::text AS code, NULL AS code2, NULL::bool AS flag,
+                NULL::date AS day, value AS x, unit_cost AS y
          FROM locked
          UNION ALL
-         SELECT 'V', s.product_id, s.warehouse_id, NULL, NULL, NULL, s.version::text, NULL, NULL, NULL
+         SELECT 'V', s.product_id, s.warehouse_id, NULL, NULL, NULL, NULL, s.version::text, NULL, NULL,
+                NULL, NULL, NULL
          FROM pairs t JOIN stock_levels s ON s.product_id = t.p AND s.warehouse_id = t.w
          UNION ALL
-         SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity,
-                loc.code, lot.code, loc.active, lot.expires_on
+         SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity, NULL,
+                loc.code, lot.code, loc.active, lot.expires_on, NULL, NULL
          FROM pairs t JOIN stock_positions s ON s.product_id = t.p AND s.warehouse_id = t.w
          JOIN locations loc ON loc.id = s.location_id
          LEFT JOIN lots lot ON lot.id = s.lot_id
          UNION ALL
-         SELECT 'p', id, NULL, NULL, NULL, NULL, tracking, NULL, active, NULL FROM products WHERE id = ANY($3)
+         SELECT 'X', r.product_id, r.warehouse_id, NULL, NULL, sum(r.quantity - r.fulfilled_quantity)::bigint,
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM pairs t JOIN reservations r ON r.product_id = t.p AND r.warehouse_id = t.w
+         WHERE r.status = 'active' AND r.expires_at <= $9
+         GROUP BY r.product_id, r.warehouse_id
          UNION ALL
-         SELECT 'w', w.id, l.id, NULL, NULL, NULL, NULL, NULL, w.active, NULL FROM warehouses w
+         SELECT 'R', r.id, r.product_id, r.warehouse_id, r.lot_id, r.quantity, r.fulfilled_quantity,
+                lot.code, r.status, r.status = 'active' AND (r.expires_at IS NULL OR r.expires_at > $9),
+                lot.expires_on, NULL, NULL
+         FROM reservations r LEFT JOIN lots lot ON lot.id = r.lot_id
+         WHERE r.id = ANY($8)
+         UNION ALL
+         SELECT 'p', id, NULL, NULL, NULL, NULL, NULL, tracking, NULL, active, NULL, NULL, unit_cost
+         FROM products WHERE id = ANY($3)
+         UNION ALL
+         SELECT 'w', w.id, l.id, NULL, NULL, NULL, NULL, NULL, NULL, w.active, NULL, NULL, NULL
+         FROM warehouses w
          JOIN locations l ON l.warehouse_id = w.id AND lower(l.code) = 'default'
          WHERE w.id = ANY($4)
          UNION ALL
-         SELECT 'l', id, warehouse_id, NULL, NULL, NULL, code, NULL, active, NULL FROM locations
+         SELECT 'l', id, warehouse_id, NULL, NULL, NULL, NULL, code, NULL, active, NULL, NULL, NULL
+         FROM locations
          WHERE id = ANY($5) OR (warehouse_id = ANY($4) AND lower(code) = 'default')
          UNION ALL
-         SELECT 't', l.id, l.product_id, NULL, NULL, NULL, l.code, NULL, NULL, l.expires_on FROM lots l
+         SELECT 't', l.id, l.product_id, NULL, NULL, NULL, NULL, l.code, NULL, NULL, l.expires_on, NULL, NULL
+         FROM lots l
          JOIN unnest($6::uuid[], $7::text[]) AS t(p, c) ON l.product_id = t.p AND l.code = t.c",
     )
     .bind(&pair_products)
     .bind(&pair_warehouses)
-    .bind(&products)
-    .bind(&warehouses)
-    .bind(&locations)
+    .bind(&req.products)
+    .bind(&req.warehouses)
+    .bind(&req.locations)
     .bind(&lot_products)
     .bind(&lot_codes)
+    .bind(&req.reservations)
+    .bind(req.cutoff)
     .fetch_all(&mut *conn)
     .await?;
-    let mut cat = Catalog::default();
-    let mut levels = HashMap::new();
+    let mut out = Loaded::default();
+    let cat = &mut out.cat;
     let mut locked_versions: HashMap<(Uuid, Uuid), String> = HashMap::new();
     let mut seen_versions: HashMap<(Uuid, Uuid), String> = HashMap::new();
-    let mut positions = BTreeMap::new();
     for r in rows {
         let b = r.b.unwrap_or_default();
         match r.kind.as_str() {
             "L" => {
-                levels.insert((r.a, b), r.n.unwrap_or(0));
+                out.levels.insert(
+                    (r.a, b),
+                    LevelState {
+                        quantity: r.n.unwrap_or(0),
+                        reserved: r.m.unwrap_or(0),
+                        value: r.x.unwrap_or_default(),
+                        cost: r.y.unwrap_or_default(),
+                    },
+                );
                 locked_versions.insert((r.a, b), r.code.unwrap_or_default());
             }
             "V" => {
@@ -154,9 +243,29 @@ pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loa
                     active: r.flag.unwrap_or(false),
                 });
                 if let (Some(lot), Some(code)) = (r.d, r.code2) {
-                    add_lot(&mut cat, r.a, lot, code, r.day);
+                    add_lot(cat, r.a, lot, code, r.day);
                 }
-                positions.insert((r.a, b, location, r.d), r.n.unwrap_or(0));
+                out.positions
+                    .insert((r.a, b, location, r.d), r.n.unwrap_or(0));
+            }
+            "X" => {
+                out.expired.insert((r.a, b), r.n.unwrap_or(0));
+            }
+            "R" => {
+                if let (Some(lot), Some(code)) = (r.d, r.code.clone()) {
+                    add_lot(cat, b, lot, code, r.day);
+                }
+                cat.reservations.insert(
+                    r.a,
+                    ReservationInfo {
+                        product_id: b,
+                        warehouse_id: r.c.unwrap_or_default(),
+                        lot: r.code,
+                        quantity: r.n.unwrap_or(0),
+                        fulfilled: r.m.unwrap_or(0),
+                        open: r.flag.unwrap_or(false),
+                    },
+                );
             }
             "p" => {
                 let tracking = match r.code.as_deref() {
@@ -164,15 +273,20 @@ pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loa
                     Some("serial") => Tracking::Serial,
                     _ => Tracking::None,
                 };
-                let active = r.flag.unwrap_or(false);
-                cat.products.insert(r.a, ProductInfo { active, tracking });
+                cat.products.insert(
+                    r.a,
+                    ProductInfo {
+                        active: r.flag.unwrap_or(false),
+                        tracking,
+                        unit_cost: r.y.unwrap_or_default(),
+                    },
+                );
             }
             "w" => {
-                let active = r.flag.unwrap_or(false);
                 cat.warehouses.insert(
                     r.a,
                     WarehouseInfo {
-                        active,
+                        active: r.flag.unwrap_or(false),
                         default_location: b,
                     },
                 );
@@ -187,12 +301,19 @@ pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loa
                     },
                 );
             }
-            _ => add_lot(&mut cat, b, r.a, r.code.unwrap_or_default(), r.day),
+            _ => add_lot(cat, b, r.a, r.code.unwrap_or_default(), r.day),
         }
     }
-    // A level created by this statement has version 0 and no positions; one
-    // that another transaction created or changed meanwhile differs.
-    let mut stale: Vec<(Uuid, Uuid)> = locked_versions
+    // Expired reservations are released for planning (and for real when
+    // the level is written).
+    for (pair, held) in &out.expired {
+        if let Some(level) = out.levels.get_mut(pair) {
+            level.reserved -= held;
+        }
+    }
+    // A level created by this statement has version 0 and nothing under it;
+    // one that another transaction created or changed meanwhile differs.
+    out.stale = locked_versions
         .into_iter()
         .filter(|(pair, locked)| match seen_versions.get(pair) {
             Some(seen) => seen != locked,
@@ -200,13 +321,8 @@ pub async fn load(conn: &mut PgConnection, movements: &[Movement]) -> Result<Loa
         })
         .map(|(pair, _)| pair)
         .collect();
-    stale.sort();
-    Ok(Loaded {
-        cat,
-        levels,
-        positions,
-        stale,
-    })
+    out.stale.sort();
+    Ok(out)
 }
 
 fn add_lot(cat: &mut Catalog, product: Uuid, id: Uuid, code: String, expires_on: Option<Date>) {
@@ -313,53 +429,6 @@ pub async fn lock_serial_products(
     Ok(())
 }
 
-/// The positions under locked levels, with their locations and lots (for
-/// the levels [`load`] found stale).
-#[tracing::instrument(skip_all, fields(levels = pairs.len()))]
-pub async fn positions(
-    conn: &mut PgConnection,
-    cat: &mut Catalog,
-    pairs: &[(Uuid, Uuid)],
-) -> Result<BTreeMap<PosKey, i64>> {
-    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-    type PositionRow = (
-        Uuid,
-        Uuid,
-        Uuid,
-        Option<Uuid>,
-        i64,
-        String,
-        bool,
-        Option<String>,
-        Option<Date>,
-    );
-    let rows: Vec<PositionRow> = sqlx::query_as(
-        "SELECT s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity,
-                loc.code, loc.active, lot.code, lot.expires_on
-         FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
-         JOIN stock_positions s ON s.product_id = t.p AND s.warehouse_id = t.w
-         JOIN locations loc ON loc.id = s.location_id
-         LEFT JOIN lots lot ON lot.id = s.lot_id",
-    )
-    .bind(&products)
-    .bind(&warehouses)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut positions = BTreeMap::new();
-    for (p, w, loc, lot, q, loc_code, loc_active, lot_code, expires_on) in rows {
-        cat.locations.entry(loc).or_insert(LocationInfo {
-            warehouse_id: w,
-            code: loc_code,
-            active: loc_active,
-        });
-        if let (Some(id), Some(code)) = (lot, lot_code) {
-            add_lot(cat, p, id, code, expires_on);
-        }
-        positions.insert((p, w, loc, lot), q);
-    }
-    Ok(positions)
-}
-
 /// Where the serial numbers the movements name are in stock now.
 #[tracing::instrument(skip_all)]
 pub async fn serials(
@@ -401,9 +470,11 @@ pub async fn serials(
 pub async fn write(
     conn: &mut PgConnection,
     state: &State,
+    expired: &HashMap<(Uuid, Uuid), i64>,
+    cutoff: OffsetDateTime,
     rows: &[(&Movement, &Row)],
 ) -> Result<Vec<StockTransaction>> {
-    if rows.is_empty() {
+    if state.changed_levels.is_empty() {
         return Ok(Vec::new());
     }
     let mut pos = PositionColumns::default();
@@ -414,11 +485,23 @@ pub async fn write(
         pos.lot.push(key.3);
         pos.quantity.push(state.positions[key]);
     }
-    let mut lvl = (Vec::new(), Vec::new(), Vec::new());
+    let mut lvl = LevelColumns::default();
     for key in &state.changed_levels {
-        lvl.0.push(key.0);
-        lvl.1.push(key.1);
-        lvl.2.push(state.levels[key]);
+        let l = state.levels[key];
+        lvl.product.push(key.0);
+        lvl.warehouse.push(key.1);
+        lvl.quantity.push(l.quantity);
+        lvl.reserved.push(l.reserved);
+        lvl.value.push(l.value);
+        lvl.cost.push(l.cost);
+        lvl.release_expired
+            .push(expired.get(key).is_some_and(|held| *held > 0));
+    }
+    let mut res = (Vec::new(), Vec::new(), Vec::new());
+    for (id, (fulfilled, status)) in &state.reservation_changes {
+        res.0.push(*id);
+        res.1.push(*fulfilled);
+        res.2.push(*status);
     }
     // Net effect per serial number: where it was before, where it is now.
     type Places = (Option<PosKey>, Option<PosKey>);
@@ -451,8 +534,9 @@ pub async fn write(
         tx.quantity.push(r.quantity);
         tx.balance.push(r.balance_after);
         tx.warehouse_balance.push(r.warehouse_balance_after);
-        tx.unit_cost
-            .push(if r.quantity > 0 { m.unit_cost } else { None });
+        tx.unit_cost.push(r.unit_cost);
+        tx.value_after.push(r.value_after);
+        tx.reservation.push(r.reservation_id);
         tx.transfer.push(r.transfer_id);
         tx.reason.push(m.reason);
         tx.reference.push(m.reference.clone());
@@ -472,9 +556,36 @@ pub async fn write(
              DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
          ),
          lvl AS (
-             UPDATE stock_levels s SET quantity = t.q, version = s.version + 1, updated_at = now()
-             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[]) AS t(p, w, q)
+             UPDATE stock_levels s SET quantity = t.q, reserved = t.r, value = t.v, unit_cost = t.c,
+                 version = s.version + 1, updated_at = now()
+             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[], $35::bigint[], $36::numeric[],
+                         $37::numeric[]) AS t(p, w, q, r, v, c)
              WHERE s.product_id = t.p AND s.warehouse_id = t.w
+         ),
+         -- Reservations past expires_at on the levels written are released
+         -- here (planning already left them out of `reserved`).
+         expired AS (
+             UPDATE reservations r SET status = 'expired', closed_at = now()
+             FROM unnest($6::uuid[], $7::uuid[], $38::bool[]) AS t(p, w, release)
+             WHERE t.release AND r.product_id = t.p AND r.warehouse_id = t.w
+               AND r.status = 'active' AND r.expires_at <= $39
+             RETURNING r.*
+         ),
+         reserved AS (
+             UPDATE reservations r SET fulfilled_quantity = t.f, status = t.s,
+                 closed_at = CASE WHEN t.s <> 'active' THEN now() END
+             FROM unnest($40::uuid[], $41::bigint[], $42::text[]) AS t(id, f, s)
+             WHERE r.id = t.id
+             RETURNING r.*
+         ),
+         reservation_events AS (
+             INSERT INTO outbox (topic, aggregate_id, payload)
+             SELECT 'reservation.' || r.status, r.product_id, jsonb_build_object(
+                 'id', r.id, 'status', r.status, 'product_id', r.product_id,
+                 'warehouse_id', r.warehouse_id, 'quantity', r.quantity,
+                 'fulfilled_quantity', r.fulfilled_quantity, 'reference', r.reference)
+             FROM (SELECT * FROM expired UNION ALL SELECT * FROM reserved WHERE status <> 'active') r
+             ORDER BY r.id
          ),
          ser AS (SELECT * FROM unnest($9::uuid[], $10::text[], $11::bool[], $12::uuid[], $13::uuid[], $14::uuid[])
                  AS t(p, n, was, w, loc, lot)),
@@ -494,11 +605,12 @@ pub async fn write(
          tx AS (
              INSERT INTO stock_transactions (id, kind, product_id, warehouse_id, location_id, lot_id,
                  quantity, balance_after, warehouse_balance_after, unit_cost, transfer_id, reason,
-                 reference, note, lot, expires_on, serial, count_id, actor_user_id, actor_device_id)
+                 reference, note, lot, expires_on, serial, count_id, actor_user_id, actor_device_id,
+                 value_after, reservation_id)
              SELECT * FROM unnest($15::uuid[], $16::text[], $17::uuid[], $18::uuid[], $19::uuid[],
                  $20::uuid[], $21::bigint[], $22::bigint[], $23::bigint[], $24::numeric[], $25::uuid[],
                  $26::text[], $27::text[], $28::text[], $29::text[], $30::date[], $31::text[],
-                 $32::uuid[], $33::uuid[], $34::uuid[])
+                 $32::uuid[], $33::uuid[], $34::uuid[], $43::numeric[], $44::uuid[])
              RETURNING {TRANSACTION_COLUMNS}
          ),
          ev AS (
@@ -508,6 +620,7 @@ pub async fn write(
                  'warehouse_id', warehouse_id, 'location_id', location_id, 'lot_id', lot_id,
                  'lot', lot, 'expires_on', expires_on, 'serial', serial, 'quantity', quantity,
                  'balance_after', balance_after, 'warehouse_balance_after', warehouse_balance_after,
+                 'unit_cost', unit_cost, 'value_after', value_after, 'reservation_id', reservation_id,
                  'transfer_id', transfer_id)
              FROM tx ORDER BY id
          )
@@ -518,9 +631,9 @@ pub async fn write(
     .bind(&pos.location)
     .bind(&pos.lot)
     .bind(&pos.quantity)
-    .bind(&lvl.0)
-    .bind(&lvl.1)
-    .bind(&lvl.2)
+    .bind(&lvl.product)
+    .bind(&lvl.warehouse)
+    .bind(&lvl.quantity)
     .bind(&ser.product)
     .bind(&ser.serial)
     .bind(&ser.was_in_stock)
@@ -547,6 +660,16 @@ pub async fn write(
     .bind(&tx.count)
     .bind(&tx.user)
     .bind(&tx.device)
+    .bind(&lvl.reserved)
+    .bind(&lvl.value)
+    .bind(&lvl.cost)
+    .bind(&lvl.release_expired)
+    .bind(cutoff)
+    .bind(&res.0)
+    .bind(&res.1)
+    .bind(&res.2)
+    .bind(&tx.value_after)
+    .bind(&tx.reservation)
     .fetch_all(&mut *conn)
     .await?;
     Ok(written)
@@ -559,6 +682,17 @@ struct PositionColumns {
     location: Vec<Uuid>,
     lot: Vec<Option<Uuid>>,
     quantity: Vec<i64>,
+}
+
+#[derive(Default)]
+struct LevelColumns {
+    product: Vec<Uuid>,
+    warehouse: Vec<Uuid>,
+    quantity: Vec<i64>,
+    reserved: Vec<i64>,
+    value: Vec<Decimal>,
+    cost: Vec<Decimal>,
+    release_expired: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -582,7 +716,9 @@ struct LedgerColumns {
     quantity: Vec<i64>,
     balance: Vec<i64>,
     warehouse_balance: Vec<i64>,
-    unit_cost: Vec<Option<rust_decimal::Decimal>>,
+    unit_cost: Vec<Decimal>,
+    value_after: Vec<Decimal>,
+    reservation: Vec<Option<Uuid>>,
     transfer: Vec<Option<Uuid>>,
     reason: Vec<Option<&'static str>>,
     reference: Vec<Option<String>>,
