@@ -117,7 +117,12 @@ async fn positions_show_stock_by_location_and_lot_and_leave_out_empty_ones(db: P
     f.issue(json!({"product_id": p, "warehouse_id": w, "quantity": 2, "lot": "L3"}))
         .await;
 
-    let page = f.get("/api/v1/stock/positions", &f.viewer).await;
+    let page = f
+        .get(
+            &format!("/api/v1/stock/positions?product_id={p}"),
+            &f.viewer,
+        )
+        .await;
     let mut rows: Vec<(String, String, i64)> = items(&page)
         .iter()
         .map(|r| {
@@ -171,17 +176,42 @@ async fn positions_show_stock_by_location_and_lot_and_leave_out_empty_ones(db: P
         .await;
     assert!(items(&page).is_empty());
 
-    // Keyset pages, one row each, cover both positions once.
-    let first = f.get("/api/v1/stock/positions?limit=1", &f.viewer).await;
-    let cursor = first["next_cursor"].as_str().unwrap();
-    let second = f
-        .get(
-            &format!("/api/v1/stock/positions?limit=1&cursor={cursor}"),
-            &f.viewer,
-        )
-        .await;
-    assert!(second["next_cursor"].is_null());
-    assert_ne!(items(&first)[0]["id"], items(&second)[0]["id"]);
+    // Keyset pages of one row cover every position once: two lots at one
+    // location, and stock without a lot next to lotted stock.
+    f.receive(
+        json!({"product_id": p, "warehouse_id": w, "quantity": 1, "location_id": bin,
+        "lot": "L4"}),
+    )
+    .await;
+    let salt: Uuid =
+        sqlx::query_scalar("INSERT INTO products (sku, name) VALUES ('SALT', 'Salt') RETURNING id")
+            .fetch_one(&f.app.db)
+            .await
+            .unwrap();
+    for location in [Some(bin), None] {
+        f.receive(json!({"product_id": salt, "warehouse_id": w, "quantity": 4,
+            "location_id": location}))
+            .await;
+    }
+    let all = f.get("/api/v1/stock/positions", &f.viewer).await;
+    let all: Vec<Value> = items(&all).iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(all.len(), 5);
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = f
+            .get(
+                &format!("/api/v1/stock/positions?limit=1&cursor={cursor}"),
+                &f.viewer,
+            )
+            .await;
+        paged.extend(items(&page).iter().map(|r| r["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
 }
 
 #[sqlx::test]

@@ -135,6 +135,8 @@ pub struct Product {
     /// How much to reorder.
     pub reorder_quantity: i32,
     /// `none`, `lot` or `serial`: what receipts and issues must name.
+    // Lookups cached before tracking existed read as `none`.
+    #[serde(default)]
     pub tracking: Tracking,
     /// false once archived: the history stays, new movements are refused.
     pub active: bool,

@@ -33,7 +33,7 @@ pub struct PositionsApi;
 #[OpenApi(tag = "Tags::Stock")]
 impl PositionsApi {
     /// Stock positions (viewer): the quantity of each product per warehouse,
-    /// location and lot, by product then warehouse. Empty positions are left
+    /// location and lot, by product, warehouse, location, then lot. Empty positions are left
     /// out, and so (for viewers and clerks) are those under an open blind count.
     #[oai(
         path = "/api/v1/stock/positions",
@@ -60,7 +60,7 @@ impl PositionsApi {
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<StockPosition>>> {
-        let page = PageRequest::<(Uuid, Uuid, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        let page = PageRequest::<repo::PositionKey>::new(limit.0, cursor.0.as_deref())?;
         let filter = PositionFilter {
             product_id: product_id.0,
             warehouse_id: warehouse_id.0,
@@ -70,11 +70,7 @@ impl PositionsApi {
             hide_blind: hides_blind_counts(&auth.0),
         };
         let rows = repo::list(&state.db, &filter, page.after, Some(page.fetch())).await?;
-        Ok(Json(page.page(
-            rows,
-            |p| (p.product_id, p.warehouse_id, p.id),
-            |p| p,
-        )))
+        Ok(Json(page.page(rows, repo::key_of, |p| p)))
     }
 
     /// Stock whose lot expires within `within_days` days (viewer), soonest

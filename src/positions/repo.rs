@@ -57,25 +57,50 @@ fn select(extra_columns: &str, f: &PositionFilter) -> QueryBuilder<Postgres> {
     q
 }
 
-/// Positions by product, warehouse, then id (the order of `/stock`),
-/// keyset-paginated on that triple. `fetch: None` returns every row.
+/// The keyset of the position list: (product, warehouse, location, lot), a
+/// position without a lot standing as the largest UUID (they sort last).
+pub type PositionKey = (Uuid, Uuid, Uuid, Uuid);
+
+pub fn key_of(p: &StockPosition) -> PositionKey {
+    (
+        p.product_id,
+        p.warehouse_id,
+        p.location_id,
+        p.lot_id.unwrap_or(Uuid::max()),
+    )
+}
+
+/// Positions by product, warehouse, location, then lot (the order of `/stock`,
+/// refined): the order of the unique index stock_positions_key, so a page is a
+/// range scan of it rather than a sort of every position. `fetch: None`
+/// returns every row.
 pub async fn list(
     db: impl PgExecutor<'_>,
     f: &PositionFilter,
-    after: Option<(Uuid, Uuid, Uuid)>,
+    after: Option<PositionKey>,
     fetch: Option<i64>,
 ) -> Result<Vec<StockPosition>, sqlx::Error> {
     let mut q = select("", f);
-    if let Some((p, w, id)) = after {
-        q.push(" AND (sp.product_id, sp.warehouse_id, sp.id) > (")
+    if let Some((p, w, l, lot)) = after {
+        // The first condition is the index range; the second skips the rows
+        // of the last location already sent (few: one per lot).
+        q.push(" AND (sp.product_id, sp.warehouse_id, sp.location_id) >= (")
             .push_bind(p)
             .push(", ")
             .push_bind(w)
             .push(", ")
-            .push_bind(id)
+            .push_bind(l)
+            .push(") AND ((sp.product_id, sp.warehouse_id, sp.location_id) > (")
+            .push_bind(p)
+            .push(", ")
+            .push_bind(w)
+            .push(", ")
+            .push_bind(l)
+            .push(") OR COALESCE(sp.lot_id, 'ffffffff-ffff-ffff-ffff-ffffffffffff') > ")
+            .push_bind(lot)
             .push(")");
     }
-    q.push(" ORDER BY sp.product_id, sp.warehouse_id, sp.id");
+    q.push(" ORDER BY sp.product_id, sp.warehouse_id, sp.location_id, sp.lot_id");
     if let Some(fetch) = fetch {
         q.push(" LIMIT ").push_bind(fetch);
     }
