@@ -16,7 +16,10 @@ use crate::{
     dashboard::DashboardApi,
     error::ApiError,
     events::EventsApi,
+    locations::LocationsApi,
+    lots::LotsApi,
     ops::OpsApi,
+    positions::PositionsApi,
     scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
     state::AppState,
     stock::{StockApi, TransactionsApi},
@@ -25,6 +28,10 @@ use crate::{
     webhooks::WebhooksApi,
 };
 
+/// Locations, positions and lots: one element, as poem-openapi implements
+/// `OpenApi` for tuples of at most 16.
+pub type WhereAndWhich = (LocationsApi, PositionsApi, LotsApi);
+
 pub type Apis = (
     OpsApi,
     AuthApi,
@@ -32,6 +39,7 @@ pub type Apis = (
     CategoriesApi,
     ProductsApi,
     WarehousesApi,
+    WhereAndWhich,
     StockApi,
     TransactionsApi,
     DevicesApi,
@@ -59,6 +67,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             CategoriesApi,
             ProductsApi,
             WarehousesApi,
+            (LocationsApi, PositionsApi, LotsApi),
             StockApi,
             TransactionsApi,
             DevicesApi,

@@ -282,6 +282,26 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
             "category-name-taken",
             "A category with this name already exists under the same parent.",
         ),
+        "locations_code_key" => conflict(
+            "location-code-taken",
+            "A location with this code already exists in this warehouse.",
+        ),
+        // The trigger refusing a product's barcode as a location label raises this name too.
+        "locations_barcode_key" => conflict(
+            "barcode-taken",
+            "This barcode already labels a location or belongs to a product.",
+        ),
+        "locations_parent_same_warehouse" => {
+            field("parent_id", "no location with this id in this warehouse")
+        }
+        "locations_no_cycle" | "locations_not_own_parent" => field(
+            "parent_id",
+            "a location cannot be placed under itself or one of its sub-locations",
+        ),
+        "locations_code_format" => field(
+            "code",
+            "1-32 characters: letters, digits, '.', '_', '-'; starting with a letter or digit",
+        ),
         "categories_no_cycle" | "categories_not_own_parent" => field(
             "parent_id",
             "a category cannot be placed under itself or one of its descendants",

@@ -31,12 +31,18 @@ pub mod idempotency;
 pub mod input;
 /// Background tasks: outbox relay, key expiry, gauges.
 pub mod jobs;
+/// Locations (bins): the tree of places inside a warehouse.
+pub mod locations;
+/// Lots of a product, their expiry, and recall traces.
+pub mod lots;
 /// Money on the wire: decimal strings with a fixed scale.
 pub mod money;
 /// Liveness and readiness.
 pub mod ops;
 /// Keyset pagination shared by every list.
 pub mod pagination;
+/// Stock positions by location and lot; expiring stock.
+pub mod positions;
 /// Response shapes shared by every domain (201, 204).
 pub mod responses;
 /// Scanner devices, scan events, GS1 parsing, counts.
@@ -71,10 +77,14 @@ pub enum Tags {
     Products,
     /// Warehouses.
     Warehouses,
+    /// Locations (bins) inside warehouses.
+    Locations,
     /// Stock levels and movements: receive, issue, adjust, transfer.
     Stock,
     /// The ledger of stock transactions.
     Transactions,
+    /// Lots, recall traces and serial numbers.
+    Lots,
     /// Scanner devices and their events.
     Scanner,
     /// Count sessions (stocktakes).

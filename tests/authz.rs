@@ -71,6 +71,26 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/warehouses/{id}", User(Viewer)),
     ("PATCH", "/api/v1/warehouses/{id}", User(Manager)),
     ("DELETE", "/api/v1/warehouses/{id}", User(Manager)),
+    ("GET", "/api/v1/warehouses/{id}/locations", User(Viewer)),
+    ("POST", "/api/v1/warehouses/{id}/locations", User(Manager)),
+    (
+        "GET",
+        "/api/v1/locations/by-barcode/{barcode}",
+        User(Viewer),
+    ),
+    ("GET", "/api/v1/locations/{id}", User(Viewer)),
+    ("PATCH", "/api/v1/locations/{id}", User(Manager)),
+    ("DELETE", "/api/v1/locations/{id}", User(Manager)),
+    ("GET", "/api/v1/stock/positions", User(Viewer)),
+    ("GET", "/api/v1/stock/expiring", User(Viewer)),
+    ("GET", "/api/v1/products/{id}/lots", User(Viewer)),
+    ("GET", "/api/v1/lots/{id}", User(Viewer)),
+    ("GET", "/api/v1/lots/{id}/trace", User(Viewer)),
+    (
+        "GET",
+        "/api/v1/products/{id}/serials/{serial}",
+        User(Viewer),
+    ),
     ("POST", "/api/v1/stock/receive", User(Clerk)),
     ("POST", "/api/v1/stock/issue", User(Clerk)),
     ("POST", "/api/v1/stock/adjust", User(Clerk)),
@@ -196,8 +216,10 @@ async fn fixture(db: &PgPool) -> Fixture {
     .await
     .unwrap();
     let transaction = sqlx::query_scalar(
-        "INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after, actor_user_id)
-         VALUES ('receipt', $1, $2, 1000000, 1000000, $3) RETURNING id",
+        "INSERT INTO stock_transactions (kind, product_id, warehouse_id, location_id, quantity,
+             balance_after, warehouse_balance_after, actor_user_id)
+         SELECT 'receipt', $1, $2, l.id, 1000000, 1000000, 1000000, $3
+         FROM locations l WHERE l.warehouse_id = $2 AND l.code = 'DEFAULT' RETURNING id",
     )
     .bind(product)
     .bind(warehouse)
@@ -325,6 +347,52 @@ async fn valid_request(db: &PgPool, f: &Fixture, method: &str, template: &str) -
                 format!("/api/v1/warehouses/{id}"),
                 Body::Json(json!({"name": "Renamed"})),
             )
+        }
+        ("GET" | "POST", "/api/v1/warehouses/{id}/locations") => (
+            format!("/api/v1/warehouses/{w}/locations"),
+            Body::Json(json!({"code": unique("L")})),
+        ),
+        (_, "/api/v1/locations/{id}" | "/api/v1/locations/by-barcode/{barcode}") => {
+            let code = unique("L");
+            let id = fresh_id(
+                db,
+                &format!(
+                    "INSERT INTO locations (warehouse_id, code, barcode) VALUES ('{w}', '{code}', '{code}') RETURNING id"
+                ),
+            )
+            .await;
+            (
+                template
+                    .replace("{id}", &id.to_string())
+                    .replace("{barcode}", &code),
+                Body::Json(json!({"name": "Renamed"})),
+            )
+        }
+        ("GET", "/api/v1/products/{id}/lots") => (format!("/api/v1/products/{p}/lots"), Body::None),
+        ("GET", "/api/v1/lots/{id}" | "/api/v1/lots/{id}/trace") => {
+            let lot = fresh_id(
+                db,
+                &format!(
+                    "INSERT INTO lots (product_id, code) VALUES ('{p}', '{}') RETURNING id",
+                    unique("LOT")
+                ),
+            )
+            .await;
+            (template.replace("{id}", &lot.to_string()), Body::None)
+        }
+        ("GET", "/api/v1/products/{id}/serials/{serial}") => {
+            let serial = unique("SN");
+            sqlx::query(
+                "INSERT INTO serial_numbers (product_id, serial, warehouse_id, location_id)
+                 SELECT $1, $2, $3, id FROM locations WHERE warehouse_id = $3 AND code = 'DEFAULT'",
+            )
+            .bind(p)
+            .bind(&serial)
+            .bind(w)
+            .execute(db)
+            .await
+            .unwrap();
+            (format!("/api/v1/products/{p}/serials/{serial}"), Body::None)
         }
         ("POST", "/api/v1/stock/receive" | "/api/v1/stock/issue") => (
             template.into(),

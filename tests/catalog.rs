@@ -482,7 +482,7 @@ async fn csv_export_then_import_changes_nothing(db: PgPool) {
             .unwrap();
 
     let csv = export(&app, &token).await;
-    assert!(csv.starts_with("sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes\n"));
+    assert!(csv.starts_with("sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes,tracking\n"));
     let resp = import(&app, &token, &csv).await;
     assert_eq!(resp.status(), 200);
     let summary: Value = resp.json().await.unwrap();

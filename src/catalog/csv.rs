@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     barcode::Barcode,
-    model::{parse_barcodes, ImportSummary, NewBarcode, ProductFields},
+    model::{parse_barcodes, ImportSummary, NewBarcode, ProductFields, Tracking},
     repo,
 };
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
     state::AppState,
 };
 
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "sku",
     "name",
     "description",
@@ -45,6 +45,7 @@ pub const COLUMNS: [&str; 11] = [
     "reorder_quantity",
     "active",
     "barcodes",
+    "tracking",
 ];
 
 /// Most rows one import may hold.
@@ -63,6 +64,7 @@ type ExportRow = (
     i32,
     i32,
     bool,
+    String,
     String,
 );
 
@@ -93,7 +95,8 @@ pub fn export(db: PgPool) -> Body {
             "SELECT p.sku, p.name, p.description, p.category_id, p.unit, p.unit_cost, p.price,
                     p.reorder_point, p.reorder_quantity, p.active,
                     COALESCE((SELECT string_agg(b.barcode || ':' || b.pack_quantity, '|' ORDER BY b.barcode)
-                              FROM product_barcodes b WHERE b.product_id = p.id), '')
+                              FROM product_barcodes b WHERE b.product_id = p.id), ''),
+                    p.tracking
              FROM products p ORDER BY lower(p.sku)",
         )
         .fetch(&mut *conn);
@@ -121,6 +124,7 @@ pub fn export(db: PgPool) -> Body {
                 r.8.to_string(),
                 r.9.to_string(),
                 r.10,
+                r.11,
             ];
             let _ = w.write_record(cells.iter().map(|c| neutralize(c).into_owned()));
             count += 1;
@@ -176,6 +180,9 @@ struct ImportRow {
     label: String,
     fields: ProductFields,
     active: Option<bool>,
+    /// None (column absent or empty): `none` for a new product, unchanged for
+    /// an existing one.
+    tracking: Option<Tracking>,
     barcodes: Vec<(Barcode, i32)>,
 }
 
@@ -274,6 +281,13 @@ fn parse_rows(text: &str) -> Result<Vec<ImportRow>> {
                 None
             }
         };
+        let tracking = opt("tracking").and_then(|t| {
+            let parsed = Tracking::parse(t);
+            if parsed.is_none() {
+                v.push(&format!("{prefix}tracking"), "must be none, lot or serial");
+            }
+            parsed
+        });
         let mut new_barcodes = Vec::new();
         for part in get("barcodes").split('|').filter(|p| !p.trim().is_empty()) {
             // The pack quantity follows the last ':'; a code without one has pack 1.
@@ -320,6 +334,7 @@ fn parse_rows(text: &str) -> Result<Vec<ImportRow>> {
             label,
             fields,
             active,
+            tracking,
             barcodes,
         });
     }
@@ -346,7 +361,8 @@ pub async fn import(
     // would), so nothing changes between the checks and the writes.
     let existing: Vec<repo::ProductRow> = sqlx::query_as(
         "SELECT p.id, p.sku, p.name, p.description, p.category_id, p.unit, p.unit_cost, p.price,
-                p.reorder_point, p.reorder_quantity, p.active, p.version, p.created_at, p.updated_at
+                p.reorder_point, p.reorder_quantity, p.tracking, p.active, p.version, p.created_at,
+                p.updated_at
          FROM products p WHERE lower(p.sku) = ANY($1) ORDER BY lower(p.sku) FOR UPDATE",
     )
     .bind(&skus)
@@ -413,12 +429,13 @@ pub async fn import(
     for r in rows {
         match by_sku.remove(&r.fields.sku.to_lowercase()) {
             None => {
-                let row = repo::insert(&mut tx, &r.fields).await?;
+                let tracking = r.tracking.unwrap_or_default();
+                let row = repo::insert(&mut tx, &r.fields, tracking).await?;
                 let active = r.active.unwrap_or(true);
                 let row = if active {
                     row
                 } else {
-                    repo::update(&mut tx, row.id, &r.fields, false).await?
+                    repo::update(&mut tx, row.id, &r.fields, false, tracking).await?
                 };
                 repo::insert_barcodes(&mut tx, row.id, &r.barcodes).await?;
                 let id = row.id;
@@ -434,6 +451,7 @@ pub async fn import(
             }
             Some(current) => {
                 let active = r.active.unwrap_or(current.active);
+                let tracking = r.tracking.unwrap_or(current.tracking);
                 let mut stored: Vec<(String, i32)> = existing_barcodes
                     .remove(&current.id)
                     .unwrap_or_default()
@@ -451,14 +469,24 @@ pub async fn import(
                     .collect();
                 stored.sort();
                 wanted.sort();
-                let same_fields =
-                    current.fields.clone().normalised() == r.fields && current.active == active;
+                let same_fields = current.fields.clone().normalised() == r.fields
+                    && current.active == active
+                    && current.tracking == tracking;
                 if same_fields && stored == wanted {
                     summary.unchanged += 1;
                     continue;
                 }
                 let id = current.id;
-                let row = repo::update(&mut tx, id, &r.fields, active).await?;
+                if tracking != current.tracking {
+                    super::refuse_tracking_change(
+                        &mut tx,
+                        id,
+                        &current.fields.sku,
+                        current.tracking,
+                    )
+                    .await?;
+                }
+                let row = repo::update(&mut tx, id, &r.fields, active, tracking).await?;
                 if stored != wanted {
                     repo::replace_barcodes(&mut tx, id, &r.barcodes).await?;
                 }

@@ -92,11 +92,35 @@ async fn check_category(
     Ok(())
 }
 
+/// A product's tracking is fixed while it holds stock: 409 `tracking-in-use`.
+/// (Called under the product's row lock.)
+pub async fn refuse_tracking_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    sku: &str,
+    tracking: model::Tracking,
+) -> Result<()> {
+    let held = repo::units_held(&mut **tx, id).await?;
+    if held > 0 {
+        return Err(ApiError::conflict(
+            "tracking-in-use",
+            format!(
+                "Product {} holds {held} units tracked as `{}`; issue or adjust them to zero \
+                 before changing its tracking.",
+                sku,
+                tracking.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// CSV upload for `POST /api/v1/products/import`.
 #[derive(ApiRequest)]
 pub enum ImportBody {
-    /// Header row `sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes`
-    /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`.
+    /// Header row `sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes,tracking`
+    /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`; `tracking`
+    /// is `none`, `lot` or `serial` (empty or absent: unchanged, `none` for a new product).
     #[oai(content_type = "text/csv")]
     Csv(Binary<Vec<u8>>),
     /// The same CSV as the `file` part of a `multipart/form-data` form (what
@@ -187,7 +211,7 @@ impl ProductsApi {
             let tag = etag(first.version);
             return Ok(ProductResponse::Created(Json(first), tag));
         }
-        let row = repo::insert(&mut tx, &fields).await?;
+        let row = repo::insert(&mut tx, &fields, body.tracking.unwrap_or_default()).await?;
         repo::insert_barcodes(&mut tx, row.id, &barcodes).await?;
         let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
         events::emit(
@@ -307,7 +331,11 @@ impl ProductsApi {
         fields.validate(&mut v, "");
         check_category(&state.db, &mut v, "", fields.category_id).await?;
         v.finish()?;
-        let row = repo::update(&mut tx, id.0, &fields, active).await?;
+        let tracking = body.tracking.unwrap_or(current.tracking);
+        if tracking != current.tracking {
+            refuse_tracking_change(&mut tx, current.id, &current.sku, current.tracking).await?;
+        }
+        let row = repo::update(&mut tx, id.0, &fields, active, tracking).await?;
         let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
         let topic = match (current.active, active) {
             (true, false) => "product.archived",
@@ -341,7 +369,7 @@ impl ProductsApi {
         }
         if row.active {
             let fields = row.fields.clone();
-            let row = repo::update(&mut tx, id.0, &fields, false).await?;
+            let row = repo::update(&mut tx, id.0, &fields, false, row.tracking).await?;
             let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
             events::emit(
                 &mut tx,

@@ -1,7 +1,7 @@
 //! Request and response bodies of the catalog APIs, and the validation of
 //! product fields shared by the API and the CSV import.
 
-use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Object};
+use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object};
 use rust_decimal::Decimal;
 
 use crate::money::UnitAmount;
@@ -12,31 +12,6 @@ use super::barcode::{self, Barcode};
 use crate::error::Validation;
 
 /// A product category; categories form a tree.
-/// Which dimensions key a product's stock: `none` (location only), `lot`
-/// (location and lot; every receipt names its lot) or `serial` (each unit
-/// by its serial number, with an optional lot).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    poem_openapi::Enum,
-    sqlx::Type,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[oai(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Tracking {
-    #[default]
-    None,
-    Lot,
-    Serial,
-}
-
 #[derive(Debug, Clone, Object, sqlx::FromRow)]
 pub struct Category {
     /// Identifier (UUID) of this category.
@@ -90,6 +65,52 @@ pub struct NewBarcode {
     pub pack_quantity: Option<i32>,
 }
 
+/// What a product's stock is told apart by, beyond where it is.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Enum,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Tracking {
+    /// Units are interchangeable (the default).
+    #[default]
+    None,
+    /// Every receipt names a lot (batch), which may expire.
+    Lot,
+    /// Every unit has a serial number of its own.
+    Serial,
+}
+
+impl Tracking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lot => "lot",
+            Self::Serial => "serial",
+        }
+    }
+
+    /// Parses the text the API and the CSV use.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "lot" => Some(Self::Lot),
+            "serial" => Some(Self::Serial),
+            _ => None,
+        }
+    }
+}
+
 /// A product.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
 pub struct Product {
@@ -113,6 +134,10 @@ pub struct Product {
     pub reorder_point: i32,
     /// How much to reorder.
     pub reorder_quantity: i32,
+    /// `none`, `lot` or `serial`: what receipts and issues must name.
+    // Lookups cached before tracking existed read as `none`.
+    #[serde(default)]
+    pub tracking: Tracking,
     /// false once archived: the history stays, new movements are refused.
     pub active: bool,
     /// Bumped by every change; also the `ETag`.
@@ -147,6 +172,8 @@ pub struct CreateProduct {
     pub reorder_point: Option<i32>,
     /// Default 0.
     pub reorder_quantity: Option<i32>,
+    /// `none` (default), `lot` or `serial`.
+    pub tracking: Option<Tracking>,
     /// Barcodes of the product, each with its pack quantity.
     #[oai(default)]
     pub barcodes: Vec<NewBarcode>,
@@ -174,6 +201,8 @@ pub struct UpdateProduct {
     pub reorder_point: Option<i32>,
     /// How much to reorder.
     pub reorder_quantity: Option<i32>,
+    /// `none`, `lot` or `serial`; refused (409 `tracking-in-use`) while the product has stock.
+    pub tracking: Option<Tracking>,
     /// false deactivates (or archives) it.
     pub active: Option<bool>,
 }

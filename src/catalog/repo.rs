@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     barcode::Barcode,
-    model::{Product, ProductBarcode, ProductFields},
+    model::{Product, ProductBarcode, ProductFields, Tracking},
 };
 
 /// A products row without its barcodes.
@@ -17,6 +17,7 @@ pub struct ProductRow {
     pub id: Uuid,
     #[sqlx(flatten)]
     pub fields: ProductFields,
+    pub tracking: Tracking,
     pub active: bool,
     pub version: i32,
     pub created_at: OffsetDateTime,
@@ -24,7 +25,7 @@ pub struct ProductRow {
 }
 
 const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, p.unit, \
-    p.unit_cost, p.price, p.reorder_point, p.reorder_quantity, p.active, p.version, \
+    p.unit_cost, p.price, p.reorder_point, p.reorder_quantity, p.tracking, p.active, p.version, \
     p.created_at, p.updated_at";
 
 impl ProductRow {
@@ -41,6 +42,7 @@ impl ProductRow {
             price: f.price.into(),
             reorder_point: f.reorder_point,
             reorder_quantity: f.reorder_quantity,
+            tracking: self.tracking,
             active: self.active,
             version: self.version,
             barcodes,
@@ -53,11 +55,12 @@ impl ProductRow {
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     f: &ProductFields,
+    tracking: Tracking,
 ) -> Result<ProductRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO products AS p (sku, name, description, category_id, unit, unit_cost, price,
-                               reorder_point, reorder_quantity)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                               reorder_point, reorder_quantity, tracking)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING {PRODUCT_COLUMNS}"
     )))
     .bind(&f.sku)
@@ -69,6 +72,7 @@ pub async fn insert(
     .bind(f.price)
     .bind(f.reorder_point)
     .bind(f.reorder_quantity)
+    .bind(tracking)
     .fetch_one(&mut **tx)
     .await
 }
@@ -79,11 +83,12 @@ pub async fn update(
     id: Uuid,
     f: &ProductFields,
     active: bool,
+    tracking: Tracking,
 ) -> Result<ProductRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE products AS p SET sku = $2, name = $3, description = $4, category_id = $5, unit = $6,
              unit_cost = $7, price = $8, reorder_point = $9, reorder_quantity = $10, active = $11,
-             version = version + 1
+             tracking = $12, version = version + 1
          WHERE id = $1
          RETURNING {PRODUCT_COLUMNS}"
     )))
@@ -98,7 +103,20 @@ pub async fn update(
     .bind(f.reorder_point)
     .bind(f.reorder_quantity)
     .bind(active)
+    .bind(tracking)
     .fetch_one(&mut **tx)
+    .await
+}
+
+/// Units of the product on hand anywhere: a product holding stock keeps its
+/// tracking (its positions, lots and serial numbers were recorded under it).
+/// A level is the sum of its positions, and levels are keyed by product first.
+pub async fn units_held(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM stock_levels WHERE product_id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
     .await
 }
 
@@ -257,7 +275,7 @@ pub struct ProductFilter {
 }
 
 /// Escapes LIKE wildcards so a search for "50%" means the text "50%".
-fn like_pattern(q: &str) -> String {
+pub fn like_pattern(q: &str) -> String {
     let escaped = q
         .replace('\\', "\\\\")
         .replace('%', "\\%")

@@ -46,9 +46,16 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateWarehouse", "code", code.clone()),
         ("CreateWarehouse", "name", json!({"maxLength": 200})),
         ("CreateWarehouse", "address", json!({"maxLength": 1000})),
-        ("UpdateWarehouse", "code", code),
+        ("UpdateWarehouse", "code", code.clone()),
         ("UpdateWarehouse", "name", json!({"maxLength": 200})),
         ("UpdateWarehouse", "address", json!({"maxLength": 1000})),
+        // locations::check_fields
+        ("CreateLocation", "code", code.clone()),
+        ("CreateLocation", "name", json!({"maxLength": 200})),
+        ("CreateLocation", "barcode", json!({"maxLength": 128})),
+        ("UpdateLocation", "code", code),
+        ("UpdateLocation", "name", json!({"maxLength": 200})),
+        ("UpdateLocation", "barcode", json!({"maxLength": 128})),
         // catalog::categories::check_name
         ("CreateCategory", "name", json!({"maxLength": 100})),
         ("UpdateCategory", "name", json!({"maxLength": 100})),

@@ -11,6 +11,7 @@ const WAREHOUSE: &str = "0b6f3c2e-5d1a-4c8e-9f47-2a6d1e3b7c90";
 const OTHER_WAREHOUSE: &str = "5e2d8a41-9c3b-4f6e-8d17-c4a9b0e2f153";
 const PRODUCT: &str = "7d9e4b12-3a6c-4e8f-b1d5-9c2a7f4e6b08";
 const CATEGORY: &str = "c3a1f9e7-2b4d-4a6c-8e0f-1d3b5a7c9e24";
+const LOCATION: &str = "9a4e2c71-6b3d-4f8a-a5c0-7e1d3b9f2a64";
 
 /// The example of request schema `name`, if it has one.
 pub fn request(name: &str) -> Option<Value> {
@@ -38,6 +39,11 @@ pub fn request(name: &str) -> Option<Value> {
             json!({"code": "BER-1", "name": "Berlin main", "address": "Lagerstr. 1, 10115 Berlin"})
         }
         "UpdateWarehouse" => json!({"name": "Berlin central"}),
+        "CreateLocation" => json!({
+            "code": "A-01-3", "name": "Aisle A, bay 1, shelf 3", "parent_id": LOCATION,
+            "barcode": "LOC-A-01-3"
+        }),
+        "UpdateLocation" => json!({"name": "Aisle A, bay 1, top shelf"}),
         "ReceiveRequest" => json!({
             "product_id": PRODUCT, "warehouse_id": WAREHOUSE, "quantity": 100,
             "unit_cost": "3.20", "reference": "PO-2026-0042"
@@ -77,8 +83,8 @@ pub fn request(name: &str) -> Option<Value> {
 }
 
 /// The example of a CSV import (`text/csv`); the columns `export.csv` writes.
-pub const CSV_IMPORT: &str = "sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes\n\
-SCR-4X40,Wood screw 4x40 mm,\"Zinc plated, box of 200\",,box,3.20,5.90,20,100,true,4006381333931\n";
+pub const CSV_IMPORT: &str = "sku,name,description,category_id,unit,unit_cost,price,reorder_point,reorder_quantity,active,barcodes,tracking\n\
+SCR-4X40,Wood screw 4x40 mm,\"Zinc plated, box of 200\",,box,3.20,5.90,20,100,true,4006381333931,none\n";
 
 #[cfg(test)]
 mod tests {
@@ -89,6 +95,7 @@ mod tests {
             super::OTHER_WAREHOUSE,
             super::PRODUCT,
             super::CATEGORY,
+            super::LOCATION,
         ] {
             assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
         }

@@ -24,7 +24,9 @@ use crate::{
     Tags,
 };
 
-fn valid_code(code: &str) -> bool {
+/// A warehouse or location code: 1-32 of letters, digits, `.`, `_`, `-`,
+/// starting with a letter or digit (the CHECKs in the schema say the same).
+pub fn valid_code(code: &str) -> bool {
     let mut chars = code.chars();
     (1..=32).contains(&code.len())
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
