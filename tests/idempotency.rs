@@ -227,11 +227,11 @@ async fn a_repeated_key_replays_the_first_answer_and_another_request_is_refused(
             template: "POST /api/v1/warehouses/{id}/locations",
             token: manager.clone(),
             first: call(
-                &format!("/api/v1/warehouses/{w1}/locations"),
+                format!("/api/v1/warehouses/{w1}/locations"),
                 j(json!({"code": "BIN-1"})),
             ),
             other: call(
-                &format!("/api/v1/warehouses/{w1}/locations"),
+                format!("/api/v1/warehouses/{w1}/locations"),
                 j(json!({"code": "BIN-2"})),
             ),
         },
