@@ -1,5 +1,5 @@
 //! Background work of a replica: the outbox sequencer and relay, expiry of idempotency
-//! keys and of day-old outbox events, and the gauges Prometheus reads (pool, dependencies, business
+//! keys, of day-old outbox events and of reservations, and the gauges Prometheus reads (pool, dependencies, business
 //! figures). Gauges are refreshed on a timer, never computed per scrape, so a
 //! scrape costs nothing however big the catalog is.
 
@@ -15,6 +15,9 @@ const HEALTH_EVERY: Duration = Duration::from_secs(15);
 /// How often business gauges (which aggregate the stock table) are refreshed.
 const BUSINESS_EVERY: Duration = Duration::from_secs(60);
 const KEY_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+/// How often reservations past their `expires_at` are marked expired (reads
+/// and movements treat them as released from that instant anyway).
+const RESERVATION_EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts every background task of this replica.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
@@ -60,7 +63,26 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             tokio::time::sleep(KEY_CLEANUP_EVERY).await;
         }
     });
-    vec![sequencer, relay, webhooks, health, business, cleanup]
+    let s = state.clone();
+    let reservations = tokio::spawn(async move {
+        loop {
+            match crate::reservations::release_expired(&s).await {
+                Ok(n) if n > 0 => tracing::info!(levels = n, "expired reservations released"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "expired reservations not released"),
+            }
+            tokio::time::sleep(RESERVATION_EXPIRY_EVERY).await;
+        }
+    });
+    vec![
+        sequencer,
+        relay,
+        webhooks,
+        health,
+        business,
+        cleanup,
+        reservations,
+    ]
 }
 
 /// Pool, PostgreSQL, Redis and outbox gauges.

@@ -43,6 +43,8 @@ pub mod ops;
 pub mod pagination;
 /// Stock positions by location and lot; expiring stock.
 pub mod positions;
+/// Stock promised to orders (reservations).
+pub mod reservations;
 /// Response shapes shared by every domain (201, 204).
 pub mod responses;
 /// Scanner devices, scan events, GS1 parsing, counts.
@@ -89,6 +91,8 @@ pub enum Tags {
     Scanner,
     /// Count sessions (stocktakes).
     Counts,
+    /// Stock promised to orders.
+    Reservations,
     /// Aggregates for a front page.
     Dashboard,
     /// Live feed of changes (Server-Sent Events).

@@ -111,6 +111,10 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/dashboard/low-stock", User(Viewer)),
     ("GET", "/api/v1/dashboard/movements", User(Viewer)),
     ("GET", "/api/v1/events/stream", User(Viewer)),
+    ("POST", "/api/v1/reservations", User(Clerk)),
+    ("GET", "/api/v1/reservations", User(Viewer)),
+    ("GET", "/api/v1/reservations/{id}", User(Viewer)),
+    ("POST", "/api/v1/reservations/{id}/cancel", User(Clerk)),
     ("POST", "/api/v1/counts", User(Clerk)),
     ("GET", "/api/v1/counts", User(Viewer)),
     ("GET", "/api/v1/counts/{id}", User(Viewer)),
@@ -393,6 +397,24 @@ async fn valid_request(db: &PgPool, f: &Fixture, method: &str, template: &str) -
             .await
             .unwrap();
             (format!("/api/v1/products/{p}/serials/{serial}"), Body::None)
+        }
+        ("GET" | "POST", "/api/v1/reservations") => (
+            template.into(),
+            Body::Json(json!({"product_id": p, "warehouse_id": w, "quantity": 1})),
+        ),
+        (_, "/api/v1/reservations/{id}" | "/api/v1/reservations/{id}/cancel") => {
+            // A reservation of one unit, its hold on the level included.
+            let id = fresh_id(
+                db,
+                &format!(
+                    "WITH hold AS (UPDATE stock_levels SET reserved = reserved + 1, version = version + 1
+                                   WHERE product_id = '{p}' AND warehouse_id = '{w}')
+                     INSERT INTO reservations (product_id, warehouse_id, quantity)
+                     VALUES ('{p}', '{w}', 1) RETURNING id"
+                ),
+            )
+            .await;
+            (template.replace("{id}", &id.to_string()), Body::None)
         }
         ("POST", "/api/v1/stock/receive" | "/api/v1/stock/issue") => (
             template.into(),

@@ -157,6 +157,22 @@ async fn a_repeated_key_replays_the_first_answer_and_another_request_is_refused(
         .status()
         .is_success());
 
+    let reservations: Vec<Uuid> = {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            ids.push(
+                created(
+                    &app,
+                    &clerk,
+                    "/api/v1/reservations",
+                    json!({"product_id": p, "warehouse_id": w1, "quantity": 1}),
+                )
+                .await,
+            );
+        }
+        ids
+    };
+
     let j = |v: Value| Body::Json(v);
     let cases = vec![
         Case {
@@ -300,6 +316,30 @@ async fn a_repeated_key_replays_the_first_answer_and_another_request_is_refused(
             token: manager.clone(),
             first: call(format!("/api/v1/counts/{}/complete", counts[1]), Body::None),
             other: call(format!("/api/v1/counts/{}/cancel", counts[1]), Body::None),
+        },
+        Case {
+            template: "POST /api/v1/reservations",
+            token: clerk.clone(),
+            first: call(
+                "/api/v1/reservations",
+                j(json!({"product_id": p, "warehouse_id": w1, "quantity": 1, "reference": "SO-1"})),
+            ),
+            other: call(
+                "/api/v1/reservations",
+                j(json!({"product_id": p, "warehouse_id": w1, "quantity": 2, "reference": "SO-2"})),
+            ),
+        },
+        Case {
+            template: "POST /api/v1/reservations/{id}/cancel",
+            token: clerk.clone(),
+            first: call(
+                format!("/api/v1/reservations/{}/cancel", reservations[0]),
+                Body::None,
+            ),
+            other: call(
+                format!("/api/v1/reservations/{}/cancel", reservations[1]),
+                Body::None,
+            ),
         },
         Case {
             template: "POST /api/v1/counts/{id}/cancel",

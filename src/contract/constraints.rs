@@ -24,6 +24,9 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     let events = json!({"minItems": 1, "maxItems": 50});
     let topic = json!({"pattern": TOPIC_FILTER_PATTERN});
     let sku = json!({"maxLength": 64, "pattern": SKU_PATTERN});
+    // stock::is_code: what GS1 AI 10 and 21 carry.
+    let lot = json!({"maxLength": 20, "pattern": "^[!-~]{1,20}$"});
+    let serial = lot.clone();
     vec![
         // auth::model::LoginRequest::check, RefreshRequest::check
         ("LoginRequest", "email", json!({"maxLength": 254})),
@@ -86,6 +89,22 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             "delta",
             json!({"minimum": -1_000_000_000, "maximum": 1_000_000_000}),
         ),
+        // stock::check_dimensions, reservations::create
+        ("ReceiveRequest", "lot", lot.clone()),
+        ("IssueRequest", "lot", lot.clone()),
+        ("AdjustRequest", "lot", lot.clone()),
+        ("TransferRequest", "lot", lot.clone()),
+        ("CreateReservation", "lot", lot),
+        ("ReceiveRequest", "serials/items", serial.clone()),
+        ("IssueRequest", "serials/items", serial.clone()),
+        ("AdjustRequest", "serials/items", serial.clone()),
+        ("TransferRequest", "serials/items", serial),
+        (
+            "CreateReservation",
+            "quantity",
+            json!({"minimum": 1, "maximum": 1_000_000_000}),
+        ),
+        ("CreateReservation", "reference", json!({"maxLength": 200})),
         // scanner::devices::create
         ("CreateDevice", "name", json!({"maxLength": 100})),
         (

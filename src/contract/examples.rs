@@ -59,6 +59,10 @@ pub fn request(name: &str) -> Option<Value> {
             "product_id": PRODUCT, "from_warehouse_id": WAREHOUSE,
             "to_warehouse_id": OTHER_WAREHOUSE, "quantity": 10, "reference": "TR-0007"
         }),
+        "CreateReservation" => json!({
+            "product_id": PRODUCT, "warehouse_id": WAREHOUSE, "quantity": 5,
+            "reference": "SO-2026-0108", "expires_at": "2030-01-31T18:00:00Z"
+        }),
         "CreateDevice" => json!({"name": "Handheld 3", "warehouse_ids": [WAREHOUSE]}),
         "ScanEvent" => json!({
             "event_id": "e7c1a3b5-9d2f-4e6a-8c0b-3f5d7a9e1c42", "barcode": "4006381333931",

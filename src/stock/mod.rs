@@ -148,7 +148,7 @@ fn check_dimensions(
 ) {
     if let Some(lot) = lot {
         v.check(
-            is_code(lot.trim()),
+            is_code(lot),
             "lot",
             "must be 1-20 printable characters without spaces",
         );

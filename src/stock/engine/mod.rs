@@ -74,6 +74,8 @@ pub enum MoveKind {
     Reserve,
     /// Release what a reservation still holds (no ledger row).
     CancelReservation,
+    /// Touch the level so that its expired reservations are released.
+    ReleaseExpired,
 }
 
 impl MoveKind {
@@ -87,6 +89,7 @@ impl MoveKind {
             Self::CountAdjustment => "count_adjustment",
             Self::Reserve => "reserve",
             Self::CancelReservation => "cancel_reservation",
+            Self::ReleaseExpired => "release_expired",
         }
     }
 }
@@ -168,7 +171,10 @@ impl Movement {
     fn adds(&self) -> bool {
         !matches!(
             self.kind,
-            MoveKind::Transfer | MoveKind::Reserve | MoveKind::CancelReservation
+            MoveKind::Transfer
+                | MoveKind::Reserve
+                | MoveKind::CancelReservation
+                | MoveKind::ReleaseExpired
         ) && match self.amount {
             Amount::Add(_) | Amount::SetTo(_) => true,
             Amount::Delta(d) => d > 0,

@@ -273,6 +273,13 @@ pub fn plan(
             state.changed_levels.insert(level_key);
             return Ok(Vec::new());
         }
+        MoveKind::ReleaseExpired => {
+            // Nothing changes but the level is written: that releases its
+            // expired reservations (see `repo::write`).
+            state.levels.entry(level_key).or_default();
+            state.changed_levels.insert(level_key);
+            return Ok(Vec::new());
+        }
         MoveKind::CancelReservation => {
             let (id, r) = m
                 .reservation_id
@@ -337,9 +344,10 @@ pub fn plan(
         MoveKind::Issue => TransactionKind::Issue,
         MoveKind::Adjustment => TransactionKind::Adjustment,
         MoveKind::CountAdjustment => TransactionKind::CountAdjustment,
-        MoveKind::Transfer | MoveKind::Reserve | MoveKind::CancelReservation => {
-            TransactionKind::TransferOut
-        }
+        MoveKind::Transfer
+        | MoveKind::Reserve
+        | MoveKind::CancelReservation
+        | MoveKind::ReleaseExpired => TransactionKind::TransferOut,
     };
 
     if delta > 0 && !transfer {
