@@ -49,4 +49,10 @@ if [ ! -d "$db_dir/.git" ] || [ "$(cat "$db_dir/.snapshot-source" 2>/dev/null)" 
   printf '%s' "$stamp" >"$db_dir/.snapshot-source"
 fi
 
+# --offline keeps cargo-deny from fetching the advisory database over git;
+# it also keeps `cargo metadata` from downloading crates, and metadata needs
+# every crate of every platform (wasm, Windows), which a build on this host
+# never downloads. Fetch them first, from the registry.
+log "cargo fetch (the crates of every platform, for cargo metadata)"
+cargo fetch --locked
 cargo deny --offline check "$@"
