@@ -127,6 +127,14 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("Failed to apply database migrations")
 }
 
+/// Undoes the applied migrations newer than `version`, newest first.
+pub async fn revert(pool: &PgPool, version: i64) -> anyhow::Result<()> {
+    MIGRATOR
+        .undo(pool, version)
+        .await
+        .with_context(|| format!("Failed to revert database migrations to {version}"))
+}
+
 /// The pool for heavy read-only work: a replica's when `DATABASE_READ_URL` is
 /// set (same pool settings and session limits as the primary's), else the
 /// primary pool itself.

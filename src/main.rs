@@ -27,8 +27,13 @@ struct Cli {
 enum Command {
     /// Apply pending migrations, then serve HTTP until SIGTERM/SIGINT.
     Serve,
-    /// Apply pending migrations and exit.
-    Migrate,
+    /// Apply pending migrations and exit; with --revert-to VERSION, undo the
+    /// applied migrations newer than VERSION (their .down.sql, newest first)
+    /// instead (0 undoes them all).
+    Migrate {
+        #[arg(long)]
+        revert_to: Option<i64>,
+    },
     /// Print the OpenAPI document.
     Openapi {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
@@ -92,11 +97,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{spec}");
             Ok(())
         }
-        Command::Migrate => {
+        Command::Migrate { revert_to } => {
             let (url, max) = config::database_from_env()?;
             let pool = db::pool_from_url(url.expose_secret(), max, db::SessionLimits::NONE)?;
-            db::migrate(&pool).await?;
-            println!("migrations applied");
+            match revert_to {
+                None => {
+                    db::migrate(&pool).await?;
+                    println!("migrations applied");
+                }
+                Some(version) => {
+                    db::revert(&pool, version).await?;
+                    println!("migrations after {version} reverted");
+                }
+            }
             Ok(())
         }
         Command::CreateUser {
