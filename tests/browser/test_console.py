@@ -402,6 +402,8 @@ def main():
         expect(page.get_by_label("Count session")).to_contain_text("Opened")
         scan(EAN, "Applied")
         scan(EAN, "Applied")
+        # Both answers are in (the status already read "Applied" after the first).
+        expect(page.get_by_role("table", name="Recent scans").locator("tbody tr")).to_have_count(2)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Counts").click()
         page.get_by_role("table", name="Count sessions, newest first").get_by_role("link").first.click()
         expect(page.get_by_role("table")).to_contain_text("1 of 1 lines counted")
