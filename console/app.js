@@ -7,16 +7,17 @@ import { products, product } from './products.js';
 import { scan, flushQueue } from './scan.js';
 import { counts, countPage } from './counts.js';
 import { devices, users } from './admin.js';
+import { reservations } from './reservations.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
-// Reservations (issue #14) do not exist in the API yet, so there is no link for them.
 const routes = [
   { path: 'dashboard', label: 'Dashboard', show: () => true, render: dashboard },
   { path: 'products', label: 'Products', show: () => true, render: products },
   { path: 'scan', label: 'Scan', show: () => true, render: scan },
   { path: 'counts', label: 'Counts', show: () => true, render: counts },
+  { path: 'reservations', label: 'Reservations', show: () => true, render: reservations },
   { path: 'devices', label: 'Devices', show: () => can('manager'), render: devices },
   { path: 'users', label: 'Users', show: () => can('admin'), render: users },
 ];

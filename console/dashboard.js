@@ -5,6 +5,7 @@ import { api, authorised } from './api.js';
 import { h, s, page, table, number, when, alertBox, warehouseName, num } from './ui.js';
 
 const DAYS = 14;
+const EXPIRY_DAYS = 30;
 const SERIES = [
   { name: 'Received', kinds: ['receipt', 'transfer_in'], class: 'in' },
   { name: 'Issued', kinds: ['issue', 'transfer_out'], class: 'out' },
@@ -14,6 +15,7 @@ const SERIES = [
 export async function dashboard(view) {
   const cards = h('div', { class: 'cards' });
   const low = h('div');
+  const expiring = h('div');
   const chart = h('div', { class: 'chart' });
   const feed = h('ol', { class: 'feed', role: 'log', 'aria-label': 'Live feed' });
   const feedState = h('p', { class: 'muted', id: 'feed-state' }, 'Connecting…');
@@ -25,18 +27,22 @@ export async function dashboard(view) {
     h('div', { class: 'columns' },
       h('section', { 'aria-labelledby': 'chart-title' }, h('h2', { id: 'chart-title' }, `Movements, last ${DAYS} days`), chart),
       h('section', { 'aria-labelledby': 'feed-title' }, h('h2', { id: 'feed-title' }, 'Live feed'), feedState, feed)),
-    h('section', { 'aria-labelledby': 'low-title' }, h('h2', { id: 'low-title' }, 'Low stock'), low),
+    h('div', { class: 'pair' },
+      h('section', { 'aria-labelledby': 'low-title' }, h('h2', { id: 'low-title' }, 'Low stock'), low),
+      h('section', { 'aria-labelledby': 'expiring-title' }, h('h2', { id: 'expiring-title' }, 'Expiring'), expiring)),
   );
 
   async function refresh() {
     try {
-      const [summary, lowStock, movements] = await Promise.all([
+      const [summary, lowStock, movements, soonGone] = await Promise.all([
         api('/api/v1/dashboard/summary'),
         api('/api/v1/dashboard/low-stock?limit=20'),
         api(`/api/v1/dashboard/movements?days=${DAYS}`),
+        api(`/api/v1/stock/expiring?within_days=${EXPIRY_DAYS}&limit=20`),
       ]);
       cards.replaceChildren(...summaryCards(summary));
       low.replaceChildren(lowTable(lowStock.items));
+      expiring.replaceChildren(expiringTable(soonGone.items));
       chart.replaceChildren(...movementChart(movements));
       box.clear();
     } catch (err) {
@@ -83,11 +89,28 @@ function lowTable(items) {
     ['SKU', 'Name', num('On hand'), num('Reorder point'), num('Reorder quantity')],
     items.map((i) =>
       h('tr', {},
-        h('td', {}, h('a', { href: `#/products/${i.product_id}` }, i.sku)),
+        h('td', { class: 'nowrap' }, h('a', { href: `#/products/${i.product_id}` }, i.sku)),
         h('td', {}, i.name),
         h('td', { class: 'num' }, number.format(i.on_hand)),
         h('td', { class: 'num' }, number.format(i.reorder_point)),
         h('td', { class: 'num' }, number.format(i.reorder_quantity)))),
+  );
+}
+
+/** Lots expiring within EXPIRY_DAYS (and expired ones still on the shelf), soonest first. */
+function expiringTable(items) {
+  return table(
+    `Lots expiring within ${EXPIRY_DAYS} days`,
+    ['SKU', 'Lot', 'Expires', num('Quantity'), 'Location'],
+    items.map((i) =>
+      h('tr', { class: i.expired ? 'expired' : null },
+        h('td', { class: 'nowrap' }, h('a', { href: `#/products/${i.product_id}` }, i.sku)),
+        h('td', { class: 'nowrap' }, i.lot ?? '—'),
+        h('td', { class: 'nowrap' }, i.expires_on, ' ', i.expired
+          ? h('span', { class: 'tag bad' }, 'Expired')
+          : h('span', { class: 'muted' }, i.days_left === 0 ? '(today)' : `(in ${i.days_left} d)`)),
+        h('td', { class: 'num' }, number.format(i.quantity)),
+        h('td', {}, `${i.warehouse_code} · ${i.location_path || i.location_code}`))),
   );
 }
 

@@ -1,6 +1,6 @@
 // Products: search as you type, and a product page with stock by warehouse
-// and its ledger history. Stock rows are built from a column list so that
-// location, lot, reserved and available columns can join when the API has them.
+// (reserved and available when the API gives them), by location and lot, and
+// its ledger history.
 import { api, query, can } from './api.js';
 import { h, page, table, field, number, when, alertBox, warehouseName, warehouses, warehouseSelect, num } from './ui.js';
 
@@ -51,16 +51,26 @@ export async function products(view) {
   return () => clearTimeout(timer);
 }
 
-// Columns of the stock-by-warehouse table; add location/lot/reserved/available here.
+// Columns of the stock-by-warehouse table. Reserved and available show when
+// the API sends them (a server without them still gets the other columns).
 const STOCK_COLUMNS = [
   { title: 'Warehouse', cell: (r) => r.warehouseLabel },
   { title: 'On hand', cell: (r) => number.format(r.quantity), num: true },
+  { title: 'Reserved', cell: (r) => number.format(r.reserved ?? 0), num: true, field: 'reserved' },
+  { title: 'Available', cell: (r) => number.format(r.available ?? r.quantity - (r.reserved ?? 0)), num: true, field: 'available' },
   { title: 'Value', cell: (r) => number.format(Number(r.value)), num: true },
 ];
+
+const today = () => new Date().toISOString().slice(0, 10);
 
 export async function product(view, id) {
   const [p, stock] = await Promise.all([api(`/api/v1/products/${encodeURIComponent(id)}`), api(`/api/v1/products/${encodeURIComponent(id)}/stock`)]);
   for (const w of stock.warehouses) w.warehouseLabel = await warehouseName(w.warehouse_id);
+  const columns = STOCK_COLUMNS.filter((c) => !c.field || stock.warehouses.some((w) => typeof w[c.field] === 'number'));
+  const positions = table('Stock by location and lot', ['Warehouse', 'Location', 'Lot', 'Expires', num('On hand')], []);
+  const placed = positions.tBodies[0];
+  placed.replaceChildren();
+  const morePositions = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More positions');
   const ledger = table('Ledger, newest first', ['When', 'Kind', 'Warehouse', num('Change'), num('Balance'), 'Reference / lot'], []);
   const history = ledger.tBodies[0];
   history.replaceChildren();
@@ -73,17 +83,44 @@ export async function product(view, id) {
       h('dt', {}, 'Unit'), h('dd', {}, p.unit),
       h('dt', {}, 'Barcodes'), h('dd', {}, p.barcodes.map((b) => `${b.barcode}${b.pack_quantity > 1 ? ` (pack of ${b.pack_quantity})` : ''}`).join(', ') || '—'),
       h('dt', {}, 'Reorder point'), h('dd', {}, String(p.reorder_point)),
+      p.tracking ? [h('dt', {}, 'Tracking'), h('dd', {}, { none: 'None', lot: 'By lot', serial: 'By serial number' }[p.tracking] || p.tracking)] : '',
       h('dt', {}, 'Status'), h('dd', {}, p.active ? 'Active' : 'Archived')),
     h('h2', {}, 'Stock'),
     table(`Stock by warehouse: ${number.format(stock.total)} ${p.unit} in all`,
-      STOCK_COLUMNS.map((c) => (c.num ? num(c.title) : c.title)),
-      stock.warehouses.map((r) => h('tr', {}, STOCK_COLUMNS.map((c) => h('td', { class: c.num ? 'num' : null }, c.cell(r)))))),
+      columns.map((c) => (c.num ? num(c.title) : c.title)),
+      stock.warehouses.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : null }, c.cell(r)))))),
+    positions,
+    morePositions,
     can('clerk') ? await movementForm(p, () => product(view, id)) : '',
     h('h2', {}, 'History'),
     box,
     ledger,
     older,
   );
+  let positionsCursor = null;
+  async function placesMore() {
+    try {
+      const resp = await api(`/api/v1/stock/positions${query({ product_id: id, limit: 100, cursor: positionsCursor })}`);
+      const now = today();
+      for (const x of resp.items) {
+        const expired = x.expires_on && x.expires_on < now;
+        placed.append(h('tr', {},
+          h('td', {}, x.warehouse_code),
+          h('td', { title: x.location_path }, x.location_path || x.location_code),
+          h('td', {}, x.lot ?? '—'),
+          h('td', {}, x.expires_on ?? '', expired ? [' ', h('span', { class: 'tag bad' }, 'Expired')] : ''),
+          h('td', { class: 'num' }, number.format(x.quantity))));
+      }
+      if (!placed.children.length) placed.append(h('tr', {}, h('td', { colspan: 5 }, 'Nothing on hand.')));
+      positionsCursor = resp.next_cursor;
+      morePositions.hidden = !positionsCursor;
+    } catch (err) {
+      box.show(err);
+    }
+  }
+  morePositions.addEventListener('click', placesMore);
+  await placesMore();
+
   let cursor = null;
   async function more() {
     try {

@@ -93,6 +93,8 @@ export async function scan(view) {
   const countField = field('Count session', countSelect);
   const quantity = h('input', { type: 'number', name: 'quantity', min: '1', max: '10000', value: '1', inputmode: 'numeric' });
   const barcode = h('input', { type: 'text', name: 'barcode', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off' });
+  // Where in the warehouse: a location's barcode or code (empty: the server's default).
+  const whereInput = h('input', { type: 'text', name: 'location', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', placeholder: 'Default location' });
   const status = h('p', { role: 'status', class: 'scan-status', id: 'scan-status' });
   const detail = h('p', { class: 'scan-detail', id: 'scan-detail' });
   const queueInfo = h('p', { class: 'muted', id: 'scan-queue' });
@@ -131,16 +133,16 @@ export async function scan(view) {
     if (r.expires_on) parts.push(`expires ${r.expires_on}`);
     detail.textContent = parts.join(' · ');
     beep(!rejected);
-    addRecent(ev.action, ev.barcode, status.textContent, parts.join(' · '));
+    addRecent(ev.action, ev, status.textContent, parts.join(' · '));
   }
-  function addRecent(act, code, outcome, what) {
-    const shown = code.replace(/\x1d/g, '<GS>'); // FNC1 is invisible otherwise
+  function addRecent(act, ev, outcome, what) {
+    const shown = ev.barcode.replace(/\x1d/g, '<GS>') + (ev.location ? ` @ ${ev.location}` : ''); // FNC1 is invisible otherwise
     recent.prepend(h('tr', {}, h('td', {}, new Date().toLocaleTimeString()), h('td', {}, act), h('td', {}, shown), h('td', {}, outcome), h('td', {}, what)));
     while (recent.children.length > 15) recent.lastChild.remove();
   }
   const onFlushed = (results, events) => {
     showQueue();
-    results.forEach((r, i) => addRecent(`${events[i].action} (queued)`, events[i].barcode, r.status === 'rejected' ? `Rejected: ${r.reason}` : r.status === 'duplicate' ? 'Duplicate' : 'Applied', r.product ? `${r.product.sku}${r.level != null ? ` · Level: ${r.level}` : ''}` : ''));
+    results.forEach((r, i) => addRecent(`${events[i].action} (queued)`, events[i], r.status === 'rejected' ? `Rejected: ${r.reason}` : r.status === 'duplicate' ? 'Duplicate' : 'Applied', r.product ? `${r.product.sku}${r.level != null ? ` · Level: ${r.level}` : ''}` : ''));
   };
   listeners.add(onFlushed);
 
@@ -154,6 +156,7 @@ export async function scan(view) {
       scanned_at: new Date().toISOString(),
     };
     if (ev.action === 'count') ev.count_id = countSelect.value || null;
+    if (whereInput.value.trim()) ev.location = whereInput.value.trim();
     // Keep order: while older scans wait, this one waits behind them.
     if (queued()) return enqueue(ev);
     try {
@@ -193,13 +196,19 @@ export async function scan(view) {
     if (!e.relatedTarget) setTimeout(() => document.activeElement === document.body && barcode.isConnected && barcode.focus(), 0);
   };
   barcode.addEventListener('blur', refocus);
+  // A location label scanned into Location (code and Enter) hands over to Barcode.
+  whereInput.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter') return;
+    e.preventDefault();
+    barcode.focus();
+  });
   for (const control of [warehouse, action, countSelect, quantity]) control.addEventListener('change', () => barcode.focus());
 
   view.replaceChildren(
     ...page('Scan'),
     h('p', { class: 'muted' }, 'Scan into the Barcode field: the scanner types the code and Enter. GS1 codes with FNC1 (ASCII 29) are understood.'),
     box,
-    h('div', { class: 'scan-form' }, warehouseField, field('Action', action), countField, field('Quantity', quantity)),
+    h('div', { class: 'scan-form' }, warehouseField, field('Action', action), countField, field('Quantity', quantity), field('Location (optional)', whereInput)),
     h('div', { class: 'scan-input' }, field('Barcode', barcode)),
     status,
     detail,

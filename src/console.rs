@@ -47,6 +47,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     file!("scan.js", JS),
     file!("counts.js", JS),
     file!("admin.js", JS),
+    file!("reservations.js", JS),
 ];
 
 /// ETags, computed once.

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import date, datetime, timedelta
 from urllib.parse import urlparse
 
 from playwright.sync_api import expect, sync_playwright
@@ -28,6 +29,8 @@ SHOTS = pathlib.Path(os.environ.get("SCREENSHOTS", "target/console-test"))
 EAN = "4006381333931"  # a valid EAN-13
 GTIN14 = "0" + EAN
 GS = "\x1d"  # FNC1 as a keyboard-wedge scanner sends it
+SOON_LOT, EXPIRED_LOT = "L-2401", "L-2311"
+SOON = date.today() + timedelta(days=10)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -70,7 +73,13 @@ def level(token, product, warehouse):
 def arrange():
     admin = login(ADMIN_EMAIL, ADMIN_PASSWORD)
     warehouse = call("POST", "/api/v1/warehouses", admin, {"code": "MAIN", "name": "Main stockroom"})["id"]
-    call("POST", "/api/v1/warehouses", admin, {"code": "DOCK", "name": "Loading dock"})
+    dock = call("POST", "/api/v1/warehouses", admin, {"code": "DOCK", "name": "Loading dock"})["id"]
+    call("POST", f"/api/v1/warehouses/{dock}/locations", admin, {"code": "D-01", "name": "Dock shelf 1", "barcode": "LOC-D01"})
+    # A lot-tracked product in DOCK: one lot expiring soon, one already expired.
+    milk = call("POST", "/api/v1/products", admin, {"sku": "MILK-1", "name": "Oat milk", "unit": "l", "tracking": "lot"})["id"]
+    for lot, expires, qty in [(SOON_LOT, SOON, 12), (EXPIRED_LOT, date.today() - timedelta(days=1), 3)]:
+        call("POST", "/api/v1/stock/receive", admin, {"product_id": milk, "warehouse_id": dock, "quantity": qty,
+                                                       "lot": lot, "expires_on": expires.isoformat()})
     product = call("POST", "/api/v1/products", admin, {
         "sku": "WIDGET-1", "name": "Blue widget", "unit": "pcs", "reorder_point": 60, "reorder_quantity": 100,
         "barcodes": [{"barcode": EAN}, {"barcode": "CASE-WIDGET", "pack_quantity": 10}],
@@ -79,7 +88,7 @@ def arrange():
     call("POST", "/api/v1/stock/receive", admin, {"product_id": product, "warehouse_id": warehouse, "quantity": 50})
     call("POST", "/api/v1/users", admin, {"email": "clerk@console.test", "password": "clerk-password-123",
                                           "role": "clerk", "display_name": "Casey Clerk"})
-    return admin, warehouse, product
+    return admin, warehouse, product, dock
 
 
 # ---- checks run in the page -------------------------------------------------
@@ -162,7 +171,7 @@ def expected_errors(errors, text, count=None):
 
 
 def main():
-    admin, warehouse, product = arrange()
+    admin, warehouse, product, dock = arrange()
     origin = urlparse(BASE).netloc
     errors, foreign = [], []
 
@@ -215,9 +224,9 @@ def main():
         # Dashboard: cards, low stock, the chart, and the live feed.
         expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
         expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(
-            ["Dashboard", "Products", "Scan", "Counts", "Devices", "Users"])
+            ["Dashboard", "Products", "Scan", "Counts", "Reservations", "Devices", "Users"])
         units = page.locator(".stat", has_text="Units on hand").locator(".value")
-        expect(units).to_have_text("50")
+        expect(units).to_have_text("65")  # 50 widgets and 15 l of milk
         expect(page.get_by_role("table", name="Products at or below their reorder point")).to_contain_text("WIDGET-1")
         expect(page.locator("svg.bars rect.in")).to_have_count(1)
         expect(page.locator("#feed-state")).to_have_text("Connected: new movements appear here.")
@@ -226,6 +235,15 @@ def main():
         # The lists follow the feed (the summary cards too, but the server caches them for 10 s).
         low_stock = page.get_by_role("table", name="Products at or below their reorder point")
         expect(low_stock.locator("tr", has_text="WIDGET-1").locator("td").nth(2)).to_have_text("55", timeout=10_000)
+        # Expiring lots, next to low stock: the one expiring soon, and the expired one marked.
+        expiring = page.get_by_role("table", name="Lots expiring within 30 days")
+        soon = expiring.locator("tr", has_text=SOON_LOT)
+        expect(soon).to_contain_text("MILK-1")
+        expect(soon).to_contain_text(SOON.isoformat())
+        expect(soon.locator("td").nth(3)).to_have_text("12")
+        expect(soon).to_contain_text("DOCK")
+        expect(soon).not_to_contain_text("Expired")
+        expect(expiring.locator("tr", has_text=EXPIRED_LOT)).to_contain_text("Expired")
         screens.check("dashboard")
         stored = page.evaluate("() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage}) + document.cookie")
         assert "invr_" not in stored and "eyJ" not in stored, "tokens must stay in memory"
@@ -244,6 +262,7 @@ def main():
         expect(page.get_by_role("heading", name="WIDGET-1 · Blue widget")).to_be_visible()
         stock = page.get_by_role("table", name="Stock by warehouse: 55 pcs in all")
         expect(stock).to_contain_text("MAIN · Main stockroom")
+        expect(page.get_by_role("table", name="Stock by location and lot").locator("tbody tr")).to_have_count(1)
         history = page.get_by_role("table", name="Ledger, newest first")
         expect(history.locator("tbody tr")).to_have_count(2)
         expect(history.locator("tbody tr").first).to_contain_text("+5")
@@ -280,6 +299,18 @@ def main():
         assert once and len(refreshed) == 1, (once, refreshed)
         page.unroute("**/api/v1/products?*")
         expected_errors(errors, "the server responded with a status of 401", 1)
+
+        # A lot-tracked product's page: stock by warehouse, location and lot.
+        page.get_by_label("Search").fill("MILK")
+        page.get_by_role("table").get_by_role("link", name="MILK-1").click()
+        expect(page.get_by_role("heading", name="MILK-1 · Oat milk")).to_be_visible()
+        expect(page.get_by_role("table", name="Stock by warehouse: 15 l in all")).to_contain_text("DOCK · Loading dock")
+        places = page.get_by_role("table", name="Stock by location and lot")
+        expect(places.locator("tbody tr")).to_have_count(2)
+        lot_row = places.locator("tr", has_text=SOON_LOT)
+        expect(lot_row.locator("td")).to_have_text(["DOCK", re.compile("DEFAULT"), SOON_LOT, SOON.isoformat(), "12"])
+        expect(places.locator("tr", has_text=EXPIRED_LOT)).to_contain_text("Expired")
+        expect(page.locator(".facts")).to_contain_text("By lot")
 
         # Scan, reached with the keyboard: Tab through the navigation.
         page.locator("body").focus()
@@ -344,6 +375,20 @@ def main():
         assert sum(1 for e in stored if e["status"] == "applied") == 5, stored
         assert sum(1 for e in stored if e["status"] == "rejected") == 2, stored
 
+        # A location label scanned into Location (then Enter) goes with each scan.
+        page.get_by_label("Warehouse").select_option(label="DOCK · Loading dock")
+        page.get_by_label("Action").select_option(label="Receive")
+        where = page.get_by_label("Location (optional)")
+        where.fill("LOC-D01")
+        where.press("Enter")
+        expect(barcode).to_be_focused()
+        scan(EAN, "Applied", "Level: 1")
+        placed = call("GET", f"/api/v1/stock/positions?product_id={product}&warehouse_id={dock}", admin)["items"]
+        assert [(p["location_code"], p["quantity"]) for p in placed] == [("D-01", 1)], placed
+        expect(page.get_by_role("table", name="Recent scans").locator("tbody tr").first).to_contain_text(f"{EAN} @ LOC-D01")
+        where.fill("")
+        page.get_by_label("Warehouse").select_option(label="MAIN · Main stockroom")
+
         # Counts: open one, count, complete (admin is a manager too).
         page.get_by_role("link", name="Counts").click()
         expect(page.get_by_role("heading", name="Counts", level=1)).to_be_visible()
@@ -357,6 +402,8 @@ def main():
         expect(page.get_by_label("Count session")).to_contain_text("Opened")
         scan(EAN, "Applied")
         scan(EAN, "Applied")
+        # Both answers are in (the status already read "Applied" after the first).
+        expect(page.get_by_role("table", name="Recent scans").locator("tbody tr")).to_have_count(2)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Counts").click()
         page.get_by_role("table", name="Count sessions, newest first").get_by_role("link").first.click()
         expect(page.get_by_role("table")).to_contain_text("1 of 1 lines counted")
@@ -374,6 +421,50 @@ def main():
         page.get_by_role("link", name="Counts").first.click()
         expect(page.get_by_role("table", name="Count sessions, newest first")).to_contain_text("completed")
         screens.check("counts")
+
+        # Reservations: reserve by searching the product, see it listed, cancel it.
+        page.get_by_role("link", name="Reservations").click()
+        expect(page.get_by_role("heading", name="Reservations", level=1)).to_be_visible()
+        page.get_by_label("Find product").fill("widg")
+        chosen = page.get_by_label("Product", exact=True)
+        expect(chosen.locator("option")).to_have_text(["WIDGET-1 · Blue widget"])
+        page.get_by_label("Warehouse").select_option(label="MAIN · Main stockroom")
+        page.get_by_label("Quantity").fill("1000")
+        page.get_by_role("button", name="Reserve", exact=True).click()
+        expect(page.get_by_role("alert")).to_have_text(re.compile(r"^Not enough stock: only 57 available"))
+        expected_errors(errors, "the server responded with a status of 409", 1)
+        page.get_by_label("Quantity").fill("5")
+        page.get_by_label("Reference (optional)").fill("SO-1")
+        until = datetime.now() + timedelta(days=2)
+        page.get_by_label("Expires at (optional)").fill(until.strftime("%Y-%m-%dT%H:%M"))
+        page.get_by_role("button", name="Reserve", exact=True).click()
+        expect(page.locator("#reservation-status")).to_have_text("Reserved 5 × WIDGET-1 for SO-1.")
+        expect(page.get_by_role("alert")).to_be_hidden()
+        listed = page.get_by_role("table", name="Reservations (active), newest first")
+        row = listed.locator("tbody tr", has_text="SO-1")
+        expect(row).to_contain_text("WIDGET-1")
+        expect(row).to_contain_text("MAIN · Main stockroom")
+        expect(row.locator("td").nth(4)).to_have_text("5")
+        expect(row).to_contain_text("active")
+        expect(row).not_to_contain_text("never")  # it expires
+        held = call("GET", "/api/v1/reservations?reference=SO-1", admin)["items"]
+        assert len(held) == 1 and held[0]["status"] == "active" and held[0]["quantity"] == 5 and held[0]["expires_at"], held
+        screens.check("reservations")
+        # Reserved and available on the product page, when the API reports them.
+        if "available" in call("GET", f"/api/v1/products/{product}/stock", admin)["warehouses"][0]:
+            row.get_by_role("link", name="WIDGET-1").click()
+            by_warehouse = page.get_by_role("table", name=re.compile("^Stock by warehouse"))
+            expect(by_warehouse.locator("thead th")).to_contain_text(["On hand", "Reserved", "Available"])
+            expect(by_warehouse.locator("tr", has_text="MAIN")).to_contain_text("52")
+            page.get_by_role("link", name="Reservations").click()
+        page.get_by_role("button", name="Cancel reservation SO-1").click()  # the confirmation is accepted
+        expect(page.locator("#reservation-status")).to_have_text("Cancelled reservation SO-1.")
+        expect(page.get_by_role("table", name="Reservations (active), newest first")).not_to_contain_text("SO-1")
+        page.get_by_label("Status").select_option(label="Cancelled")
+        cancelled = page.get_by_role("table", name="Reservations (cancelled), newest first").locator("tbody tr", has_text="SO-1")
+        expect(cancelled).to_contain_text("cancelled")
+        expect(cancelled.get_by_role("button")).to_have_count(0)
+        assert call("GET", "/api/v1/reservations?reference=SO-1", admin)["items"][0]["status"] == "cancelled"
 
         # Devices: a new key is shown once, with a copy button.
         page.get_by_role("link", name="Devices").click()
@@ -403,7 +494,7 @@ def main():
         page.get_by_label("Password").fill("clerk-password-123")
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(
-            ["Dashboard", "Products", "Scan", "Counts"])
+            ["Dashboard", "Products", "Scan", "Counts", "Reservations"])
         page.goto("/console/#/users")
         expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()  # not for clerks
         page.reload()
