@@ -1348,7 +1348,19 @@ async fn deep_cursor(
                 skipped += n;
                 cursor = Some(c.to_owned());
             }
-            _ => break,
+            _ => {
+                // Fewer rows than the depth: the deep page is the last 50.
+                if n > 50 {
+                    let path =
+                        path.replace(&format!("limit={limit}"), &format!("limit={}", n - 50));
+                    let page = get_json(client, api, &path).await?;
+                    if let Some(c) = page["next_cursor"].as_str() {
+                        skipped += n - 50;
+                        cursor = Some(c.to_owned());
+                    }
+                }
+                break;
+            }
         }
     }
     Ok((cursor, skipped))
