@@ -8,7 +8,8 @@
 //! ```text
 //! cargo bench --bench load -- movements --url http://127.0.0.1:18097 --token T -c 16 --duration 20 [--rate R]
 //! cargo bench --bench load -- lookup    --email E --password P -c 16 --duration 10
-//! cargo bench --bench load -- search    --email E --password P --queries 300 --products 1000000
+//! cargo bench --bench load -- search    --email E --password P --levels 1,8 --products 1000000 [--categories ID,...]
+//! cargo bench --bench load -- history   --email E --password P --filter product=product_id=ID [--filter ...]
 //! cargo bench --bench load -- scan-batch  --email ADMIN --password P --levels 1,4
 //! cargo bench --bench load -- scan-single --email ADMIN --password P -c 32
 //! ```
@@ -52,8 +53,10 @@ enum Mode {
     Movements(MovementsArgs),
     /// Cached barcode lookups, then a bare poem endpoint serving the same bytes.
     Lookup(LookupArgs),
-    /// Product search latency at concurrency 1 over the seeded vocabulary.
+    /// Product search latency per query shape, sequential and concurrent.
     Search(SearchArgs),
+    /// Ledger listing latency per filter, first page and deep in the cursor chain.
+    History(HistoryArgs),
     /// Scanner batches of 500 events (needs a manager/admin login).
     ScanBatch(ScanBatchArgs),
     /// Single scanner events (needs a manager/admin login).
@@ -175,12 +178,35 @@ impl Side {
 struct SearchArgs {
     #[command(flatten)]
     common: Common,
-    /// Number of measured queries (after 20 warm-up queries).
-    #[arg(long, default_value_t = 300)]
+    /// Measured queries per concurrency level (after warm-up queries), spread
+    /// evenly over the query shapes.
+    #[arg(long, default_value_t = 2600)]
     queries: usize,
-    /// How many products are seeded (for SKU and barcode fragments).
+    /// Comma-separated concurrency levels, each measured over the whole mix.
+    #[arg(long, default_value = "1,8", value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// How many products are seeded (for SKUs and barcodes).
     #[arg(long, default_value_t = 1_000_000)]
     products: u64,
+    /// Category ids; every third query of each shape also filters by one.
+    #[arg(long, value_delimiter = ',')]
+    categories: Vec<Uuid>,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// A named filter of `GET /api/v1/transactions`: NAME=QUERY, e.g.
+    /// `product=product_id=<uuid>`; repeat for each filter.
+    #[arg(long = "filter", required = true)]
+    filters: Vec<String>,
+    /// Measured requests per filter and page (first and deep), after 10 warm-up.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Rows to skip by following the cursor chain before the "deep" page.
+    #[arg(long, default_value_t = 5000)]
+    depth: usize,
 }
 
 #[derive(Args)]
@@ -215,8 +241,8 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let Some(mode) = cli.mode else {
         println!(
-            "load: needs a running API and a mode (movements, lookup, search, scan-batch, \
-             scan-single); see bench/README.md or `cargo bench --bench load -- --help`. \
+            "load: needs a running API and a mode (movements, lookup, search, history, \
+             scan-batch, scan-single); see bench/README.md or `cargo bench --bench load -- --help`. \
              scripts/bench.sh runs everything."
         );
         return Ok(());
@@ -225,6 +251,7 @@ async fn main() -> Result<()> {
         Mode::Movements(a) => movements(a).await,
         Mode::Lookup(a) => lookup(a).await,
         Mode::Search(a) => search(a).await,
+        Mode::History(a) => history(a).await,
         Mode::ScanBatch(a) => scan_batch(a).await,
         Mode::ScanSingle(a) => scan_single(a).await,
         Mode::BareServer(a) => bare_server(a).await,
@@ -1041,101 +1068,358 @@ const NOUNS: [&str; 30] = [
     "brush", "filter", "fuse", "relay", "switch", "socket", "plug", "lamp", "tape", "glue",
 ];
 
-/// A search term like a person would type, drawn from the seeded vocabulary.
-fn search_term(rng: &mut SmallRng, products: u64) -> (&'static str, String) {
+/// Words not in the seeded vocabulary: searches that find nothing.
+const UNKNOWN_WORDS: [&str; 8] = [
+    "helicopter",
+    "umbrella",
+    "keyboard",
+    "sandwich",
+    "violin",
+    "penguin",
+    "saxophone",
+    "zeppelin",
+];
+
+/// The query shapes of the search mix, in the order they are reported.
+const SHAPES: [&str; 13] = [
+    "sku exact",
+    "sku prefix",
+    "ean-13",
+    "ean-13 as gtin-14",
+    "upc-a",
+    "upc-a as ean-13",
+    "ean-8",
+    "ean-8 as gtin-14",
+    "one word",
+    "two words",
+    "2 letters",
+    "3 letters",
+    "misspelling",
+];
+fn shape_name(shape: usize) -> &'static str {
+    SHAPES.get(shape).copied().unwrap_or("no match")
+}
+
+/// `body` followed by its GS1 check digit.
+fn with_check_digit(body: &str) -> String {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// A misspelling of `word`: two neighbouring letters swapped, or one dropped.
+fn misspell(rng: &mut SmallRng, word: &str) -> String {
+    let mut c: Vec<char> = word.to_lowercase().chars().collect();
+    let i = rng.random_range(1..c.len() - 1);
+    if rng.random_bool(0.5) {
+        c.swap(i, i + 1);
+    } else {
+        c.remove(i);
+    }
+    c.into_iter().collect()
+}
+
+/// A search term of `shape` (see SHAPES), like a person would type it, from the
+/// seeded data: `inventory-api seed` gives product n the SKU SEED-<n in 8
+/// digits>, an EAN-13 "20<n in 10 digits><check>", for n <= 100,000 a UPC-A
+/// "4<n in 10 digits><check>" and for n <= 10,000 an EAN-8 "9<n in 6 digits><check>".
+fn search_term(rng: &mut SmallRng, shape: usize, products: u64) -> String {
+    let n = rng.random_range(1..=products.max(1));
     let material = MATERIALS[rng.random_range(0..MATERIALS.len())];
     let noun = NOUNS[rng.random_range(0..NOUNS.len())];
-    match rng.random_range(0..6) {
-        0 => ("material", material.to_owned()),
-        1 => ("noun", noun.to_owned()),
-        2 => ("material noun", format!("{material} {noun}")),
-        3 => ("size", format!("{}mm", rng.random_range(0..997))),
-        4 => {
-            let sku = format!("SEED-{:08}", rng.random_range(1..=products.max(1)));
-            let len = rng.random_range(9..=sku.len());
-            ("sku fragment", sku[..len].to_owned())
+    let word = if rng.random_bool(0.5) { material } else { noun };
+    match shape_name(shape) {
+        "sku exact" => format!("SEED-{n:08}"),
+        "sku prefix" => {
+            let sku = format!("SEED-{n:08}");
+            sku[..rng.random_range(9..=12)].to_owned()
         }
-        _ => {
-            let code = seeded_barcode(rng.random_range(1..=products.max(1)));
-            let len = rng.random_range(6..=13);
-            let start = rng.random_range(0..=13 - len);
-            ("barcode fragment", code[start..start + len].to_owned())
+        "ean-13" => seeded_barcode(n),
+        "ean-13 as gtin-14" => format!("0{}", seeded_barcode(n)),
+        "upc-a" => with_check_digit(&format!("4{:010}", n.min(100_000))),
+        "upc-a as ean-13" => format!("0{}", with_check_digit(&format!("4{:010}", n.min(100_000)))),
+        "ean-8" => with_check_digit(&format!("9{:06}", n.min(10_000))),
+        "ean-8 as gtin-14" => format!(
+            "000000{}",
+            with_check_digit(&format!("9{:06}", n.min(10_000)))
+        ),
+        "one word" => word.to_owned(),
+        "two words" => format!("{material} {noun}"),
+        "2 letters" | "3 letters" => {
+            let len = if shape_name(shape) == "2 letters" {
+                2
+            } else {
+                3
+            };
+            let w: Vec<char> = word.to_lowercase().chars().collect();
+            let start = rng.random_range(0..=w.len() - len);
+            w[start..start + len].iter().collect()
         }
+        "misspelling" => {
+            let long: Vec<&str> = MATERIALS
+                .iter()
+                .chain(NOUNS.iter())
+                .copied()
+                .filter(|w| w.len() >= 5)
+                .collect();
+            let word = long[rng.random_range(0..long.len())];
+            misspell(rng, word)
+        }
+        _ => UNKNOWN_WORDS[rng.random_range(0..UNKNOWN_WORDS.len())].to_owned(),
     }
+}
+
+/// One planned search: shape, term and the category filter (if any).
+struct SearchQuery {
+    shape: usize,
+    term: String,
+    category: Option<Uuid>,
+}
+
+/// What one search came to: (shape, with category, latency, items) or a failure.
+type SearchResult = std::result::Result<(usize, bool, Duration, usize), String>;
+
+async fn search_once(client: &reqwest::Client, api: &Api, q: &SearchQuery) -> SearchResult {
+    let mut req = client
+        .get(format!("{}/api/v1/products", api.base))
+        .query(&[("q", q.term.as_str())])
+        .header("authorization", &api.auth);
+    if let Some(c) = q.category {
+        req = req.query(&[("category_id", c.to_string())]);
+    }
+    let started = Instant::now();
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    if status != StatusCode::OK {
+        return Err(format!(
+            "q={:?}: {status} {}",
+            q.term,
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    let items = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    Ok((q.shape, q.category.is_some(), took, items))
 }
 
 async fn search(a: SearchArgs) -> Result<()> {
     let c = &a.common;
-    let client = http_client(1)?;
-    let api = connect(&client, c).await?;
+    let max_level = a.levels.iter().copied().max().unwrap_or(1);
+    let client = http_client(max_level)?;
+    let api = Arc::new(connect(&client, c).await?);
     let mut rng = SmallRng::from_os_rng();
+    let shapes = SHAPES.len() + 1;
+    let plan_queries = |rng: &mut SmallRng, count: usize| -> Vec<SearchQuery> {
+        (0..count)
+            .map(|i| {
+                let shape = i % shapes;
+                let category = ((i / shapes) % 3 == 2 && !a.categories.is_empty())
+                    .then(|| a.categories[rng.random_range(0..a.categories.len())]);
+                SearchQuery {
+                    shape,
+                    term: search_term(rng, shape, a.products),
+                    category,
+                }
+            })
+            .collect()
+    };
     println!(
-        "search: c=1, {} queries after 20 warm-up, terms from the seeded vocabulary ({} products)",
-        a.queries, a.products
+        "search: {} shapes, {} measured queries per level (every third of a shape also with \
+         category_id), levels {:?}, {} products",
+        shapes, a.queries, a.levels, a.products
     );
-    let mut all = Vec::with_capacity(a.queries);
-    let mut by_kind: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    let mut items = 0u64;
-    let mut failures = Vec::new();
-    for i in 0..a.queries + 20 {
-        let (kind, term) = search_term(&mut rng, a.products);
+    for &level in &a.levels {
+        let level = level.max(1);
+        for q in plan_queries(&mut rng, 5 * shapes) {
+            let _ = search_once(&client, &api, &q).await;
+        }
+        let queries = Arc::new(plan_queries(&mut rng, a.queries));
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let started = Instant::now();
-        let resp = client
-            .get(format!("{}/api/v1/products", api.base))
-            .query(&[("q", term.as_str())])
-            .header("authorization", &api.auth)
-            .send()
-            .await;
-        let (status, body) = match resp {
-            Ok(r) => {
-                let s = r.status();
-                (Some(s), r.bytes().await.unwrap_or_default().to_vec())
-            }
-            Err(e) => (None, e.to_string().into_bytes()),
-        };
-        let took = started.elapsed();
-        if i < 20 {
-            continue;
+        let mut tasks = Vec::new();
+        for _ in 0..level {
+            let (client, api, queries, next) =
+                (client.clone(), api.clone(), queries.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(q) = queries.get(i) else { break };
+                    out.push(search_once(&client, &api, q).await);
+                }
+                out
+            }));
         }
-        if status != Some(StatusCode::OK) {
-            if failures.len() < 5 {
-                failures.push(format!(
-                    "q={term:?}: {status:?} {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ));
-            }
-            continue;
+        let mut results = Vec::new();
+        for t in tasks {
+            results.extend(t.await.unwrap_or_default());
         }
-        items += serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["items"].as_array().map(|a| a.len() as u64))
-            .unwrap_or(0);
-        all.push(took);
-        by_kind.entry(kind).or_default().push(took);
-    }
-    all.sort_unstable();
-    println!(
-        "  {} answered 200 ({} failed), {:.1} items per page on average",
-        all.len(),
-        a.queries - all.len(),
-        items as f64 / all.len().max(1) as f64
-    );
-    for f in &failures {
-        println!("    failed: {f}");
-    }
-    for (kind, mut v) in by_kind {
-        v.sort_unstable();
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut all = Vec::new();
+        let mut by_shape: BTreeMap<(usize, bool), (Vec<Duration>, usize)> = BTreeMap::new();
+        let mut failures = Vec::new();
+        for r in results {
+            match r {
+                Ok((shape, cat, took, items)) => {
+                    all.push(took);
+                    let e = by_shape.entry((shape, cat)).or_default();
+                    e.0.push(took);
+                    e.1 += items;
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        all.sort_unstable();
         println!(
-            "    {kind:<17} p50 {:.2} ms, p99 {:.2} ms ({} queries)",
-            ms(percentile(&v, 50.0)),
-            ms(percentile(&v, 99.0)),
-            v.len()
+            "  c={level}: {} answered 200, {} failed, {:.0} queries/s",
+            all.len(),
+            failures.len(),
+            all.len() as f64 / elapsed.max(1e-9)
+        );
+        for f in failures.iter().take(5) {
+            println!("    failed: {f}");
+        }
+        println!(
+            "    {:<28} {:>9} {:>9} {:>9} {:>6}",
+            "shape", "p50 ms", "p99 ms", "max ms", "items"
+        );
+        let mut worst = (String::new(), 0.0f64);
+        for ((shape, cat), (mut v, items)) in by_shape {
+            v.sort_unstable();
+            let name = format!(
+                "{}{}",
+                shape_name(shape),
+                if cat { " +category" } else { "" }
+            );
+            let p99 = ms(percentile(&v, 99.0));
+            println!(
+                "    {name:<28} {:>9.2} {:>9.2} {:>9.2} {:>6.1}",
+                ms(percentile(&v, 50.0)),
+                p99,
+                ms(v.last().copied().unwrap_or_default()),
+                items as f64 / v.len().max(1) as f64
+            );
+            let key = name.replace(['+', ' ', '-'], "_");
+            result(&format!("search_c{level}_{key}_p99_ms"), p99);
+            if p99 > worst.1 {
+                worst = (name, p99);
+            }
+        }
+        println!("    slowest shape by p99: {} ({:.2} ms)", worst.0, worst.1);
+        result(&format!("search_c{level}_worst_shape_p99_ms"), worst.1);
+        print_latency(
+            &format!("c={level} overall"),
+            &format!("search_c{level}"),
+            &all,
         );
     }
-    print_latency("search latency", "search", &all);
+    Ok(())
+}
+
+/// `cursor` of the page that starts after `depth` rows of `query`, and the rows skipped.
+async fn deep_cursor(
+    client: &reqwest::Client,
+    api: &Api,
+    query: &str,
+    depth: usize,
+) -> Result<(Option<String>, usize)> {
+    let (mut skipped, mut cursor) = (0usize, None::<String>);
+    while skipped < depth {
+        let limit = (depth - skipped).min(500);
+        let mut path = format!("/api/v1/transactions?{query}&limit={limit}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = get_json(client, api, &path).await?;
+        let n = page["items"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(c) if n == limit => {
+                skipped += n;
+                cursor = Some(c.to_owned());
+            }
+            _ => {
+                // Fewer rows than the depth: the deep page is the last 50.
+                if n > 50 {
+                    let path =
+                        path.replace(&format!("limit={limit}"), &format!("limit={}", n - 50));
+                    let page = get_json(client, api, &path).await?;
+                    if let Some(c) = page["next_cursor"].as_str() {
+                        skipped += n - 50;
+                        cursor = Some(c.to_owned());
+                    }
+                }
+                break;
+            }
+        }
+    }
+    Ok((cursor, skipped))
+}
+
+async fn history(a: HistoryArgs) -> Result<()> {
+    let c = &a.common;
+    let client = http_client(1)?;
+    let api = connect(&client, c).await?;
+    println!(
+        "history: GET /api/v1/transactions, c=1, {} measured requests per filter and page, \
+         deep page after up to {} rows",
+        a.queries, a.depth
+    );
+    println!(
+        "    {:<12} {:<6} {:>7} {:>9} {:>9} {:>9}",
+        "filter", "page", "depth", "p50 ms", "p99 ms", "max ms"
+    );
+    for spec in &a.filters {
+        let (name, query) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--filter wants NAME=QUERY, not {spec}"))?;
+        let (cursor, depth) = deep_cursor(&client, &api, query, a.depth).await?;
+        let first = format!("/api/v1/transactions?{query}&limit=50");
+        let deep = cursor.map(|c| format!("{first}&cursor={c}"));
+        for (page, path, depth) in [("first", Some(first), 0), ("deep", deep, depth)] {
+            let Some(path) = path else {
+                println!("    {name:<12} {page:<6} (the chain is shorter than one page)");
+                continue;
+            };
+            let mut v = Vec::with_capacity(a.queries);
+            for i in 0..a.queries + 10 {
+                let started = Instant::now();
+                let body = get_json(&client, &api, &path).await?;
+                let took = started.elapsed();
+                if body["items"].as_array().is_none_or(Vec::is_empty) {
+                    bail!("{path} answered no rows");
+                }
+                if i >= 10 {
+                    v.push(took);
+                }
+            }
+            v.sort_unstable();
+            println!(
+                "    {name:<12} {page:<6} {depth:>7} {:>9.2} {:>9.2} {:>9.2}",
+                ms(percentile(&v, 50.0)),
+                ms(percentile(&v, 99.0)),
+                ms(v.last().copied().unwrap_or_default())
+            );
+            result(
+                &format!("history_{name}_{page}_p50_ms"),
+                ms(percentile(&v, 50.0)),
+            );
+            result(
+                &format!("history_{name}_{page}_p99_ms"),
+                ms(percentile(&v, 99.0)),
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Test data for benchmarks and demos: `inventory-api seed --products N`.
 //!
-//! Loads N products with varied names, one valid EAN-13 each, and stock in
-//! each warehouse, set-based in SQL (a million products take about a minute).
+//! Loads N products with varied names, one of 20 categories, one valid EAN-13
+//! each (products 1..=100,000 also a UPC-A, 1..=10,000 also an EAN-8, so every
+//! GTIN length exists), and stock in each warehouse, set-based in SQL.
 //! Stock enters through receipt rows in the ledger, so level = sum(ledger)
 //! holds for seeded data too. Not for production databases.
 
@@ -11,6 +12,9 @@ use uuid::Uuid;
 
 /// Rows written per statement (bounded so a huge seed does not build one giant transaction).
 const BATCH: i64 = 50_000;
+
+/// Top-level categories "Seed category 01".."20", spread over the products.
+const CATEGORIES: usize = 20;
 
 pub struct Seeded {
     pub products: i64,
@@ -39,6 +43,19 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
         .await?;
         warehouse_ids.push(id);
     }
+    let mut categories = Vec::new();
+    for c in 1..=CATEGORIES {
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO categories (name) VALUES ($1)
+             ON CONFLICT (COALESCE(parent_id, '00000000-0000-0000-0000-000000000000'::uuid), lower(name))
+             DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        )
+        .bind(format!("Seed category {c:02}"))
+        .fetch_one(db)
+        .await
+        .context("creating the seed categories")?;
+        categories.push(id);
+    }
     let start: i64 = sqlx::query_scalar("SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'")
         .fetch_one(db)
         .await?;
@@ -49,7 +66,8 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
         let mut tx = db.begin().await?;
         // Names combine words so trigram search has realistic selectivity.
         sqlx::query(
-            "INSERT INTO products (sku, name, description, unit_cost, price, reorder_point, reorder_quantity)
+            "INSERT INTO products (sku, name, description, category_id, unit_cost, price, reorder_point,
+                                   reorder_quantity)
              SELECT 'SEED-' || lpad(i::text, 8, '0'),
                     (ARRAY['Steel','Copper','Brass','Nylon','Oak','Pine','Rubber','Glass','Ceramic','Carbon',
                            'Zinc','Titanium','Cotton','Wool','Vinyl','Granite','Bamboo','Cobalt','Nickel','Silver'])[1 + i % 20]
@@ -59,24 +77,35 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
                            'brush','filter','fuse','relay','switch','socket','plug','lamp','tape','glue'])[1 + (i / 20) % 30]
                     || ' ' || (i % 997)::text || 'mm',
                     'Seeded product ' || i,
+                    ($3::uuid[])[1 + abs(hashtext('c' || i)) % cardinality($3::uuid[])],
                     round((1 + (i % 5000)) / 100.0, 2), round((2 + (i % 7000)) / 100.0, 2),
                     i % 50, 10 + i % 90
              FROM generate_series($1::bigint, $2::bigint) AS i",
         )
         .bind(from)
         .bind(until)
+        .bind(&categories)
         .execute(&mut *tx)
         .await?;
-        // EAN-13 with prefix 20 (in-store numbers) and a computed check digit.
+        // GTINs with computed check digits: an EAN-13 with prefix 20 (in-store
+        // numbers) for every product, a UPC-A (4 + 10 digits) for products up to
+        // 100,000 and an EAN-8 (9 + 6 digits) up to 10,000; keyed as GTIN-14.
         sqlx::query(
-            "WITH codes AS (
-                 SELECT p.id, '20' || lpad(substr(p.sku, 6)::text, 10, '0') AS body
-                 FROM products p WHERE p.sku BETWEEN 'SEED-' || lpad($1::text, 8, '0') AND 'SEED-' || lpad($2::text, 8, '0')
+            "WITH batch AS (
+                 SELECT p.id, substr(p.sku, 6)::bigint AS n FROM products p
+                 WHERE p.sku BETWEEN 'SEED-' || lpad($1::text, 8, '0') AND 'SEED-' || lpad($2::text, 8, '0')
+             ), codes AS (
+                 SELECT id, 'gtin13' AS symbology, '20' || lpad(n::text, 10, '0') AS body FROM batch
+                 UNION ALL
+                 SELECT id, 'gtin12', '4' || lpad(n::text, 10, '0') FROM batch WHERE n <= 100000
+                 UNION ALL
+                 SELECT id, 'gtin8', '9' || lpad(n::text, 6, '0') FROM batch WHERE n <= 10000
              )
              INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id)
-             SELECT '0' || body || d, body || d, 'gtin13', id FROM codes,
-             LATERAL (SELECT ((10 - (SELECT sum(substr(body, k, 1)::int * CASE WHEN k % 2 = 0 THEN 3 ELSE 1 END)
-                                     FROM generate_series(1, 12) k) % 10) % 10)::text AS d) check_digit
+             SELECT lpad(body || d, 14, '0'), body || d, symbology, id FROM codes,
+             LATERAL (SELECT ((10 - (SELECT sum(substr(body, k, 1)::int
+                                                * CASE WHEN (length(body) - k) % 2 = 0 THEN 3 ELSE 1 END)
+                                     FROM generate_series(1, length(body)) k) % 10) % 10)::text AS d) check_digit
              ON CONFLICT DO NOTHING",
         )
         .bind(from)
@@ -109,7 +138,7 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
         from = until + 1;
     }
     // One statement each: a prepared statement cannot hold several commands.
-    for table in ["products", "product_barcodes", "stock_levels"] {
+    for table in ["categories", "products", "product_barcodes", "stock_levels"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
             .execute(db)
             .await

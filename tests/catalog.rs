@@ -297,6 +297,118 @@ async fn search_finds_by_sku_name_and_barcode_case_insensitively(db: PgPool) {
     }
 }
 
+/// SKUs of every page of `GET /api/v1/products?{query}`, following the cursor.
+async fn search_all_pages(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let mut skus = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = app
+            .get_as(&format!("/api/v1/products?{query}&limit=2{cursor}"), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        for p in page["items"].as_array().unwrap() {
+            skus.push(p["sku"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return skus,
+        }
+    }
+}
+
+#[sqlx::test]
+async fn search_finds_sku_prefixes_and_infixes_in_sku_order_across_pages(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    for (sku, name) in [
+        ("AB-200", "Widget"),
+        ("ab-100", "Widget"),
+        ("XAB-1", "Widget"),
+        ("ZZ-9", "Tab-1 holder"),
+        ("AC-1", "Widget"),
+    ] {
+        create_product(&app, &token, json!({"sku": sku, "name": name})).await;
+    }
+    for (q, expected) in [
+        ("ab-", vec!["ab-100", "AB-200", "XAB-1", "ZZ-9"]),
+        ("AB-100", vec!["ab-100"]),
+        ("b-1", vec!["ab-100", "XAB-1", "ZZ-9"]),
+        ("ab", vec!["ab-100", "AB-200", "XAB-1", "ZZ-9"]),
+        ("widget", vec!["ab-100", "AB-200", "AC-1", "XAB-1"]),
+        ("tab-1 h", vec!["ZZ-9"]),
+        ("9 tab", vec!["ZZ-9"]),
+        ("ab-1000", vec![]),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={}", urlencode(q))).await;
+        assert_eq!(skus, expected, "q={q}");
+    }
+}
+
+#[sqlx::test]
+async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "UPC", "name": "Upc", "barcodes": [{"barcode": "012345678905"}]}),
+    )
+    .await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "EAN8", "name": "Ean", "barcodes": [{"barcode": "96385074"}]}),
+    )
+    .await;
+    for (q, expected) in [
+        ("012345678905", "UPC"),
+        ("0012345678905", "UPC"),
+        ("00012345678905", "UPC"),
+        ("96385074", "EAN8"),
+        ("00000096385074", "EAN8"),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={q}")).await;
+        assert_eq!(skus, [expected], "q={q}");
+    }
+}
+
+#[sqlx::test]
+async fn search_combines_with_the_category_filter(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = cat["id"].as_str().unwrap();
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "S-1", "name": "Steel bolt", "category_id": id}),
+    )
+    .await;
+    create_product(&app, &token, json!({"sku": "S-2", "name": "Steel bolt"})).await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "S-3", "name": "Steel nut", "category_id": id}),
+    )
+    .await;
+    for (q, expected) in [
+        ("steel", vec!["S-1", "S-3"]),
+        ("s-", vec!["S-1", "S-3"]),
+        ("bolt", vec!["S-1"]),
+        ("st", vec!["S-1", "S-3"]),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={q}&category_id={id}")).await;
+        assert_eq!(skus, expected, "q={q}");
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -632,3 +632,51 @@ async fn viewers_read_stock_but_cannot_move_it(db: PgPool) {
     assert_problem(resp, 403, "forbidden").await;
     assert_eq!(f.app.get_as("/api/v1/stock", &viewer).await.status(), 200);
 }
+
+#[sqlx::test]
+async fn the_ledger_filters_by_exact_reference(db: PgPool) {
+    let f = fixture(db).await;
+    for (quantity, reference) in [(1, "PO-7"), (2, "PO-7"), (3, "PO-70"), (4, "po-7")] {
+        let resp = f
+            .post(
+                "/api/v1/stock/receive",
+                json!({"product_id": f.product, "warehouse_id": f.warehouse,
+                       "quantity": quantity, "reference": reference}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    f.receive(5).await;
+    let page: Value = f
+        .app
+        .get_as("/api/v1/transactions?reference=PO-7&limit=1", &f.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["quantity"], 2, "newest first");
+    let next = page["next_cursor"].as_str().unwrap();
+    let page2: Value = f
+        .app
+        .get_as(
+            &format!("/api/v1/transactions?reference=PO-7&limit=1&cursor={next}"),
+            &f.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page2["items"][0]["quantity"], 1);
+    assert!(
+        page2["next_cursor"].is_null(),
+        "PO-70 and po-7 are other references"
+    );
+    let resp = f
+        .app
+        .get_as(
+            &format!("/api/v1/transactions?reference={}", "x".repeat(201)),
+            &f.token,
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+}

@@ -155,7 +155,9 @@ impl ProductsApi {
         &self,
         _auth: ViewerAuth,
         state: Data<&AppState>,
-        /// Case-insensitive text found anywhere in the SKU, name or a barcode.
+        /// Case-insensitive text found anywhere in the SKU, name or a barcode
+        /// (any GTIN form of it). When nothing contains it, its words of 4+
+        /// letters are spell-corrected once against the product names.
         q: Query<Option<String>>,
         category_id: Query<Option<Uuid>>,
         /// true: only active products; false: only archived ones.

@@ -275,33 +275,44 @@ pub struct ProductFilter {
 }
 
 /// Escapes LIKE wildcards so a search for "50%" means the text "50%".
-pub fn like_pattern(q: &str) -> String {
-    let escaped = q
-        .replace('\\', "\\\\")
+pub fn like_escape(q: &str) -> String {
+    q.replace('\\', "\\\\")
         .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+        .replace('_', "\\_")
 }
 
-/// Products matching `filter`, ordered by SKU (case-insensitive; unique, so
-/// the order is total and the SKU alone is the keyset).
-///
-/// `q` is matched case-insensitively anywhere in `search_text` (SKU, name and
-/// every barcode in its entered and normalised forms; one pg_trgm GIN index,
-/// see migration 3), so an EAN-13 also finds its GTIN-14 form.
-pub async fn list(
-    db: &PgPool,
-    filter: &ProductFilter,
-    after: Option<String>,
-    fetch: i64,
-) -> Result<Vec<ProductRow>, sqlx::Error> {
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE TRUE"
-    ));
-    if let Some(term) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        q.push(" AND p.search_text LIKE ")
-            .push_bind(like_pattern(&term.to_lowercase()));
+/// `%term%` with the term's wildcards escaped: "contains".
+pub fn like_pattern(q: &str) -> String {
+    format!("%{}%", like_escape(q))
+}
+
+/// The list order and keyset: the SKU lower-cased, compared byte by byte
+/// (COLLATE "C", so a SKU prefix is one contiguous range of it, whatever the
+/// database's collation). `products_sku_order_idx` serves it.
+const SKU_ORDER: &str = "lower(p.sku) COLLATE \"C\"";
+
+/// Rows a search reads in list order before it asks the trigram indexes
+/// instead: a term found in at least 1 of 40 products fills a page of 50 from
+/// the first 2,000 rows; a rarer one is cheaper to collect from the indexes.
+const WALK_ROWS: i64 = 2_000;
+
+/// The exclusive upper bound of the SKUs starting with `prefix` (byte order),
+/// or None when no SKU can start with it (SKUs are ASCII letters, digits and
+/// `._/-`, see `products_sku_format`).
+fn sku_prefix_end(prefix: &str) -> Option<String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"._/-".contains(&b);
+    let bytes = prefix.as_bytes();
+    let (&last, head) = bytes.split_last()?;
+    if !bytes.iter().all(|&b| ok(b)) {
+        return None;
     }
+    let mut end = head.to_vec();
+    end.push(last + 1);
+    String::from_utf8(end).ok()
+}
+
+/// Filters that do not involve `q`, on products `p`.
+fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: Option<&str>) {
     if let Some(category) = filter.category_id {
         q.push(" AND p.category_id = ").push_bind(category);
     }
@@ -317,8 +328,184 @@ pub async fn list(
         );
     }
     if let Some(sku) = after {
-        q.push(" AND lower(p.sku) > ").push_bind(sku);
+        q.push(format!(" AND {SKU_ORDER} > "))
+            .push_bind(sku.to_owned());
     }
-    q.push(" ORDER BY lower(p.sku) LIMIT ").push_bind(fetch);
+}
+
+/// Products matching `filter`, ordered by SKU (lower-cased, byte order;
+/// unique, so the order is total and the SKU alone is the keyset).
+///
+/// `q` is matched case-insensitively anywhere in the SKU, the name or a
+/// barcode (as entered, and as its 14-digit GTIN key, so every GTIN form of a
+/// code finds it): `search_text` contains it. How the rows are found depends
+/// on the term (bench/README.md, "Search", has the plans and figures):
+/// 1. under 3 characters (no trigram to look up): walk the list order and
+///    keep what matches;
+/// 2. a term without digits is often a common word: walk the first
+///    [`WALK_ROWS`] rows in list order; if a page is found there, done;
+/// 3. otherwise collect the candidates from the indexes, each exact for its
+///    part (SKU prefix range, SKU infix, name and barcodes; a term with a space
+///    uses the whole `search_text`), and sort those.
+///
+/// When nothing matches, the term's words are spell-corrected against the
+/// words of product names ([`corrected`]) and the search runs once more with
+/// the corrected term, so "bering" lists bearings.
+pub async fn list(
+    db: &PgPool,
+    filter: &ProductFilter,
+    after: Option<String>,
+    fetch: i64,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let term = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase);
+    let Some(term) = term else {
+        let mut q = QueryBuilder::new(format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products p WHERE TRUE"
+        ));
+        push_filters(&mut q, filter, after.as_deref());
+        q.push(format!(" ORDER BY {SKU_ORDER} LIMIT "))
+            .push_bind(fetch);
+        return q.build_query_as().fetch_all(db).await;
+    };
+    let rows = matching(db, filter, &term, after.as_deref(), fetch).await?;
+    if !rows.is_empty() {
+        return Ok(rows);
+    }
+    match corrected(db, &term).await? {
+        Some(better) => matching(db, filter, &better, after.as_deref(), fetch).await,
+        None => Ok(rows),
+    }
+}
+
+/// `term` with each word of 4+ letters replaced by the most similar word of
+/// the product names (`search_words`, pg_trgm similarity at least
+/// `pg_trgm.similarity_threshold`, 0.3 by default; ties by the word), or None
+/// when no word changes.
+async fn corrected(db: &PgPool, term: &str) -> Result<Option<String>, sqlx::Error> {
+    let words: Vec<&str> = term
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().count() >= 4)
+        .collect();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let found: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT w, (SELECT s.word FROM search_words s WHERE s.word % w
+                    ORDER BY similarity(s.word, w) DESC, s.word LIMIT 1)
+         FROM unnest($1::text[]) AS w",
+    )
+    .bind(&words)
+    .fetch_all(db)
+    .await?;
+    let mut out = String::with_capacity(term.len());
+    let mut word = String::new();
+    // Rebuild the term, replacing letter runs and keeping everything between.
+    for c in term.chars().chain(std::iter::once(' ')) {
+        if c.is_alphabetic() {
+            word.push(c);
+            continue;
+        }
+        let better = found
+            .iter()
+            .find(|(w, _)| *w == word)
+            .and_then(|(_, b)| b.as_deref());
+        out.push_str(better.unwrap_or(&word));
+        word.clear();
+        out.push(c);
+    }
+    out.pop();
+    Ok((out != term).then_some(out))
+}
+
+/// Products whose `search_text` contains `term` (lower-cased), in list order.
+async fn matching(
+    db: &PgPool,
+    filter: &ProductFilter,
+    term: &str,
+    after: Option<&str>,
+    fetch: i64,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let term = term.to_owned();
+    let after = after.map(str::to_owned);
+    let pattern = format!("%{}%", like_escape(&term));
+    let short = term.chars().count() < 3;
+
+    if short || !term.bytes().any(|b| b.is_ascii_digit()) {
+        // The walk: rows in list order, keeping those that match. Bounded to
+        // WALK_ROWS (within the category when there is one:
+        // products_category_sku_order_idx) unless the term is too short for
+        // the trigram indexes. The subquery exposes its order as `k` so the
+        // outer LIMIT stops the walk as soon as the page is full; a subquery
+        // with ORDER BY is never flattened, so the plan stays this walk even
+        // when the planner would rather scan a whole trigram index for a
+        // 2-letter pattern it cannot narrow.
+        let mut q = QueryBuilder::new(format!(
+            "SELECT {PRODUCT_COLUMNS} FROM (SELECT p.*, {SKU_ORDER} AS k FROM products p WHERE TRUE"
+        ));
+        if let Some(category) = filter.category_id {
+            q.push(" AND p.category_id = ").push_bind(category);
+        }
+        if let Some(sku) = after.as_deref() {
+            q.push(format!(" AND {SKU_ORDER} > "))
+                .push_bind(sku.to_owned());
+        }
+        q.push(" ORDER BY k");
+        if !short {
+            q.push(" LIMIT ").push_bind(WALK_ROWS);
+        }
+        q.push(") p WHERE p.search_text LIKE ")
+            .push_bind(pattern.clone());
+        push_filters(&mut q, filter, after.as_deref());
+        q.push(" ORDER BY p.k LIMIT ").push_bind(fetch);
+        let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
+        if short || rows.len() as i64 >= fetch {
+            return Ok(rows);
+        }
+    }
+
+    // The candidates (id and list key), each branch exact for its part of
+    // search_text; MATERIALIZED so each is collected from its index rather
+    // than by a walk the planner might prefer for a term it over-estimates.
+    // Only the page's rows are read again in full.
+    let mut q = QueryBuilder::new("WITH m AS MATERIALIZED (");
+    let select = format!("SELECT p.id, {SKU_ORDER} AS k FROM products p WHERE ");
+    if term.contains(' ') {
+        // May span the SKU and the name: the whole search_text.
+        q.push(&select)
+            .push("p.search_text LIKE ")
+            .push_bind(pattern.clone());
+        push_filters(&mut q, filter, after.as_deref());
+    } else {
+        if let Some(end) = sku_prefix_end(&term) {
+            // SKU prefix: a range of the list order, read in order, one page.
+            q.push(format!("({select}{SKU_ORDER} >= "))
+                .push_bind(term.clone())
+                .push(format!(" AND {SKU_ORDER} < "))
+                .push_bind(end);
+            push_filters(&mut q, filter, after.as_deref());
+            q.push(" ORDER BY k LIMIT ")
+                .push_bind(fetch)
+                .push(") UNION ALL ");
+        }
+        q.push(&select)
+            .push("substr(lower(p.sku), 2) LIKE ")
+            .push_bind(pattern.clone());
+        push_filters(&mut q, filter, after.as_deref());
+        q.push(format!(
+            " UNION ALL {select}substr(p.search_text, length(p.sku) + 2) LIKE "
+        ))
+        .push_bind(pattern.clone());
+        push_filters(&mut q, filter, after.as_deref());
+    }
+    q.push("), page AS (SELECT DISTINCT id, k FROM m ORDER BY k LIMIT ")
+        .push_bind(fetch)
+        .push(format!(
+            ") SELECT {PRODUCT_COLUMNS} FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
+        ));
     q.build_query_as().fetch_all(db).await
 }

@@ -520,12 +520,25 @@ impl TransactionsApi {
         since: Query<Option<OffsetDateTime>>,
         /// Rows before this time (RFC 3339).
         until: Query<Option<OffsetDateTime>>,
+        /// Rows whose `reference` is exactly this text (case-sensitive, at most
+        /// 200 characters), e.g. every line of one purchase order.
+        reference: Query<Option<String>>,
         /// Page size, 1-500 (default 50).
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<StockTransaction>>> {
         let page = PageRequest::<(OffsetDateTime, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        if reference
+            .0
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 200)
+        {
+            return Err(ApiError::field(
+                "reference",
+                "must be at most 200 characters",
+            ));
+        }
         let filter = repo::TransactionFilter {
             product_id: product_id.0,
             warehouse_id: warehouse_id.0,
@@ -533,6 +546,7 @@ impl TransactionsApi {
             actor: actor.0,
             since: since.0,
             until: until.0,
+            reference: reference.0,
         };
         let rows = repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
         Ok(Json(page.page(rows, |t| (t.created_at, t.id), |t| t)))

@@ -38,9 +38,12 @@ pub struct TransactionFilter {
     pub actor: Option<Uuid>,
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
+    pub reference: Option<String>,
 }
 
-/// Ledger rows, newest first, keyset-paginated on (created_at, id).
+/// Ledger rows, newest first, keyset-paginated on (created_at, id). Each
+/// filter has an index ending in (created_at DESC, id DESC) (migration
+/// 20261202170002), so a page reads its LIMIT rows in order however deep.
 pub async fn transactions(
     db: &PgPool,
     f: &TransactionFilter,
@@ -71,6 +74,9 @@ pub async fn transactions(
     }
     if let Some(u) = f.until {
         q.push(" AND created_at < ").push_bind(u);
+    }
+    if let Some(r) = &f.reference {
+        q.push(" AND reference = ").push_bind(r.clone());
     }
     if let Some((at, id)) = after {
         q.push(" AND (created_at, id) < (")

@@ -1,0 +1,30 @@
+-- Bulk ledger for `scripts/bench.sh history`: rows :from+1..:to (psql
+-- variables), set-based. Rows are spread evenly over two years, oldest first;
+-- every tenth row goes to one of 100 hot products (10,000 rows each at 10M),
+-- the rest to any seeded product; 4 warehouses; a reference ('PO-<n>') shared
+-- by 200 rows spread over the whole period. Ids are v4-shaped but increasing,
+-- so the primary key is appended to instead of written at random (a load-time
+-- shortcut; the API's ids are random). Balances are not consistent with the
+-- levels: the listing does not read them. Foreign-key triggers are off for the
+-- load (session_replication_role): every id comes from the table it points to.
+SET session_replication_role = replica;
+CREATE TEMP TABLE hp AS SELECT row_number() OVER (ORDER BY sku) AS n, id FROM products WHERE sku LIKE 'SEED-%';
+CREATE UNIQUE INDEX ON hp (n);
+CREATE TEMP TABLE hw AS SELECT row_number() OVER (ORDER BY code) AS n, id FROM warehouses WHERE code LIKE 'SEED-%';
+SELECT count(*) AS products FROM hp \gset
+SELECT count(*) AS warehouses FROM hw \gset
+SELECT id AS actor FROM users WHERE email = 'seed@inventory.invalid' \gset
+INSERT INTO stock_transactions (id, kind, product_id, warehouse_id, quantity, balance_after,
+                                reference, actor_user_id, created_at)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       CASE WHEN i % 3 = 0 THEN 'issue' ELSE 'receipt' END,
+       hp.id, hw.id,
+       CASE WHEN i % 3 = 0 THEN -(1 + i % 5) ELSE 1 + i % 7 END,
+       abs(hashint8(i)) % 1000,
+       'PO-' || (i % (:to / 200)),
+       :'actor',
+       now() - interval '730 days' + (interval '730 days' / :to) * i
+FROM generate_series(:from + 1, :to) AS i
+JOIN hp ON hp.n = CASE WHEN i % 10 = 0 THEN 1 + (i / 10) % 100
+                       ELSE 1 + abs(hashint8(i)) % :products END
+JOIN hw ON hw.n = 1 + (i / 7) % :warehouses;
