@@ -23,8 +23,10 @@ use serde_json::{json, Map, Value};
 mod constraints;
 mod examples;
 
-/// A decimal string as the API accepts it: optional sign, digits, optional fraction.
-pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,20}(\.[0-9]{1,4})?$";
+/// A decimal string as the API accepts it: up to 10 digits, optionally up to
+/// 4 decimals, no sign. Every value it matches parses and fits numeric(14, 4)
+/// (`catalog::model::check_money`), so a schema-valid amount is never refused.
+pub const DECIMAL_PATTERN: &str = r"^[0-9]{1,10}(\.[0-9]{1,4})?$";
 
 /// Operations that throttle (429 with `Retry-After`).
 const THROTTLED: &[&str] = &["/api/v1/auth/login"];

@@ -541,8 +541,33 @@ async fn the_csv_import_example_imports(db: PgPool) {
     assert_eq!(summary["created"], 1, "{summary}");
 }
 
-/// Values just outside each limit a property declares, with what is violated.
-fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(String, Value)> {
+/// Strings tried against a declared pattern; the first it does not match breaks it.
+const OFF_PATTERN: [&str; 2] = ["-not valid!", "   "];
+
+/// A string that breaks `pattern` (an ECMA regex; the ones declared here
+/// mean the same in Rust's syntax).
+fn off_pattern(pattern: &str) -> Value {
+    let re = regex::Regex::new(pattern)
+        .unwrap_or_else(|e| panic!("declared pattern {pattern:?} does not compile: {e}"));
+    let off = OFF_PATTERN.iter().find(|c| !re.is_match(c));
+    json!(off.unwrap_or_else(|| panic!("no value in OFF_PATTERN breaks {pattern:?}: add one")))
+}
+
+/// Values just outside each limit property `name` of schema `owner` declares:
+/// what is violated, the value, and whether the answer is a rejection inside
+/// a 200 ([`REFUSED_AS_REJECTION`]) rather than a 422.
+fn violations(
+    spec: &Value,
+    owner: &str,
+    name: &str,
+    prop: &Value,
+    example: Option<&Value>,
+) -> Vec<(String, Value, bool)> {
+    let rejection = REFUSED_AS_REJECTION.contains(&(owner, name));
+    let items_owner = prop["items"]["$ref"]
+        .as_str()
+        .and_then(|r| r.rsplit('/').next())
+        .unwrap_or("");
     let prop = resolve(spec, prop);
     let mut out = Vec::new();
     let n = |k: &str| prop[k].as_i64();
@@ -560,14 +585,20 @@ fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(Strin
     }
     // A decimal's pattern describes its type: a malformed one fails parsing
     // (400, like a string sent for an integer), not a limit.
-    if prop["pattern"].is_string() && prop["format"] != "decimal" {
-        out.push(("pattern".into(), json!("-not valid!")));
+    if let Some(pattern) = prop["pattern"]
+        .as_str()
+        .filter(|_| prop["format"] != "decimal")
+    {
+        out.push((format!("pattern {pattern}"), off_pattern(pattern)));
     }
     if let Some(min) = n("minimum") {
         out.push((format!("minimum {min}"), json!(min - 1)));
     }
     if let Some(max) = n("maximum") {
         out.push((format!("maximum {max}"), json!(max + 1)));
+    }
+    for excluded in prop["not"]["enum"].as_array().into_iter().flatten() {
+        out.push((format!("not {excluded}"), excluded.clone()));
     }
     if n("minItems") == Some(1) {
         out.push(("minItems 1".into(), json!([])));
@@ -586,11 +617,38 @@ fn violations(spec: &Value, prop: &Value, example: Option<&Value>) -> Vec<(Strin
             json!((0..=max).map(item).collect::<Vec<_>>()),
         ));
     }
-    if prop["items"]["pattern"].is_string() {
-        out.push(("items pattern".into(), json!(["-not valid!"])));
+    if let Some(pattern) = prop["items"]["pattern"].as_str() {
+        out.push((
+            format!("items pattern {pattern}"),
+            json!([off_pattern(pattern)]),
+        ));
+    }
+    let mut out: Vec<(String, Value, bool)> = out
+        .into_iter()
+        .map(|(what, value)| (what, value, rejection))
+        .collect();
+    // A list of objects (count lines, scans, barcodes): each limit of the
+    // first element's properties.
+    let items = resolve(spec, &prop["items"]);
+    let first = example.and_then(|e| e.get(0));
+    if let (Some(props), Some(first)) = (items["properties"].as_object(), first) {
+        for (inner, def) in props {
+            for (what, value, rejected) in
+                violations(spec, items_owner, inner, def, first.get(inner))
+            {
+                let mut element = first.clone();
+                element[inner] = value;
+                out.push((format!("[0].{inner} {what}"), json!([element]), rejected));
+            }
+        }
     }
     out
 }
+
+/// Limits a handler enforces as a `rejected` outcome inside a 200 answer
+/// rather than a 422: (schema, property). A scan batch is applied event by
+/// event, so one bad scan does not refuse the others.
+const REFUSED_AS_REJECTION: &[(&str, &str)] = &[("ScanEvent", "quantity")];
 
 #[sqlx::test]
 async fn every_declared_limit_of_a_body_is_enforced_with_a_422_naming_the_field(db: PgPool) {
@@ -607,6 +665,10 @@ async fn every_declared_limit_of_a_body_is_enforced_with_a_422_naming_the_field(
         .await;
     assert_eq!(product.status(), 201);
     let product: Value = product.json().await.unwrap();
+    // Scans are judged event by event in a warehouse the device may post for,
+    // so a limit is what rejects them, not the warehouse.
+    let warehouse = app.create_warehouse_sql("LIMITS").await;
+    let (_, device_key) = app.create_device(&token, &[warehouse]).await;
     let target = |path: &str| match path {
         "/api/v1/products/{id}" => format!("/api/v1/products/{}", product["id"].as_str().unwrap()),
         _ => fill_ids(path),
@@ -630,36 +692,107 @@ async fn every_declared_limit_of_a_body_is_enforced_with_a_422_naming_the_field(
             // No name resolution in a test: a literal address.
             base["url"] = json!("http://127.0.0.1:9/hook");
         }
+        let scans = path.starts_with("/api/v1/scanner/") && path.contains("events");
+        if scans {
+            match base.get_mut("events").and_then(Value::as_array_mut) {
+                Some(events) => events[0]["warehouse_id"] = json!(warehouse),
+                None => base["warehouse_id"] = json!(warehouse),
+            }
+        }
+        let credential = if path.starts_with("/api/v1/scanner/events") {
+            &device_key
+        } else {
+            &token
+        };
+        let body_schema = body["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or("");
         let schema = resolve(&spec, &body["schema"]);
         for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
-            for (what, value) in violations(&spec, prop, base.get(name)) {
+            for (what, value, rejection) in
+                violations(&spec, body_schema, name, prop, base.get(name))
+            {
                 let mut sent = base.clone();
                 sent[name] = value;
+                if scans {
+                    // A fresh event id, so no scan is a duplicate of an earlier case.
+                    match sent.get_mut("events").and_then(Value::as_array_mut) {
+                        Some(events) => {
+                            for e in events.iter_mut().filter(|e| e.is_object()) {
+                                e["event_id"] = json!(uuid::Uuid::new_v4());
+                            }
+                        }
+                        None => sent["event_id"] = json!(uuid::Uuid::new_v4()),
+                    }
+                }
                 let resp = app
                     .with_token(
                         Method::from_bytes(method.as_bytes()).unwrap(),
                         &target(&path),
-                        &token,
+                        credential,
                     )
                     .json(&sent)
                     .send()
                     .await
                     .unwrap();
                 let status = resp.status();
-                let problem: Value = resp.json().await.unwrap();
-                let named = problem["errors"].as_array().into_iter().flatten().any(|e| {
-                    e["field"]
-                        .as_str()
-                        .is_some_and(|f| f.starts_with(name.as_str()))
-                });
-                assert!(
-                    status == 422 && named,
-                    "{method} {path}: {name} breaking {what} answered {status} {problem}"
-                );
+                let answer: Value = resp.json().await.unwrap();
+                if rejection {
+                    // The rejection names the property: `quantity`, or in a
+                    // list `[0].quantity`.
+                    let limited = what
+                        .strip_prefix("[0].")
+                        .and_then(|w| w.split(' ').next())
+                        .unwrap_or(name);
+                    let outcome = answer["results"].get(0).unwrap_or(&answer);
+                    assert!(
+                        status == 200
+                            && outcome["status"] == "rejected"
+                            && outcome["reason"]
+                                .as_str()
+                                .is_some_and(|r| r.contains(limited)),
+                        "{method} {path}: {name} breaking {what} answered {status} {answer}"
+                    );
+                } else {
+                    let named = answer["errors"].as_array().into_iter().flatten().any(|e| {
+                        e["field"]
+                            .as_str()
+                            .is_some_and(|f| f.starts_with(name.as_str()))
+                    });
+                    assert!(
+                        status == 422 && named,
+                        "{method} {path}: {name} breaking {what} answered {status} {answer}"
+                    );
+                }
                 checked += 1;
             }
         }
     }
     // The limits src/contract/constraints.rs declares; a floor so a broken walk fails.
-    assert!(checked >= 25, "only {checked} limits checked");
+    assert!(checked >= 60, "only {checked} limits checked");
+}
+
+#[sqlx::test]
+async fn the_largest_amount_the_decimal_pattern_allows_is_accepted(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token("admin").await;
+    let pattern = spec()["components"]["schemas"]["CreateProduct"]["properties"]["unit_cost"]
+        ["pattern"]
+        .as_str()
+        .expect("unit_cost declares a pattern")
+        .to_owned();
+    let largest = "9999999999.9999";
+    assert!(regex::Regex::new(&pattern).unwrap().is_match(largest));
+    assert!(!regex::Regex::new(&pattern).unwrap().is_match("10000000000"));
+    let resp = app
+        .post_as(
+            "/api/v1/products",
+            &token,
+            &json!({"sku": "MAX-COST", "name": "Dear", "unit_cost": largest, "price": largest}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["unit_cost"], largest);
 }

@@ -58,10 +58,12 @@ pub struct ProductBarcode {
 /// A barcode to add to a product.
 #[derive(Debug, Clone, Object)]
 pub struct NewBarcode {
-    /// EAN-8, UPC-A, EAN-13 and GTIN-14 must have a valid check digit; anything
-    /// else (Code 128, QR text) is stored as given.
+    /// Up to 128 characters, not blank, no control characters. All digits of
+    /// length 8, 12, 13 or 14 is a GTIN (EAN-8, UPC-A, EAN-13, GTIN-14) and
+    /// must have a valid GS1 check digit; anything else (Code 128, QR text)
+    /// is stored as given (trimmed).
     pub barcode: String,
-    /// Units per scan, at least 1 (default 1).
+    /// Units per scan, 1-1000000 (default 1).
     pub pack_quantity: Option<i32>,
 }
 
@@ -174,7 +176,8 @@ pub struct CreateProduct {
     pub reorder_quantity: Option<i32>,
     /// `none` (default), `lot` or `serial`.
     pub tracking: Option<Tracking>,
-    /// Barcodes of the product, each with its pack quantity.
+    /// Barcodes of the product, each with its pack quantity: at most 100,
+    /// each code once (a GTIN counts once in all its forms: UPC-A, EAN-13, GTIN-14).
     #[oai(default)]
     pub barcodes: Vec<NewBarcode>,
 }
@@ -255,8 +258,9 @@ pub struct ProductFields {
     pub reorder_quantity: i32,
 }
 
-/// Largest money value numeric(14, 4) holds.
-const MAX_MONEY: i64 = 9_999_999_999;
+/// Money is below this: numeric(14, 4) holds up to 9999999999.9999, and
+/// `contract::DECIMAL_PATTERN` (at most 10 integer digits) says so to clients.
+const MONEY_LIMIT: i64 = 10_000_000_000;
 
 pub fn valid_sku(sku: &str) -> bool {
     let mut chars = sku.chars();
@@ -265,12 +269,12 @@ pub fn valid_sku(sku: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
 }
 
-/// Money fits numeric(14, 4): 0..=9999999999 with at most 4 decimals.
+/// Money fits numeric(14, 4): 0 up to 9999999999.9999, at most 4 decimals.
 pub fn check_money(v: &mut Validation, field: &str, value: Decimal) {
     v.check(
-        value >= Decimal::ZERO && value <= Decimal::from(MAX_MONEY),
+        value >= Decimal::ZERO && value < Decimal::from(MONEY_LIMIT),
         field,
-        "must be between 0 and 9999999999",
+        "must be between 0 and 9999999999.9999",
     );
     v.check(
         value.normalize().scale() <= 4,

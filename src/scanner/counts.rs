@@ -327,11 +327,19 @@ impl CountsApi {
         let mut products = body.product_ids.clone();
         products.sort();
         products.dedup();
+        let mut locations = body.location_ids.clone();
+        locations.sort();
+        locations.dedup();
         let mut v = Validation::new();
         v.check(
             products.len() <= 10_000,
             "product_ids",
             "at most 10000 products per count",
+        );
+        v.check(
+            locations.len() <= 10_000,
+            "location_ids",
+            "at most 10000 locations per count",
         );
         v.finish()?;
         let mut tx = state.db.begin().await?;
@@ -362,9 +370,6 @@ impl CountsApi {
                 return Err(ApiError::field("product_ids", "every product must exist"));
             }
         }
-        let mut locations = body.location_ids.clone();
-        locations.sort();
-        locations.dedup();
         if !locations.is_empty() {
             let known: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM locations WHERE id = ANY($1) AND warehouse_id = $2",

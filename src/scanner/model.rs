@@ -88,7 +88,8 @@ pub struct ScanEvent {
     pub barcode: String,
     /// What the scan asks for.
     pub action: ScanAction,
-    /// Scans of this barcode (default 1); multiplied by its pack quantity.
+    /// Scans of this barcode, 1-10000 (default 1); multiplied by its pack
+    /// quantity. Out of range, the event's outcome is `rejected`.
     pub quantity: Option<i32>,
     /// One of the device's warehouses.
     pub warehouse_id: Uuid,

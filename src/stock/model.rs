@@ -194,7 +194,7 @@ pub struct AdjustRequest {
     /// The quantity that is really there: of the position named by
     /// `location_id`/`lot`, or of the whole warehouse when neither is given.
     pub new_quantity: Option<i64>,
-    /// The signed change.
+    /// The signed change, not zero.
     pub delta: Option<i64>,
     /// Why (for adjustments and rejected scans).
     pub reason: AdjustReason,
