@@ -20,6 +20,7 @@ use crate::{
     lots::LotsApi,
     ops::OpsApi,
     positions::PositionsApi,
+    replenishment::ReplenishmentApi,
     scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
     state::AppState,
     stock::{StockApi, TransactionsApi},
@@ -31,6 +32,9 @@ use crate::{
 /// Locations, positions and lots: one element, as poem-openapi implements
 /// `OpenApi` for tuples of at most 16.
 pub type WhereAndWhich = (LocationsApi, PositionsApi, LotsApi);
+
+/// Front-page reads and what to reorder: one element, for the same reason.
+pub type Overview = (DashboardApi, ReplenishmentApi);
 
 pub type Apis = (
     OpsApi,
@@ -45,7 +49,7 @@ pub type Apis = (
     DevicesApi,
     ScannerApi,
     CountsApi,
-    DashboardApi,
+    Overview,
     EventsApi,
     WebhooksApi,
 );
@@ -73,7 +77,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             DevicesApi,
             ScannerApi,
             CountsApi,
-            DashboardApi,
+            (DashboardApi, ReplenishmentApi),
             EventsApi,
             WebhooksApi,
         ),
