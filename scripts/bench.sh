@@ -2,7 +2,7 @@
 # Benchmarks the API against the performance targets in DESIGN.md and prints
 # the figures (see bench/README.md for what each one means).
 #
-#   scripts/bench.sh [all|movements|lookup|scanner|search|history|logins]
+#   scripts/bench.sh [all|movements|lookup|scanner|search|history|logins|asof]
 #
 # all (the default) = movements + lookup + scanner on a fresh database of
 # BENCH_PRODUCTS (10000) products; search seeds 1,000,000 products into its own
@@ -16,7 +16,8 @@
 # target/bench-services/, builds the release binary, starts the API on
 # 127.0.0.1:18097 and stops everything it started when it ends. Nothing here
 # asserts: figures are printed, and the exit status is non-zero only when the
-# set-up fails.
+# set-up fails. asof (no API, no build) times the SQL of the as-of history
+# reads over a 10,000,000-row ledger (scripts/lib/bench_asof.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
@@ -24,12 +25,12 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-all}
 case $mode in
-  all | movements | lookup | scanner | search | history | logins) ;;
+  all | movements | lookup | scanner | search | history | logins | asof) ;;
   -h | --help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
-  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search, history, logins)" ;;
+  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search, history, logins, asof)" ;;
 esac
 
 state_dir="$PWD/target/bench-services"
@@ -102,6 +103,12 @@ command -v curl >/dev/null 2>&1 || ensure_packages curl
 pgbench="$(pg_bindir)/pgbench"
 [ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found (Debian: it comes with postgresql-NN)"
 psql_bin="$(pg_bindir)/psql"
+if [ "$mode" = asof ]; then
+  # shellcheck source=scripts/lib/bench_asof.sh
+  . scripts/lib/bench_asof.sh
+  bench_asof
+  exit 0
+fi
 if curl -fsS -o /dev/null "$api_url/health" 2>/dev/null; then
   die "something already answers on $api_url: stop it or set BENCH_API_PORT"
 fi

@@ -20,6 +20,7 @@ use crate::{
     lots::LotsApi,
     ops::OpsApi,
     positions::PositionsApi,
+    replenishment::ReplenishmentApi,
     reservations::ReservationsApi,
     scanner::{counts::CountsApi, devices::DevicesApi, ScannerApi},
     state::AppState,
@@ -32,6 +33,9 @@ use crate::{
 /// Locations, positions and lots: one element, as poem-openapi implements
 /// `OpenApi` for tuples of at most 16.
 pub type WhereAndWhich = (LocationsApi, PositionsApi, LotsApi);
+
+/// Front-page reads and what to reorder: one element, for the same reason.
+pub type Overview = (DashboardApi, ReplenishmentApi);
 
 pub type Apis = (
     OpsApi,
@@ -47,7 +51,7 @@ pub type Apis = (
     DevicesApi,
     ScannerApi,
     CountsApi,
-    DashboardApi,
+    Overview,
     EventsApi,
     WebhooksApi,
 );
@@ -76,7 +80,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             DevicesApi,
             ScannerApi,
             CountsApi,
-            DashboardApi,
+            (DashboardApi, ReplenishmentApi),
             EventsApi,
             WebhooksApi,
         ),

@@ -117,10 +117,10 @@ pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
                 (SELECT count(*) FROM warehouses WHERE active),
                 (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
                   WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point),
-                (SELECT COALESCE(sum(s.quantity * p.unit_cost), 0)
-                   FROM stock_levels s JOIN products p ON p.id = s.product_id),
+                {stock_value},
                 {expiring}",
-            expiring = crate::stock::repo::EXPIRING_SOON_LOTS
+            expiring = crate::stock::repo::EXPIRING_SOON_LOTS,
+            stock_value = crate::stock::repo::STOCK_VALUE
         )))
         .fetch_one(&state.db)
         .await?;

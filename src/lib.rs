@@ -43,6 +43,8 @@ pub mod ops;
 pub mod pagination;
 /// Stock positions by location and lot; expiring stock.
 pub mod positions;
+/// Products to reorder, with suggested quantities.
+pub mod replenishment;
 /// Stock promised to orders (reservations).
 pub mod reservations;
 /// Response shapes shared by every domain (201, 204).
@@ -95,6 +97,8 @@ pub enum Tags {
     Reservations,
     /// Aggregates for a front page.
     Dashboard,
+    /// What to reorder, and how much.
+    Replenishment,
     /// Live feed of changes (Server-Sent Events).
     Events,
     /// Webhook endpoints and their deliveries (admin).

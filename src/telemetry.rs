@@ -298,7 +298,7 @@ impl Metrics {
             ),
             stock_value: meter
                 .f64_gauge("inventory_stock_value")
-                .with_description("Value of all stock at unit cost.")
+                .with_description("Value of all stock at its moving-average cost (sum of the levels' values).")
                 .build(),
         }
     }

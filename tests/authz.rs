@@ -97,6 +97,8 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/stock/transfer", User(Clerk)),
     ("GET", "/api/v1/stock", User(Viewer)),
     ("GET", "/api/v1/products/{id}/stock", User(Viewer)),
+    ("GET", "/api/v1/stock/valuation", User(Viewer)),
+    ("GET", "/api/v1/replenishment", User(Viewer)),
     ("GET", "/api/v1/transactions", User(Viewer)),
     ("GET", "/api/v1/transactions/{id}", User(Viewer)),
     ("GET", "/api/v1/scanner/devices", User(Manager)),

@@ -121,7 +121,9 @@ async fn receiving_and_issuing_move_the_level_and_write_the_ledger(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(stock["total"], 6);
-    assert_eq!(stock["value"], "15.00", "6 units at 2.5");
+    // Valued at the moving average (the receipt's 2.75), not the product's 2.5.
+    assert_eq!(stock["value"], "16.50", "6 units at 2.75");
+    assert_eq!(stock["warehouses"][0]["unit_cost"], "2.7500");
     assert_eq!(stock["warehouses"][0]["warehouse_code"], "MAIN");
 }
 

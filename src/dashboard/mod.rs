@@ -31,7 +31,12 @@ pub struct Summary {
     pub active_warehouses: i64,
     /// Units on hand over all products and warehouses.
     pub units_on_hand: i64,
-    /// Value of the stock at unit cost.
+    /// Units promised to open reservations (those past `expires_at` count as released).
+    pub units_reserved: i64,
+    /// `units_on_hand - units_reserved`.
+    pub units_available: i64,
+    /// Value of the stock: the sum of every (product, warehouse) level's
+    /// value at its moving-average cost, to the cent.
     pub stock_value: crate::money::Total,
     /// Active products at or below their reorder point.
     pub low_stock_products: i64,
@@ -56,6 +61,10 @@ pub struct LowStock {
     pub name: String,
     /// Units on hand over all warehouses.
     pub on_hand: i64,
+    /// Units promised to open reservations over all warehouses.
+    pub reserved: i64,
+    /// `on_hand - reserved`.
+    pub available: i64,
     /// Low-stock threshold of the product.
     pub reorder_point: i32,
     /// How much to reorder.
@@ -91,13 +100,15 @@ impl DashboardApi {
             return Ok(Json(hit));
         }
         let s: Summary = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH totals AS (SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id)
+            "WITH totals AS (SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id),
+                  promised AS (SELECT COALESCE(sum({reserved}), 0)::bigint AS r FROM stock_levels s WHERE s.reserved > 0)
              SELECT (SELECT count(*) FROM products WHERE active) AS active_products,
                     (SELECT count(*) FROM products WHERE NOT active) AS archived_products,
                     (SELECT count(*) FROM warehouses WHERE active) AS active_warehouses,
                     (SELECT COALESCE(sum(q), 0)::bigint FROM totals) AS units_on_hand,
-                    (SELECT COALESCE(sum(s.quantity * p.unit_cost), 0)
-                       FROM stock_levels s JOIN products p ON p.id = s.product_id) AS stock_value,
+                    (SELECT r FROM promised) AS units_reserved,
+                    (SELECT COALESCE(sum(q), 0)::bigint FROM totals) - (SELECT r FROM promised) AS units_available,
+                    {stock_value} AS stock_value,
                     (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
                       WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point)
                       AS low_stock_products,
@@ -108,7 +119,9 @@ impl DashboardApi {
                     (SELECT count(*) FROM scan_events
                       WHERE status = 'rejected' AND received_at > now() - interval '24 hours') AS rejected_scans_24h,
                     {expiring} AS expiring_soon_lots",
-            expiring = crate::stock::repo::EXPIRING_SOON_LOTS
+            expiring = crate::stock::repo::EXPIRING_SOON_LOTS,
+            reserved = crate::stock::repo::effective_reserved("s"),
+            stock_value = crate::stock::repo::STOCK_VALUE,
         )))
         .fetch_one(&state.db)
         .await?;
@@ -130,16 +143,23 @@ impl DashboardApi {
     ) -> Result<Json<Page<LowStock>>> {
         let page = PageRequest::<(String, Uuid)>::new(limit.0, cursor.0.as_deref())?;
         let (sku, id) = page.after.clone().unzip();
-        let rows: Vec<LowStock> = sqlx::query_as(
-            "SELECT p.id AS product_id, p.sku, p.name,
-                    COALESCE((SELECT sum(s.quantity) FROM stock_levels s WHERE s.product_id = p.id), 0)::bigint AS on_hand,
-                    p.reorder_point, p.reorder_quantity
+        // On hand and promised over all warehouses; the list is still "on
+        // hand at or below the reorder point" (as in v1). /replenishment is
+        // the list by what is available.
+        let rows: Vec<LowStock> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT p.id AS product_id, p.sku, p.name, t.on_hand, t.reserved,
+                    t.on_hand - t.reserved AS available, p.reorder_point, p.reorder_quantity
              FROM products p
-             WHERE p.active AND p.reorder_point > 0
-               AND COALESCE((SELECT sum(s.quantity) FROM stock_levels s WHERE s.product_id = p.id), 0) <= p.reorder_point
+             CROSS JOIN LATERAL (
+                 SELECT COALESCE(sum(s.quantity), 0)::bigint AS on_hand,
+                        COALESCE(sum({reserved}), 0)::bigint AS reserved
+                 FROM stock_levels s WHERE s.product_id = p.id
+             ) t
+             WHERE p.active AND p.reorder_point > 0 AND t.on_hand <= p.reorder_point
                AND ($1::text IS NULL OR (lower(p.sku), p.id) > ($1, $2))
              ORDER BY lower(p.sku), p.id LIMIT $3",
-        )
+            reserved = crate::stock::repo::effective_reserved("s"),
+        )))
         .bind(sku)
         .bind(id)
         .bind(page.fetch())

@@ -32,6 +32,12 @@ pub struct StockPosition {
     pub expires_on: Option<Date>,
     /// Units on hand here; always positive in these lists.
     pub quantity: i64,
+    /// Units promised to open reservations, of the whole (product, warehouse)
+    /// level this position belongs to: a reservation promises units of a
+    /// warehouse, not of a location, so a position has no reserved of its own.
+    pub level_reserved: i64,
+    /// `quantity - reserved` of the whole (product, warehouse) level.
+    pub level_available: i64,
     /// When this position last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
 }

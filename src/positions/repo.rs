@@ -6,7 +6,7 @@ use time::Date;
 use uuid::Uuid;
 
 use super::model::{ExpiringStock, StockPosition};
-use crate::stock::repo::under_open_blind_count;
+use crate::stock::repo::{available, effective_reserved, under_open_blind_count};
 
 /// Filters shared by the position lists.
 #[derive(Debug, Default, Clone)]
@@ -27,13 +27,18 @@ fn select(extra_columns: &str, f: &PositionFilter) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::new(format!(
         "SELECT sp.id, sp.product_id, p.sku, sp.warehouse_id, w.code AS warehouse_code,
                 sp.location_id, l.code AS location_code, l.path AS location_path,
-                sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity, sp.updated_at{extra_columns}
+                sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity,
+                {reserved} AS level_reserved, {available} AS level_available,
+                sp.updated_at{extra_columns}
          FROM stock_positions sp
+         JOIN stock_levels s ON s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id
          JOIN products p ON p.id = sp.product_id
          JOIN warehouses w ON w.id = sp.warehouse_id
          JOIN locations l ON l.id = sp.location_id
          LEFT JOIN lots lt ON lt.id = sp.lot_id
-         WHERE sp.quantity > 0"
+         WHERE sp.quantity > 0",
+        reserved = effective_reserved("s"),
+        available = available("s"),
     ));
     if let Some(p) = f.product_id {
         q.push(" AND sp.product_id = ").push_bind(p);

@@ -22,7 +22,8 @@ use self::{
     engine::{Actor, Amount, MoveKind, Movement, Refusal},
     model::{
         AdjustReason, AdjustRequest, IssueRequest, MovementResult, ProductStock, ReceiveRequest,
-        StockLevel, StockTransaction, TransactionKind, TransferRequest, WarehouseStock,
+        StockLevel, StockTransaction, TransactionKind, TransferRequest, Valuation, ValuationLine,
+        ValuationTotals, WarehouseStock,
     },
 };
 use crate::{
@@ -463,10 +464,15 @@ impl StockApi {
         )))
     }
 
-    /// A product's stock per warehouse and in total, valued at its unit cost (viewer).
+    /// A product's stock per warehouse and in total, with its value at the
+    /// moving-average cost (viewer), now or at a past instant (`as_of`).
     ///
-    /// Warehouses where the product is under an open blind count are left out
-    /// for viewers and clerks.
+    /// Now, the figures are the levels' own (`reserved` and `available`
+    /// included). At a past instant they come from the ledger: per
+    /// warehouse, the last ledger row at or before `as_of` gives the
+    /// quantity and the value (`reserved` and `available` are then null).
+    /// Warehouses where the product is under an open blind count are left
+    /// out for viewers and clerks.
     #[oai(
         path = "/api/v1/products/:id/stock",
         method = "get",
@@ -477,27 +483,161 @@ impl StockApi {
         auth: ViewerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// An instant (RFC 3339, e.g. `2026-11-30T23:59:59Z`), not in the future; default: now.
+        as_of: Query<Option<String>>,
     ) -> Result<Json<ProductStock>> {
-        let (cost, rows) = repo::product_levels(&state.db, id.0, repo::hides_blind_counts(&auth.0))
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("product {}", id.0)))?;
-        let warehouses: Vec<WarehouseStock> = rows
+        let at = parse_as_of(as_of.0.as_deref())?;
+        if !repo::product_exists(&state.db, id.0).await? {
+            return Err(ApiError::not_found(format!("product {}", id.0)));
+        }
+        let filter = repo::ValuationFilter {
+            product_id: Some(id.0),
+            hide_blind: repo::hides_blind_counts(&auth.0),
+            include_empty: true,
+            ..repo::ValuationFilter::default()
+        };
+        // A past instant is a report (the read pool may serve it); now is
+        // what a client reads right after a movement (the primary).
+        let pool = if at.is_some() {
+            &state.read_db
+        } else {
+            &state.db
+        };
+        let mut rows = repo::valued_levels(pool, at, &filter, None, None).await?;
+        rows.sort_by(|a, b| a.warehouse_code.cmp(&b.warehouse_code));
+        let total: i64 = rows.iter().map(|l| l.quantity).sum();
+        let value: Decimal = rows.iter().map(|l| l.value).sum();
+        let reserved: Option<i64> = at
+            .is_none()
+            .then(|| rows.iter().filter_map(|l| l.reserved).sum());
+        let warehouses = rows
             .into_iter()
-            .map(|(warehouse_id, warehouse_code, quantity)| WarehouseStock {
-                warehouse_id,
-                warehouse_code,
-                quantity,
-                value: (cost * Decimal::from(quantity)).into(),
+            .map(|l| WarehouseStock {
+                unit_cost: l.average().into(),
+                warehouse_id: l.warehouse_id,
+                warehouse_code: l.warehouse_code,
+                quantity: l.quantity,
+                reserved: l.reserved,
+                available: l.reserved.map(|r| l.quantity - r),
+                value: l.value.into(),
             })
             .collect();
-        let total: i64 = warehouses.iter().map(|w| w.quantity).sum();
         Ok(Json(ProductStock {
             product_id: id.0,
+            as_of: at.unwrap_or_else(OffsetDateTime::now_utc),
             total,
-            value: (cost * Decimal::from(total)).into(),
+            reserved,
+            available: reserved.map(|r| total - r),
+            value: value.into(),
             warehouses,
         }))
     }
+
+    /// Stock value per product and warehouse (viewer), now or at a past
+    /// instant (`as_of`), with totals.
+    ///
+    /// Each line is a (product, warehouse) holding stock at that instant:
+    /// its quantity, moving-average unit cost and value. A past instant is
+    /// answered from the ledger (the last row of each level at or before
+    /// it); now, from the levels themselves. `totals` (every page summed)
+    /// come with the first page; later pages keep the first page's instant.
+    /// Levels under an open blind count are left out for viewers and clerks.
+    #[oai(
+        path = "/api/v1/stock/valuation",
+        method = "get",
+        operation_id = "getStockValuation"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn valuation(
+        &self,
+        auth: ViewerAuth,
+        state: Data<&AppState>,
+        /// An instant (RFC 3339, e.g. `2026-11-30T23:59:59Z`), not in the future; default: now.
+        as_of: Query<Option<String>>,
+        /// Only this warehouse (UUID).
+        warehouse_id: Query<Option<Uuid>>,
+        /// Only products of this category (UUID).
+        category_id: Query<Option<Uuid>>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Valuation>> {
+        let at = parse_as_of(as_of.0.as_deref())?;
+        // The cursor carries the instant of the first page (None: the live
+        // levels), so a walk through the pages is one valuation.
+        let page =
+            PageRequest::<(Option<OffsetDateTime>, Uuid, Uuid)>::new(limit.0, cursor.0.as_deref())?;
+        let first = page.after.is_none();
+        let read_at = match page.after {
+            Some((t, _, _)) => t,
+            None => at,
+        };
+        let instant = read_at.unwrap_or_else(OffsetDateTime::now_utc);
+        let filter = repo::ValuationFilter {
+            warehouse_id: warehouse_id.0,
+            category_id: category_id.0,
+            hide_blind: repo::hides_blind_counts(&auth.0),
+            ..repo::ValuationFilter::default()
+        };
+        let rows = repo::valued_levels(
+            &state.read_db,
+            read_at,
+            &filter,
+            page.after.map(|(_, p, w)| (p, w)),
+            Some(page.fetch()),
+        )
+        .await?;
+        let totals = if first {
+            let (quantity, value) =
+                repo::valuation_totals(&state.read_db, read_at, &filter).await?;
+            Some(ValuationTotals {
+                quantity,
+                value: value.into(),
+            })
+        } else {
+            None
+        };
+        let Page { items, next_cursor } = page.page(
+            rows,
+            |l| (read_at, l.product_id, l.warehouse_id),
+            |l| ValuationLine {
+                unit_cost: l.average().into(),
+                product_id: l.product_id,
+                sku: l.sku,
+                warehouse_id: l.warehouse_id,
+                warehouse_code: l.warehouse_code,
+                quantity: l.quantity,
+                value: l.value.into(),
+            },
+        );
+        Ok(Json(Valuation {
+            as_of: instant,
+            totals,
+            items,
+            next_cursor,
+        }))
+    }
+}
+
+/// The `as_of` of the history reads: an RFC 3339 instant not in the future
+/// (422 on field `as_of` otherwise); None when not given (now).
+pub fn parse_as_of(raw: Option<&str>) -> Result<Option<OffsetDateTime>> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let at = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).map_err(
+        |_| {
+            ApiError::field(
+                "as_of",
+                "must be an RFC 3339 instant, e.g. 2026-11-30T23:59:59Z",
+            )
+        },
+    )?;
+    if at > OffsetDateTime::now_utc() {
+        return Err(ApiError::field("as_of", "must not be in the future"));
+    }
+    Ok(Some(at))
 }
 
 pub struct TransactionsApi;

@@ -253,8 +253,12 @@ pub struct StockLevel {
     pub warehouse_id: Uuid,
     /// Code of the warehouse.
     pub warehouse_code: String,
-    /// Quantity in the product's unit.
+    /// Quantity in the product's unit (on hand).
     pub quantity: i64,
+    /// Units promised to open reservations (those past `expires_at` count as released).
+    pub reserved: i64,
+    /// `quantity - reserved`: what an issue without a reservation may take.
+    pub available: i64,
     /// Low-stock threshold of the product.
     pub reorder_point: i32,
     /// When this stock level last changed (RFC 3339).
@@ -268,9 +272,16 @@ pub struct WarehouseStock {
     pub warehouse_id: Uuid,
     /// Code of the warehouse.
     pub warehouse_code: String,
-    /// Quantity in the product's unit.
+    /// Quantity in the product's unit (on hand).
     pub quantity: i64,
-    /// quantity × the product's unit cost, to the cent.
+    /// Units promised to open reservations; null for a past instant
+    /// (`as_of`): the ledger is a history of stock, not of promises.
+    pub reserved: Option<i64>,
+    /// `quantity - reserved`; null for a past instant (`as_of`).
+    pub available: Option<i64>,
+    /// The weighted moving-average cost of one unit here (4 decimals).
+    pub unit_cost: UnitAmount,
+    /// The stock's value at that average cost, to the cent.
     pub value: Total,
 }
 
@@ -279,10 +290,57 @@ pub struct WarehouseStock {
 pub struct ProductStock {
     /// The product (UUID).
     pub product_id: Uuid,
+    /// The instant these figures are for: `as_of` if given, otherwise now (RFC 3339).
+    pub as_of: OffsetDateTime,
     /// Units on hand over all warehouses.
     pub total: i64,
-    /// total × the product's unit cost, to the cent.
+    /// Units promised over all warehouses; null for a past instant (`as_of`).
+    pub reserved: Option<i64>,
+    /// `total - reserved`; null for a past instant (`as_of`).
+    pub available: Option<i64>,
+    /// Sum of the warehouses' values (each at its own moving-average cost), to the cent.
     pub value: Total,
     /// Stock per warehouse.
     pub warehouses: Vec<WarehouseStock>,
+}
+
+/// A product's stock and value in one warehouse at an instant.
+#[derive(Debug, Clone, Object)]
+pub struct ValuationLine {
+    /// The product (UUID).
+    pub product_id: Uuid,
+    /// Stock keeping unit of the product.
+    pub sku: String,
+    /// The warehouse (UUID).
+    pub warehouse_id: Uuid,
+    /// Code of the warehouse.
+    pub warehouse_code: String,
+    /// Units on hand at that instant.
+    pub quantity: i64,
+    /// The weighted moving-average cost of one unit at that instant (4 decimals).
+    pub unit_cost: UnitAmount,
+    /// The value at that instant, to the cent.
+    pub value: Total,
+}
+
+/// Sums over every line of a valuation (all pages).
+#[derive(Debug, Clone, Object)]
+pub struct ValuationTotals {
+    /// Units on hand.
+    pub quantity: i64,
+    /// Value, the exact line values summed, then rounded to the cent.
+    pub value: Total,
+}
+
+/// Stock value per product and warehouse at an instant, one page of it.
+#[derive(Debug, Clone, Object)]
+pub struct Valuation {
+    /// The instant valued (RFC 3339). Later pages keep the first page's instant.
+    pub as_of: OffsetDateTime,
+    /// Totals over all pages; on the first page only (null when a `cursor` was given).
+    pub totals: Option<ValuationTotals>,
+    /// Lines with stock, by product then warehouse (UUID order).
+    pub items: Vec<ValuationLine>,
+    /// Pass as `cursor` to get the next page; null when there is none.
+    pub next_cursor: Option<String>,
 }

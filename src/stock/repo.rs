@@ -2,11 +2,14 @@
 //! engine ([`super::engine`]).
 
 use rust_decimal::Decimal;
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::{StockLevel, StockTransaction, TransactionKind};
+use super::{
+    engine::plan::round_cost,
+    model::{StockLevel, StockTransaction, TransactionKind},
+};
 
 /// SQL counting lots with stock that expire within 30 days (already expired
 /// ones included): one definition for the dashboard and the
@@ -14,6 +17,35 @@ use super::model::{StockLevel, StockTransaction, TransactionKind};
 pub const EXPIRING_SOON_LOTS: &str = "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
       JOIN lots l ON l.id = s.lot_id
       WHERE s.quantity > 0 AND l.expires_on <= current_date + 30)";
+
+/// SQL for the *effective* `reserved` of the level row aliased `level`
+/// (a `stock_levels` alias): its `reserved` minus what is still open of its
+/// active reservations already past `expires_at`. Such reservations count
+/// as released from that instant, for every read, even before the expiry
+/// job (or the next movement of the level) marks them expired and lowers
+/// `reserved`. The subquery is a probe of reservations_open_idx (active
+/// reservations only, by product and warehouse). One definition for
+/// `/stock`, `/products/{id}/stock`, positions, the dashboard and
+/// replenishment.
+pub fn effective_reserved(level: &str) -> String {
+    format!(
+        "({level}.reserved - COALESCE((SELECT sum(r.quantity - r.fulfilled_quantity)
+              FROM reservations r
+              WHERE r.product_id = {level}.product_id AND r.warehouse_id = {level}.warehouse_id
+                AND r.status = 'active' AND r.expires_at <= now()), 0))::bigint"
+    )
+}
+
+/// SQL for what the level aliased `level` can still give to an issue that
+/// holds no reservation: quantity minus [`effective_reserved`].
+pub fn available(level: &str) -> String {
+    format!("({level}.quantity - {})", effective_reserved(level))
+}
+
+/// SQL for the value of all stock: the sum of the levels' moving-average
+/// values (exact at 4 decimals). One definition for the dashboard and the
+/// `inventory_stock_value` gauge.
+pub const STOCK_VALUE: &str = "(SELECT COALESCE(sum(value), 0) FROM stock_levels)";
 
 pub const TRANSACTION_COLUMNS: &str =
     "id, kind, product_id, warehouse_id, location_id, lot_id, quantity, balance_after, \
@@ -124,7 +156,7 @@ pub async fn levels(
     let (ap, aw) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT s.product_id, p.sku, s.warehouse_id, w.code AS warehouse_code, s.quantity,
-                p.reorder_point, s.updated_at
+                {reserved} AS reserved, {available} AS available, p.reorder_point, s.updated_at
          FROM stock_levels s
          JOIN products p ON p.id = s.product_id
          JOIN warehouses w ON w.id = s.warehouse_id
@@ -134,7 +166,9 @@ pub async fn levels(
            AND ($4::uuid IS NULL OR (s.product_id, s.warehouse_id) > ($4, $5))
            AND NOT ($7 AND {hidden})
          ORDER BY s.product_id, s.warehouse_id LIMIT $6",
-        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
+        hidden = under_open_blind_count("s.product_id", "s.warehouse_id"),
+        reserved = effective_reserved("s"),
+        available = available("s"),
     )))
     .bind(product_id)
     .bind(warehouse_id)
@@ -147,27 +181,174 @@ pub async fn levels(
     .await
 }
 
-/// A product's levels per warehouse with their value at the product's unit cost.
-pub async fn product_levels(
+/// Which levels a valuation covers.
+#[derive(Debug, Default, Clone)]
+pub struct ValuationFilter {
+    pub product_id: Option<Uuid>,
+    pub warehouse_id: Option<Uuid>,
+    pub category_id: Option<Uuid>,
+    /// Leave out levels under an open blind count (see [`hides_blind_counts`]).
+    pub hide_blind: bool,
+    /// Keep levels holding nothing at that instant (a product's page lists
+    /// every warehouse it has been in; a valuation lists stock only).
+    pub include_empty: bool,
+}
+
+/// A level's quantity and value at an instant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ValuedLevel {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub warehouse_id: Uuid,
+    pub warehouse_code: String,
+    pub quantity: i64,
+    /// Effective reserved now; None for a past instant.
+    pub reserved: Option<i64>,
+    /// Exact, 4 decimals.
+    pub value: Decimal,
+    /// The moving average; None when the instant's last ledger row was an
+    /// arrival that re-averaged (see [`ValuedLevel::average`]).
+    unit_cost: Option<Decimal>,
+}
+
+impl ValuedLevel {
+    /// The level's moving-average cost. Now: the level's own `unit_cost`.
+    /// At a past instant, from the last ledger row at or before it: units
+    /// leaving leave at the average without changing it, so a removal row's
+    /// `unit_cost` *is* the average; an arrival re-averaged to its
+    /// `value_after / warehouse_balance_after` rounded half to even at 4
+    /// decimals, exactly as the engine rounds ([`round_cost`]); rows from
+    /// before valuation are at the product's unit cost.
+    pub fn average(&self) -> Decimal {
+        self.unit_cost.unwrap_or_else(|| {
+            if self.quantity > 0 {
+                round_cost(self.value / Decimal::from(self.quantity))
+            } else {
+                Decimal::ZERO
+            }
+        })
+    }
+}
+
+/// FROM ... WHERE of a valuation at `as_of` (None: now, from the levels
+/// themselves). A past instant is read from the ledger: per (product,
+/// warehouse) pair that ever existed (stock_levels lists them), the last row
+/// at or before the instant, found by a LIMIT 1 probe of
+/// stock_transactions_level_idx (product_id, warehouse_id, created_at DESC,
+/// id DESC). The cost is one index probe per level, whatever the length of
+/// the ledger. The caller adds the keyset and ORDER BY.
+fn valuation_from(
+    q: &mut QueryBuilder<Postgres>,
+    as_of: Option<OffsetDateTime>,
+    f: &ValuationFilter,
+) {
+    match as_of {
+        None => {
+            q.push(format!(
+                " s.quantity, {reserved} AS reserved, s.value, s.unit_cost
+                 FROM stock_levels s
+                 JOIN products p ON p.id = s.product_id
+                 JOIN warehouses w ON w.id = s.warehouse_id
+                 WHERE TRUE",
+                reserved = effective_reserved("s")
+            ));
+            if !f.include_empty {
+                q.push(" AND s.quantity > 0");
+            }
+        }
+        Some(at) => {
+            // value_after is NULL on rows from before valuation: those are
+            // valued at the product's unit cost, as the migration valued the
+            // levels. unit_cost is NULL where the average must be recomputed
+            // (see ValuedLevel::average).
+            q.push(
+                " t.warehouse_balance_after AS quantity, NULL::bigint AS reserved,
+                 COALESCE(t.value_after, t.warehouse_balance_after * p.unit_cost) AS value,
+                 CASE WHEN t.value_after IS NULL THEN p.unit_cost
+                      WHEN t.quantity > 0 THEN NULL
+                      ELSE t.unit_cost END AS unit_cost
+                 FROM stock_levels s
+                 JOIN products p ON p.id = s.product_id
+                 JOIN warehouses w ON w.id = s.warehouse_id
+                 CROSS JOIN LATERAL (
+                     SELECT t.warehouse_balance_after, t.quantity, t.unit_cost, t.value_after
+                     FROM stock_transactions t
+                     WHERE t.product_id = s.product_id AND t.warehouse_id = s.warehouse_id
+                       AND t.created_at <= ",
+            )
+            .push_bind(at)
+            .push(
+                "
+                     ORDER BY t.created_at DESC, t.id DESC LIMIT 1
+                 ) t
+                 WHERE TRUE",
+            );
+            if !f.include_empty {
+                q.push(" AND t.warehouse_balance_after > 0");
+            }
+        }
+    }
+    if let Some(p) = f.product_id {
+        q.push(" AND s.product_id = ").push_bind(p);
+    }
+    if let Some(w) = f.warehouse_id {
+        q.push(" AND s.warehouse_id = ").push_bind(w);
+    }
+    if let Some(c) = f.category_id {
+        q.push(" AND p.category_id = ").push_bind(c);
+    }
+    if f.hide_blind {
+        q.push(" AND NOT ")
+            .push(under_open_blind_count("s.product_id", "s.warehouse_id"));
+    }
+}
+
+/// Levels with their quantity and value at `as_of` (None: now), by
+/// (product_id, warehouse_id): the order of stock_levels' primary key (and,
+/// for one warehouse, of stock_levels_warehouse_idx), so a page reads only
+/// its own levels. `fetch: None` returns every row.
+pub async fn valued_levels(
     db: &PgPool,
-    product_id: Uuid,
-    hide_blind: bool,
-) -> Result<Option<(Decimal, Vec<(Uuid, String, i64)>)>, sqlx::Error> {
-    let cost: Option<Decimal> = sqlx::query_scalar("SELECT unit_cost FROM products WHERE id = $1")
-        .bind(product_id)
-        .fetch_optional(db)
-        .await?;
-    let Some(cost) = cost else { return Ok(None) };
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT s.warehouse_id, w.code, s.quantity FROM stock_levels s
-         JOIN warehouses w ON w.id = s.warehouse_id
-         WHERE s.product_id = $1 AND NOT ($2 AND {hidden})
-         ORDER BY w.code",
-        hidden = under_open_blind_count("s.product_id", "s.warehouse_id")
-    )))
-    .bind(product_id)
-    .bind(hide_blind)
-    .fetch_all(db)
-    .await?;
-    Ok(Some((cost, rows)))
+    as_of: Option<OffsetDateTime>,
+    f: &ValuationFilter,
+    after: Option<(Uuid, Uuid)>,
+    fetch: Option<i64>,
+) -> Result<Vec<ValuedLevel>, sqlx::Error> {
+    let mut q =
+        QueryBuilder::new("SELECT s.product_id, p.sku, s.warehouse_id, w.code AS warehouse_code,");
+    valuation_from(&mut q, as_of, f);
+    if let Some((p, w)) = after {
+        q.push(" AND (s.product_id, s.warehouse_id) > (")
+            .push_bind(p)
+            .push(", ")
+            .push_bind(w)
+            .push(")");
+    }
+    q.push(" ORDER BY s.product_id, s.warehouse_id");
+    if let Some(fetch) = fetch {
+        q.push(" LIMIT ").push_bind(fetch);
+    }
+    q.build_query_as().fetch_all(db).await
+}
+
+/// Units and exact value (4 decimals) summed over every level of a valuation.
+pub async fn valuation_totals(
+    db: &PgPool,
+    as_of: Option<OffsetDateTime>,
+    f: &ValuationFilter,
+) -> Result<(i64, Decimal), sqlx::Error> {
+    let mut q = QueryBuilder::new(
+        "SELECT COALESCE(sum(quantity), 0)::bigint, COALESCE(sum(value), 0) FROM (SELECT",
+    );
+    valuation_from(&mut q, as_of, f);
+    q.push(") v");
+    q.build_query_as().fetch_one(db).await
+}
+
+/// Whether the product exists.
+pub async fn product_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)")
+        .bind(id)
+        .fetch_one(db)
+        .await
 }
