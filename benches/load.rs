@@ -51,6 +51,8 @@ struct Cli {
 enum Mode {
     /// Random receive/issue over many products (closed loop, or paced with --rate).
     Movements(MovementsArgs),
+    /// Reserve-then-cancel cycles on ONE product (contention on one level).
+    Reservations(ReservationsArgs),
     /// Cached barcode lookups, then a bare poem endpoint serving the same bytes.
     Lookup(LookupArgs),
     /// Product search latency per query shape, sequential and concurrent.
@@ -115,6 +117,15 @@ struct MovementsArgs {
     /// measured from the scheduled send time.
     #[arg(long)]
     rate: Option<f64>,
+}
+
+#[derive(Args)]
+struct ReservationsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Warehouse code of the hot level (SEED-00000001 in it).
+    #[arg(long, default_value = "SEED-01")]
+    warehouse: String,
 }
 
 #[derive(Args)]
@@ -249,6 +260,7 @@ async fn main() -> Result<()> {
     };
     match mode {
         Mode::Movements(a) => movements(a).await,
+        Mode::Reservations(a) => reservations(a).await,
         Mode::Lookup(a) => lookup(a).await,
         Mode::Search(a) => search(a).await,
         Mode::History(a) => history(a).await,
@@ -742,6 +754,67 @@ async fn classify(req: reqwest::RequestBuilder, expected: &[u16], completed: &[u
 
 // ---------------------------------------------------------------------------
 // Modes
+
+/// Each request is a cycle on one hot product: reserve 1 unit, then cancel
+/// that reservation (a 409 when everything is promised completes the cycle
+/// too). Every cycle locks the same level twice, so this measures
+/// reservations under contention.
+async fn reservations(a: ReservationsArgs) -> Result<()> {
+    let c = &a.common;
+    let client = http_client(c.concurrency)?;
+    let api = connect(&client, c).await?;
+    let warehouse = warehouse_id(&client, &api, &a.warehouse).await?;
+    let product = seeded_products(&client, &api, 1).await?[0];
+    let plan = plan(c, None);
+    println!(
+        "reservations: c={} closed loop, reserve + cancel on ONE product (SEED-00000001 in {}), {:.0} s after {:.0} s warm-up",
+        plan.concurrency, a.warehouse, c.duration, c.warmup
+    );
+    let base = Arc::new(api.base.clone());
+    let auth = Arc::new(api.auth.clone());
+    let request: RequestFn = Arc::new(move |_rng: &mut SmallRng| {
+        let (client, base, auth) = (client.clone(), base.clone(), auth.clone());
+        Box::pin(async move {
+            let body = json!({"product_id": product, "warehouse_id": warehouse, "quantity": 1});
+            let created = client
+                .post(format!("{base}/api/v1/reservations"))
+                .header("authorization", auth.as_str())
+                .json(&body)
+                .send()
+                .await;
+            let resp = match created {
+                Ok(r) => r,
+                Err(e) => return Outcome::failed("error", e.to_string()),
+            };
+            let status = resp.status();
+            if status.as_u16() != 201 {
+                return Outcome::status(status, status.as_u16() == 409);
+            }
+            let id = resp.json::<Value>().await.unwrap_or_default()["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let cancel = client
+                .post(format!("{base}/api/v1/reservations/{id}/cancel"))
+                .header("authorization", auth.as_str());
+            classify(cancel, &[200], &[200]).await
+        })
+    });
+    let report = run(&plan, request).await;
+    let t = &report.tally;
+    let rate = report.per_second(t.completed);
+    println!(
+        "  {} reserve+cancel cycles in {:.2} s = {rate:.1} cycles/s = {:.1} reservation changes/s ({})",
+        t.completed,
+        report.elapsed,
+        rate * 2.0,
+        report.counts()
+    );
+    report.print_details();
+    print_latency("cycle latency (two requests)", "latency", &t.latency);
+    result("reservation_cycles_per_s", rate);
+    Ok(())
+}
 
 async fn movements(a: MovementsArgs) -> Result<()> {
     let c = &a.common;

@@ -283,6 +283,7 @@ clerk=(--email "$clerk_email" --password "$password")
 admin=(--email "$admin_email" --password "$password")
 
 api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99=""
+reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" scanner_note=""
 search_c1_p99="" search_c8_p99="" search_c1_worst="" search_c8_worst=""
@@ -346,6 +347,13 @@ if [ "$mode" = all ] || [ "$mode" = movements ]; then
   half_p50=$(value "$out/movements-half.txt" latency_p50_ms)
   half_p99=$(value "$out/movements-half.txt" latency_p99_ms)
   half_service_p99=$(value "$out/movements-half.txt" service_p99_ms)
+  drain_outbox
+
+  log "reservations under contention: reserve + cancel on one product, c=$concurrency, ${duration} s"
+  checkpoint
+  load reservations "$out/reservations.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
+    --warmup "$warmup" --warehouse "$warehouse_code" --server-pids "$api_pid"
+  reservation_cycles=$(value "$out/reservations.txt" reservation_cycles_per_s)
   drain_outbox
 fi
 
@@ -422,6 +430,7 @@ if [ -n "$api_mps" ]; then
   line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"
   line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${duration} s each"
   line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
+  line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
   line "" "p99 of service time alone (from actual send): $half_service_p99 ms"
 fi
 if [ -n "$lookup_api" ]; then
