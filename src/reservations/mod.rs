@@ -74,7 +74,7 @@ pub async fn release_expired(state: &AppState) -> Result<usize> {
                 )
             })
             .collect();
-        let mut tx = state.db.begin().await?;
+        let mut tx = engine::begin(&state.db).await?;
         engine::post(&mut tx, &movements).await?;
         tx.commit().await?;
         released += levels.len();
@@ -138,7 +138,7 @@ impl ReservationsApi {
             );
         }
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = engine::begin(&state.db).await?;
         if let Some(first) = claim::<Reservation>(&idem, &mut tx).await? {
             return Ok(Created::new(first));
         }
@@ -227,7 +227,7 @@ impl ReservationsApi {
     ) -> Result<Json<Reservation>> {
         let route = format!("POST /api/v1/reservations/{}/cancel", id.0);
         let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &NO_BODY)?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = engine::begin(&state.db).await?;
         if let Some(first) = claim::<Reservation>(&idem, &mut tx).await? {
             return Ok(Json(first));
         }

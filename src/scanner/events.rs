@@ -200,7 +200,7 @@ async fn attempt(
     warehouses: &[Uuid],
     events: &[ScanEvent],
 ) -> Result<Option<Vec<ScanResult>>> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = engine::begin(&state.db).await?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let mut batch = Batch {
         events,

@@ -92,7 +92,7 @@ async fn perform<B: poem_openapi::types::ToJSON>(
     m: Movement,
 ) -> Result<Created<MovementResult>> {
     let idem = Idempotent::new(principal.id(), key, route, body)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = engine::begin(&state.db).await?;
     if let Some(idem) = &idem {
         if let Some(replay) = idem.claim::<MovementResult>(&mut tx).await? {
             return Ok(Created::new(replay));

@@ -39,6 +39,18 @@ pub use self::refusal::Refusal;
 use super::model::{Level, MovementResult};
 use crate::error::{ApiError, Result};
 
+/// Begins a transaction for the engine, in the same round trip as `BEGIN`:
+/// its two statements take arrays and are the same text every time, and
+/// PostgreSQL would otherwise plan them afresh on every execution (custom
+/// plans cost ~0.7 ms of planning for ~0.2 ms of execution here; the generic
+/// plan is made once per connection). Every index they need is one their
+/// generic plan picks whatever the array sizes.
+pub async fn begin(db: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    Ok(db
+        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await?)
+}
+
 /// Who posts a movement.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor {
