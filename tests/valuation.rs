@@ -420,8 +420,8 @@ async fn replenishment_lists_a_product_whose_reserved_stock_brought_it_to_its_re
             &[("warehouse_id", Uuid::new_v4().to_string())],
         )
         .await,
-        404,
-        "not-found",
+        422,
+        "validation",
     )
     .await;
 }

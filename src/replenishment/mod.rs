@@ -54,7 +54,7 @@ pub struct ReplenishmentApi;
 impl ReplenishmentApi {
     /// Products to reorder (viewer), by SKU: active products whose
     /// `available` is at or below their reorder point, in `warehouse_id` when
-    /// given (404 if there is no such warehouse), else over all warehouses;
+    /// given (422 on `warehouse_id` if there is no such warehouse), else over all warehouses;
     /// each with `suggested_quantity` = max(reorder_quantity, reorder_point -
     /// available + 1). Products with reorder point 0 are never listed.
     #[oai(
@@ -76,7 +76,7 @@ impl ReplenishmentApi {
         let page = PageRequest::<(String, Uuid)>::new(limit.0, cursor.0.as_deref())?;
         if let Some(w) = warehouse_id.0 {
             if !repo::warehouse_exists(&state.db, w).await? {
-                return Err(ApiError::not_found(format!("warehouse {w}")));
+                return Err(ApiError::field("warehouse_id", "no warehouse with this id"));
             }
         }
         let rows = repo::list(&state.db, warehouse_id.0, page.after.clone(), page.fetch()).await?;
