@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use self::model::{CreateReservation, Reservation, ReservationStatus};
 use crate::{
-    auth::principal::{ClerkAuth, Principal, ViewerAuth},
+    auth::principal::{ClerkAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
     idempotency::{claim, store, Idempotent, NO_BODY},
@@ -38,13 +38,6 @@ use crate::{
     },
     Tags,
 };
-
-fn actor_of(p: &Principal) -> Actor {
-    match p {
-        Principal::User { id, .. } => Actor::User(*id),
-        Principal::Device { id, .. } => Actor::Device(*id),
-    }
-}
 
 /// Runs one reservation change through the engine; a refusal is the answer.
 async fn post(conn: &mut sqlx::PgConnection, m: Movement) -> Result<()> {
@@ -147,7 +140,7 @@ impl ReservationsApi {
             body.product_id,
             body.warehouse_id,
             Amount::Take(body.quantity),
-            actor_of(&auth.0),
+            stock::actor_of(&auth.0),
         );
         m.lot = body.lot.as_deref().map(str::trim).map(str::to_owned);
         post(&mut tx, m).await?;
@@ -239,7 +232,7 @@ impl ReservationsApi {
             current.product_id,
             current.warehouse_id,
             Amount::Delta(0),
-            actor_of(&auth.0),
+            stock::actor_of(&auth.0),
         );
         m.reservation_id = Some(id.0);
         post(&mut tx, m).await?;

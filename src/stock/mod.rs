@@ -74,7 +74,8 @@ pub fn record(kind: MoveKind, outcome: &std::result::Result<&MovementResult, &Re
     }
 }
 
-fn actor_of(p: &Principal) -> Actor {
+/// The author of a movement: the signed-in user or the device.
+pub fn actor_of(p: &Principal) -> Actor {
     match p {
         Principal::User { id, .. } => Actor::User(*id),
         Principal::Device { id, .. } => Actor::Device(*id),
