@@ -24,6 +24,7 @@
 //! index), positions name a location of their warehouse and a lot of their
 //! product (composite foreign keys).
 
+pub mod fast;
 pub mod plan;
 mod refusal;
 mod repo;
@@ -206,9 +207,21 @@ impl Movement {
 /// What became of one movement.
 pub type Outcome = std::result::Result<MovementResult, Refusal>;
 
-/// Posts `movements` in order inside the caller's transaction.
-#[tracing::instrument(skip_all, fields(movements = movements.len()))]
+/// Posts `movements` in order inside the caller's transaction: one
+/// v1-shaped movement by the one-statement path when it can ([`fast`]),
+/// anything else by the general path.
 pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec<Outcome>> {
+    if let [m] = movements {
+        if let Some(done) = fast::try_post(conn, m).await? {
+            return Ok(vec![Ok(done)]);
+        }
+    }
+    post_general(conn, movements).await
+}
+
+/// The general path: load, plan, write (see the module header).
+#[tracing::instrument(skip_all, fields(movements = movements.len()))]
+pub async fn post_general(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec<Outcome>> {
     if movements.is_empty() {
         return Ok(Vec::new());
     }

@@ -611,17 +611,13 @@ pub async fn write(
                  $20::uuid[], $21::bigint[], $22::bigint[], $23::bigint[], $24::numeric[], $25::uuid[],
                  $26::text[], $27::text[], $28::text[], $29::text[], $30::date[], $31::text[],
                  $32::uuid[], $33::uuid[], $34::uuid[], $43::numeric[], $44::uuid[])
-             RETURNING {TRANSACTION_COLUMNS}
+             RETURNING *
          ),
+         -- The payload is one SQL definition, shared with the one-statement
+         -- path (migration 20261202220001).
          ev AS (
              INSERT INTO outbox (topic, aggregate_id, payload)
-             SELECT 'stock.' || kind, product_id, jsonb_build_object(
-                 'transaction_id', id, 'kind', kind, 'product_id', product_id,
-                 'warehouse_id', warehouse_id, 'location_id', location_id, 'lot_id', lot_id,
-                 'lot', lot, 'expires_on', expires_on, 'serial', serial, 'quantity', quantity,
-                 'balance_after', balance_after, 'warehouse_balance_after', warehouse_balance_after,
-                 'unit_cost', unit_cost, 'value_after', value_after, 'reservation_id', reservation_id,
-                 'transfer_id', transfer_id)
+             SELECT 'stock.' || kind, product_id, stock_event_payload(tx::stock_transactions)
              FROM tx ORDER BY id
          )
          SELECT {TRANSACTION_COLUMNS} FROM tx"

@@ -1,0 +1,124 @@
+//! The one-statement path: a v1-shaped movement (receipt, issue or
+//! adjustment of an untracked product naming no location, lot, serial,
+//! count or reservation) in ONE round trip, by the database function
+//! `stock_move_default` (migration 20261202220001, which says when it acts).
+//!
+//! It is the general path's rules run by PostgreSQL where their outcome is
+//! certain: all stock at the DEFAULT position, nothing reserved. Anything
+//! else (a refusal included) it leaves alone, and [`super::post`] runs the
+//! general path. `tests/fast_path.rs` checks that both give the same rows,
+//! levels and values for the same movements.
+
+use sqlx::PgConnection;
+
+use super::{plan::round_cost, Amount, MoveKind, Movement};
+use crate::{
+    error::Result,
+    stock::{
+        model::{Level, MovementResult, StockTransaction},
+        repo::TRANSACTION_COLUMNS,
+    },
+};
+
+/// The signed change `m` asks for, when it has the shape this path takes.
+fn delta(m: &Movement) -> Option<i64> {
+    let named = m.location_id.is_some()
+        || m.lot.is_some()
+        || m.expires_on.is_some()
+        || !m.serials.is_empty()
+        || m.reservation_id.is_some()
+        || m.count_id.is_some()
+        || m.to_warehouse_id.is_some()
+        || m.to_location_id.is_some();
+    if named {
+        return None;
+    }
+    match (m.kind, m.amount) {
+        (MoveKind::Receipt, Amount::Add(q)) => Some(q),
+        (MoveKind::Issue, Amount::Take(q)) => Some(-q),
+        (MoveKind::Adjustment, Amount::Delta(d)) => Some(d),
+        _ => None,
+    }
+    .filter(|d| *d != 0)
+}
+
+/// Posts `m` in one statement; None when it is not of that shape or its
+/// outcome needs the general path (nothing was changed then).
+#[tracing::instrument(skip_all)]
+pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<MovementResult>> {
+    let Some(delta) = delta(m) else {
+        return Ok(None);
+    };
+    let kind = match m.kind {
+        MoveKind::Receipt => "receipt",
+        MoveKind::Issue => "issue",
+        _ => "adjustment",
+    };
+    let row: Option<StockTransaction> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSACTION_COLUMNS}
+         FROM stock_move_default($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    )))
+    .bind(uuid::Uuid::now_v7())
+    .bind(kind)
+    .bind(m.product_id)
+    .bind(m.warehouse_id)
+    .bind(delta)
+    .bind(m.unit_cost.map(round_cost))
+    .bind(m.reason)
+    .bind(&m.reference)
+    .bind(&m.note)
+    .bind(m.actor.user())
+    .bind(m.actor.device())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|t| MovementResult {
+        levels: vec![Level {
+            product_id: t.product_id,
+            warehouse_id: t.warehouse_id,
+            quantity: t.warehouse_balance_after,
+        }],
+        transactions: vec![t],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stock::engine::Actor;
+    use uuid::Uuid;
+
+    fn movement(kind: MoveKind, amount: Amount) -> Movement {
+        Movement::new(
+            kind,
+            Uuid::nil(),
+            Uuid::nil(),
+            amount,
+            Actor::User(Uuid::nil()),
+        )
+    }
+
+    #[test]
+    fn only_unnamed_receipts_issues_and_adjustments_take_this_path() {
+        assert_eq!(delta(&movement(MoveKind::Receipt, Amount::Add(3))), Some(3));
+        assert_eq!(delta(&movement(MoveKind::Issue, Amount::Take(3))), Some(-3));
+        assert_eq!(
+            delta(&movement(MoveKind::Adjustment, Amount::Delta(-2))),
+            Some(-2)
+        );
+        assert_eq!(
+            delta(&movement(MoveKind::Adjustment, Amount::SetTo(5))),
+            None
+        );
+        assert_eq!(delta(&movement(MoveKind::Transfer, Amount::Take(1))), None);
+        assert_eq!(delta(&movement(MoveKind::Reserve, Amount::Take(1))), None);
+        let mut lot = movement(MoveKind::Receipt, Amount::Add(1));
+        lot.lot = Some("L1".into());
+        assert_eq!(delta(&lot), None);
+        let mut placed = movement(MoveKind::Issue, Amount::Take(1));
+        placed.location_id = Some(Uuid::nil());
+        assert_eq!(delta(&placed), None);
+        let mut reserved = movement(MoveKind::Issue, Amount::Take(1));
+        reserved.reservation_id = Some(Uuid::nil());
+        assert_eq!(delta(&reserved), None);
+    }
+}
