@@ -282,7 +282,7 @@ server_pids() {
 clerk=(--email "$clerk_email" --password "$password")
 admin=(--email "$admin_email" --password "$password")
 
-api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99=""
+api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
 reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" scanner_note=""
@@ -309,33 +309,42 @@ if [ "$mode" = all ] || [ "$mode" = logins ]; then
   note_rss
 fi
 
-if [ "$mode" = all ] || [ "$mode" = movements ]; then
-  log "movements through the API: c=$concurrency, ${duration} s"
+# compare_movements N FILE: movements through the API over the first N seeded
+# products, then the same statement through pgbench on the same database;
+# sets api_mps, pg_tps and move_ratio. The API stands still during pgbench
+# (its relay would otherwise compete for PostgreSQL while it publishes
+# pgbench's events); it restarts afterwards and the relay catches up.
+compare_movements() {
+  local n=$1 file=$2
+  log "movements through the API over $n product(s): c=$concurrency, ${duration} s"
   checkpoint
-  load movements "$out/movements.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
-    --warmup "$warmup" --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
-  api_mps=$(value "$out/movements.txt" movements_per_s)
+  load movements "$out/$file.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
+    --warmup "$warmup" --products "$n" --warehouse "$warehouse_code" --server-pids "$api_pid"
+  api_mps=$(value "$out/$file.txt" movements_per_s)
   log "outbox events not yet relayed when the API run ended: $(unpublished)"
-
-  # The API stands still during pgbench (its relay would otherwise compete for
-  # PostgreSQL while it publishes pgbench's events); it restarts afterwards.
   note_rss
   stop_api
   log "the same SQL through pgbench: c=$concurrency -j 2, ${duration} s (after ${warmup} s warm-up)"
   pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
-    -f bench/movement.sql -D products="$move_products" -D warehouse="$warehouse" -D actor="$actor" "$db")
+    -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$db")
   "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
     || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
   checkpoint
-  "$pgbench" "${pgbench_args[@]}" -T "$duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench.txt"
-  pg_tps=$(awk '/^tps = / { print $3; exit }' "$out/pgbench.txt")
+  "$pgbench" "${pgbench_args[@]}" -T "$duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$file.txt"
+  pg_tps=$(awk '/^tps = / { print $3; exit }' "$out/pgbench-$file.txt")
   [ -n "$pg_tps" ] || die "pgbench printed no tps (output above)"
   pg_tps=$(calc "$pg_tps")
   move_ratio=$(calc "$api_mps / $pg_tps")
-  log "movements/s: API $api_mps, pgbench $pg_tps, ratio $move_ratio"
+  log "movements/s over $n product(s): API $api_mps, pgbench $pg_tps, ratio $move_ratio"
   start_api
   log "API restarted (pid $api_pid); waiting for its relay to publish pgbench's $(unpublished) outbox events"
   drain_outbox
+}
+
+if [ "$mode" = all ] || [ "$mode" = movements ]; then
+  compare_movements 1 movements-hot
+  hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio
+  compare_movements "$move_products" movements
 
   half=$(calc "$api_mps / 2")
   log "movements paced at half of the API's peak: $half/s"
@@ -429,6 +438,7 @@ line "data" "$seed_products products, $warehouses warehouses (database $db)"
 if [ -n "$api_mps" ]; then
   line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"
   line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${duration} s each"
+  line "movements/s, one hot product" "API $hot_api  pgbench $hot_pg  ratio $hot_ratio (target >= 0.80)"
   line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
   line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
   line "" "p99 of service time alone (from actual send): $half_service_p99 ms"

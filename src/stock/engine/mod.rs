@@ -1,6 +1,9 @@
 //! The movement engine. Every change of stock posts through [`post`]: the
 //! movements API (receive, issue, adjust, transfer), scanner events and
-//! batches, count completions. There is no second implementation.
+//! batches, count completions. There is no second implementation of the
+//! rules; there are two executors of them: the general path below, and for
+//! the common v1-shaped movement the one-statement path ([`fast`]), which
+//! acts only where its outcome is certain and is tested to agree.
 //!
 //! A call takes movements in order and answers each (applied rows or a
 //! [`Refusal`]); it runs inside the caller's transaction:
