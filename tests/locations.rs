@@ -204,6 +204,16 @@ async fn codes_are_unique_per_warehouse_and_barcodes_unique_everywhere(db: PgPoo
         .create(f.warehouse, json!({"code": "C-1", "barcode": "PRODCODE"}))
         .await;
     assert_problem(resp, 409, "barcode-taken").await;
+    // ...nor a location's label a product's barcode.
+    let resp = f
+        .app
+        .post_as(
+            &format!("/api/v1/products/{product}/barcodes"),
+            &f.manager,
+            &json!({"barcode": "LOC-B-1"}),
+        )
+        .await;
+    assert_problem(resp, 409, "barcode-taken").await;
 
     // A scanner finds the location by its label.
     let viewer = f.app.token("viewer").await;

@@ -405,7 +405,7 @@ impl ProductsApi {
     }
 
     /// Add a barcode to a product (manager). 409 when any product already has
-    /// it (in any equivalent GTIN form).
+    /// it (in any equivalent GTIN form) or it labels a location.
     #[oai(
         path = "/:id/barcodes",
         method = "post",
