@@ -362,6 +362,15 @@ async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
         json!({"sku": "EAN8", "name": "Ean", "barcodes": [{"barcode": "96385074"}]}),
     )
     .await;
+    // Codes that hold those digits inside (not GTINs themselves).
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "WRAP", "name": "Wrapped",
+               "barcodes": [{"barcode": "X012345678905Y"}, {"barcode": "PKG-4006381333931"}]}),
+    )
+    .await;
+    // A complete GTIN that is a product's barcode finds that product alone.
     for (q, expected) in [
         ("012345678905", "UPC"),
         ("0012345678905", "UPC"),
@@ -371,6 +380,14 @@ async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
     ] {
         let skus = search_all_pages(&app, &token, &format!("q={q}")).await;
         assert_eq!(skus, [expected], "q={q}");
+    }
+    // A fragment, or a complete GTIN no product has, is searched as text.
+    for (q, expected) in [
+        ("2345678905", vec!["UPC", "WRAP"]),
+        ("4006381333931", vec!["WRAP"]),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={q}")).await;
+        assert_eq!(skus, expected, "q={q}");
     }
 }
 

@@ -338,8 +338,10 @@ fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: O
 ///
 /// `q` is matched case-insensitively anywhere in the SKU, the name or a
 /// barcode (as entered, and as its 14-digit GTIN key, so every GTIN form of a
-/// code finds it): `search_text` contains it. How the rows are found depends
-/// on the term (bench/README.md, "Search", has the plans and figures):
+/// code finds it): `search_text` contains it. A complete GTIN (8, 12, 13 or
+/// 14 digits with a valid check digit) that is a product's barcode finds that
+/// product alone. How the rows are found depends on the term (bench/README.md,
+/// "Search", has the plans and figures):
 /// 1. under 3 characters (no trigram to look up): walk the list order and
 ///    keep what matches;
 /// 2. a term without digits is often a common word: walk the first
@@ -432,6 +434,24 @@ async fn matching(
 ) -> Result<Vec<ProductRow>, sqlx::Error> {
     let term = term.to_owned();
     let after = after.map(str::to_owned);
+    if let Ok(code) = super::barcode::parse(&term) {
+        if code.symbology != super::barcode::Symbology::Other {
+            // A complete GTIN (valid check digit) is a code, not a fragment:
+            // the product it labels, in any GTIN form, by the unique key
+            // (its digits are in most barcodes' trigrams, so the trigram
+            // indexes would read a large share of the catalog for it).
+            let mut q = QueryBuilder::new(format!(
+                "SELECT {PRODUCT_COLUMNS} FROM products p \
+                 JOIN product_barcodes b ON b.product_id = p.id WHERE b.lookup_key = "
+            ));
+            q.push_bind(code.key);
+            push_filters(&mut q, filter, after.as_deref());
+            let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
+            if !rows.is_empty() {
+                return Ok(rows);
+            }
+        }
+    }
     let pattern = format!("%{}%", like_escape(&term));
     let short = term.chars().count() < 3;
 
