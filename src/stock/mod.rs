@@ -3,6 +3,7 @@
 //! through the movement engine ([`engine`]); there is no second
 //! implementation of a movement.
 
+pub mod blind;
 pub mod engine;
 pub mod model;
 pub mod repo;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use self::{
+    blind::{hides_blind_counts, Blind},
     engine::{Actor, Amount, MoveKind, Movement, Refusal},
     model::{
         AdjustReason, AdjustRequest, IssueRequest, MovementResult, ProductStock, ReceiveRequest,
@@ -83,7 +85,9 @@ pub fn actor_of(p: &Principal) -> Actor {
 }
 
 /// Runs a movement for an HTTP request, with its Idempotency-Key if any, and
-/// records the metrics.
+/// records the metrics. The answer (and the copy a retry replays) leaves out
+/// what it would tell of levels a blind count hides from `principal`
+/// ([`blind`]).
 async fn perform<B: poem_openapi::types::ToJSON>(
     state: &AppState,
     principal: &Principal,
@@ -99,12 +103,22 @@ async fn perform<B: poem_openapi::types::ToJSON>(
             return Ok(Created::new(replay));
         }
     }
+    let blind = Blind::of(&mut *tx, hides_blind_counts(principal), m.pairs()).await?;
+    if matches!(m.amount, Amount::SetTo(_)) && blind.covers(m.product_id, m.warehouse_id) {
+        // The row would carry `new - current`: the quantity being counted.
+        return Err(ApiError::conflict(
+            "blind-count-open",
+            "A blind count of this level is open: count it in the session, or adjust by `delta`.",
+        ));
+    }
     let outcome = engine::post(&mut tx, std::slice::from_ref(&m))
         .await?
         .pop()
         .expect("one outcome per movement");
     record(m.kind, &outcome.as_ref());
-    let result = outcome.map_err(ApiError::from)?;
+    let mut result =
+        outcome.map_err(|r| ApiError::from(blind.refusal(m.product_id, m.warehouse_id, r)))?;
+    blind.movement(&mut result);
     if let Some(idem) = &idem {
         idem.store(&mut tx, 201, &result).await?;
     }
@@ -291,7 +305,10 @@ impl StockApi {
     /// signed `delta`, and a reason.
     ///
     /// Naming no location or lot, `new_quantity` is the warehouse's level (as
-    /// in v1); naming them, it is that position's.
+    /// in v1); naming them, it is that position's. While a blind count covers
+    /// the level, a clerk's `new_quantity` is refused (409
+    /// `blind-count-open`): the row would tell the quantity being counted;
+    /// `delta` is accepted.
     #[oai(
         path = "/api/v1/stock/adjust",
         method = "post",
@@ -453,7 +470,7 @@ impl StockApi {
             product_id.0,
             warehouse_id.0,
             below_reorder.0,
-            repo::hides_blind_counts(&auth.0),
+            hides_blind_counts(&auth.0),
             page.after,
             page.fetch(),
         )
@@ -493,7 +510,7 @@ impl StockApi {
         }
         let filter = repo::ValuationFilter {
             product_id: Some(id.0),
-            hide_blind: repo::hides_blind_counts(&auth.0),
+            hide_blind: hides_blind_counts(&auth.0),
             include_empty: true,
             ..repo::ValuationFilter::default()
         };
@@ -578,7 +595,7 @@ impl StockApi {
         let filter = repo::ValuationFilter {
             warehouse_id: warehouse_id.0,
             category_id: category_id.0,
-            hide_blind: repo::hides_blind_counts(&auth.0),
+            hide_blind: hides_blind_counts(&auth.0),
             ..repo::ValuationFilter::default()
         };
         let rows = repo::valued_levels(
@@ -646,11 +663,16 @@ pub struct TransactionsApi;
 #[OpenApi(prefix_path = "/api/v1/transactions", tag = "Tags::Transactions")]
 impl TransactionsApi {
     /// The ledger (viewer), newest first.
+    ///
+    /// Rows of a (product, warehouse) under an open blind count are listed
+    /// for viewers and clerks too (their own movements among them), with
+    /// `balance_after`, `warehouse_balance_after`, `unit_cost` and
+    /// `value_after` null: those are the quantity being counted.
     #[oai(path = "/", method = "get", operation_id = "listTransactions")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         product_id: Query<Option<Uuid>>,
         warehouse_id: Query<Option<Uuid>>,
@@ -689,21 +711,37 @@ impl TransactionsApi {
             until: until.0,
             reference: reference.0,
         };
-        let rows = repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
+        let mut rows =
+            repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
+        let blind = Blind::of(
+            &state.read_db,
+            hides_blind_counts(&auth.0),
+            rows.iter().map(|t| (t.product_id, t.warehouse_id)),
+        )
+        .await?;
+        rows.iter_mut().for_each(|t| blind.transaction(t));
         Ok(Json(page.page(rows, |t| (t.created_at, t.id), |t| t)))
     }
 
-    /// One ledger row (viewer).
+    /// One ledger row (viewer); its balances are null as in the list while a
+    /// blind count hides its level.
     #[oai(path = "/:id", method = "get", operation_id = "getTransaction")]
     async fn get(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<StockTransaction>> {
-        let t = repo::transaction(&state.db, id.0)
+        let mut t = repo::transaction(&state.db, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("transaction {}", id.0)))?;
+        Blind::of(
+            &state.db,
+            hides_blind_counts(&auth.0),
+            [(t.product_id, t.warehouse_id)],
+        )
+        .await?
+        .transaction(&mut t);
         Ok(Json(t))
     }
 }

@@ -72,16 +72,23 @@ pub struct StockTransaction {
     pub lot_id: Option<Uuid>,
     /// Signed: positive adds stock, negative removes it.
     pub quantity: i64,
-    /// The quantity of this position (product, warehouse, location, lot) right after this row.
-    pub balance_after: i64,
+    /// The quantity of this position (product, warehouse, location, lot)
+    /// right after this row. Null for device keys, viewers and clerks while a
+    /// blind count covers this (product, warehouse): they are the ones
+    /// counting it, and a balance (even one from before the count) is the
+    /// quantity they are to find.
+    pub balance_after: Option<i64>,
     /// The level of this product in this warehouse right after this row.
-    pub warehouse_balance_after: i64,
+    /// Null when a blind count hides the level, as `balance_after`.
+    pub warehouse_balance_after: Option<i64>,
     /// Cost of one unit moved, 4 decimals: a receipt's own cost, otherwise
-    /// the level's moving average at that moment (null on rows from before
-    /// valuation).
+    /// the level's moving average at that moment. Null on rows from before
+    /// valuation, and when a blind count hides the level, as `balance_after`
+    /// (the average moves with the quantity, so it would give it away).
     pub unit_cost: Option<UnitAmount>,
     /// Value of the (product, warehouse) level right after this row, at its
-    /// moving average cost (null on rows from before valuation).
+    /// moving average cost. Null on rows from before valuation, and when a
+    /// blind count hides the level, as `balance_after`.
     pub value_after: Option<Total>,
     /// The reservation this issue fulfilled (UUID), if any.
     pub reservation_id: Option<Uuid>,
@@ -116,8 +123,9 @@ pub struct Level {
     pub product_id: Uuid,
     /// The warehouse (UUID).
     pub warehouse_id: Uuid,
-    /// Quantity in the product's unit.
-    pub quantity: i64,
+    /// Quantity in the product's unit. Null for device keys, viewers and
+    /// clerks while a blind count covers the level (they are counting it).
+    pub quantity: Option<i64>,
 }
 
 /// What a movement wrote: its ledger row(s) and the resulting level(s).

@@ -7,16 +7,23 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
+    blind::{and_not_hidden, under_open_blind_count},
     engine::plan::round_cost,
     model::{StockLevel, StockTransaction, TransactionKind},
 };
 
 /// SQL counting lots with stock that expire within 30 days (already expired
 /// ones included): one definition for the dashboard and the
-/// `inventory_expiring_lots` gauge.
-pub const EXPIRING_SOON_LOTS: &str = "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
-      JOIN lots l ON l.id = s.lot_id
-      WHERE s.quantity > 0 AND l.expires_on <= current_date + 30)";
+/// `inventory_expiring_lots` gauge. `hide_blind`: without the positions
+/// under an open blind count ([`super::blind`]).
+pub fn expiring_soon_lots(hide_blind: bool) -> String {
+    format!(
+        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
+          JOIN lots l ON l.id = s.lot_id
+          WHERE s.quantity > 0 AND l.expires_on <= current_date + 30{})",
+        and_not_hidden(hide_blind, "s")
+    )
+}
 
 /// SQL for the *effective* `reserved` of the level row aliased `level`
 /// (a `stock_levels` alias): its `reserved` minus what is still open of its
@@ -44,8 +51,14 @@ pub fn available(level: &str) -> String {
 
 /// SQL for the value of all stock: the sum of the levels' moving-average
 /// values (exact at 4 decimals). One definition for the dashboard and the
-/// `inventory_stock_value` gauge.
-pub const STOCK_VALUE: &str = "(SELECT COALESCE(sum(value), 0) FROM stock_levels)";
+/// `inventory_stock_value` gauge. `hide_blind`: without the levels under an
+/// open blind count.
+pub fn stock_value(hide_blind: bool) -> String {
+    format!(
+        "(SELECT COALESCE(sum(s.value), 0) FROM stock_levels s WHERE TRUE{})",
+        and_not_hidden(hide_blind, "s")
+    )
+}
 
 pub const TRANSACTION_COLUMNS: &str =
     "id, kind, product_id, warehouse_id, location_id, lot_id, quantity, balance_after, \
@@ -122,27 +135,6 @@ pub async fn transactions(
     q.build_query_as().fetch_all(db).await
 }
 
-/// SQL that is true when the level of (`product`, `warehouse`) (column or
-/// parameter expressions) is under an open blind count: its warehouse, and its
-/// product unless the count covers the whole warehouse. While the count is
-/// open such levels are hidden from the people doing the counting: device
-/// keys, viewers and clerks; managers and admins still see them (see
-/// [`hides_blind_counts`]).
-pub fn under_open_blind_count(product: &str, warehouse: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM count_sessions c
-                 WHERE c.status = 'open' AND c.blind AND c.warehouse_id = {warehouse}
-                   AND (c.product_ids IS NULL OR {product} = ANY(c.product_ids)))"
-    )
-}
-
-/// Whether `principal` is one of those a blind count hides levels from.
-pub fn hides_blind_counts(principal: &crate::auth::principal::Principal) -> bool {
-    principal
-        .role()
-        .is_none_or(|role| role < crate::auth::Role::Manager)
-}
-
 /// Stock levels, keyset-paginated on (product_id, warehouse_id).
 pub async fn levels(
     db: &PgPool,
@@ -187,7 +179,7 @@ pub struct ValuationFilter {
     pub product_id: Option<Uuid>,
     pub warehouse_id: Option<Uuid>,
     pub category_id: Option<Uuid>,
-    /// Leave out levels under an open blind count (see [`hides_blind_counts`]).
+    /// Leave out levels under an open blind count (see [`super::blind`]).
     pub hide_blind: bool,
     /// Keep levels holding nothing at that instant (a product's page lists
     /// every warehouse it has been in; a valuation lists stock only).

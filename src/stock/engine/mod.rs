@@ -194,7 +194,8 @@ impl Movement {
         }
     }
 
-    pub(super) fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    /// The (product, warehouse) levels the movement touches.
+    pub fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
         std::iter::once((self.product_id, self.warehouse_id)).chain(
             self.to_warehouse_id
                 .filter(|w| *w != self.warehouse_id)
