@@ -24,8 +24,8 @@ use self::{
     engine::{Actor, Amount, MoveKind, Movement, Refusal},
     model::{
         AdjustReason, AdjustRequest, IssueRequest, MovementResult, ProductStock, ReceiveRequest,
-        StockLevel, StockTransaction, TransactionKind, TransferRequest, Valuation, ValuationLine,
-        ValuationTotals, WarehouseStock,
+        StockDetail, StockLevel, StockTransaction, TransactionKind, TransferRequest, Valuation,
+        ValuationLine, ValuationTotals, WarehouseStock,
     },
 };
 use crate::{
@@ -443,7 +443,9 @@ impl StockApi {
     /// Stock levels (viewer), by product then warehouse.
     ///
     /// Levels under an open blind count are left out for viewers and clerks
-    /// (managers see them).
+    /// (managers see them). `detail=positions` adds each level's positions
+    /// (location, lot, quantity; they add up to the level's `quantity`);
+    /// without it the answer is exactly the v1 one.
     #[oai(
         path = "/api/v1/stock",
         method = "get",
@@ -459,22 +461,39 @@ impl StockApi {
         /// Only levels at or below their product's reorder point.
         #[oai(default)]
         below_reorder: Query<bool>,
+        /// `positions`: add each level's `positions`. Default: the sums only.
+        detail: Query<Option<StockDetail>>,
         /// Page size, 1-500 (default 50).
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<StockLevel>>> {
         let page = PageRequest::<(Uuid, Uuid)>::new(limit.0, cursor.0.as_deref())?;
-        let rows = repo::levels(
-            &state.db,
-            product_id.0,
-            warehouse_id.0,
-            below_reorder.0,
-            hides_blind_counts(&auth.0),
-            page.after,
-            page.fetch(),
-        )
-        .await?;
+        let hide = hides_blind_counts(&auth.0);
+        let (p, w, low) = (product_id.0, warehouse_id.0, below_reorder.0);
+        let rows = match detail.0 {
+            None => repo::levels(&state.db, p, w, low, hide, page.after, page.fetch()).await?,
+            Some(StockDetail::Positions) => {
+                // ONE more query per page, on the levels' snapshot.
+                let mut tx = repo::snapshot(&state.db).await?;
+                let mut rows =
+                    repo::levels(&mut *tx, p, w, low, hide, page.after, page.fetch()).await?;
+                let mut positions = repo::level_positions(
+                    &mut *tx,
+                    rows.iter().map(|l| (l.product_id, l.warehouse_id)),
+                )
+                .await?;
+                tx.commit().await?;
+                for l in &mut rows {
+                    l.positions = Some(
+                        positions
+                            .remove(&(l.product_id, l.warehouse_id))
+                            .unwrap_or_default(),
+                    );
+                }
+                rows
+            }
+        };
         Ok(Json(page.page(
             rows,
             |l| (l.product_id, l.warehouse_id),
@@ -490,7 +509,8 @@ impl StockApi {
     /// warehouse, the last ledger row at or before `as_of` gives the
     /// quantity and the value (`reserved` and `available` are then null).
     /// Warehouses where the product is under an open blind count are left
-    /// out for viewers and clerks.
+    /// out for viewers and clerks. `detail=positions` adds each warehouse's
+    /// positions (now only: with `as_of` it is 422 on `detail`).
     #[oai(
         path = "/api/v1/products/:id/stock",
         method = "get",
@@ -503,8 +523,21 @@ impl StockApi {
         id: Path<Uuid>,
         /// An instant (RFC 3339, e.g. `2026-11-30T23:59:59Z`), not in the future; default: now.
         as_of: Query<Option<String>>,
+        /// `positions`: add each warehouse's `positions` (not with `as_of`).
+        /// Default: the sums only.
+        detail: Query<Option<StockDetail>>,
     ) -> Result<Json<ProductStock>> {
         let at = parse_as_of(as_of.0.as_deref())?;
+        let with_positions = detail.0 == Some(StockDetail::Positions);
+        if with_positions && at.is_some() {
+            // The ledger has each position's balance_after, but finding the
+            // last row per position before an instant needs an index per
+            // position that every movement would pay for.
+            return Err(ApiError::field(
+                "detail",
+                "positions are available for now only: leave out as_of or detail",
+            ));
+        }
         if !repo::product_exists(&state.db, id.0).await? {
             return Err(ApiError::not_found(format!("product {}", id.0)));
         }
@@ -516,12 +549,23 @@ impl StockApi {
         };
         // A past instant is a report (the read pool may serve it); now is
         // what a client reads right after a movement (the primary).
-        let pool = if at.is_some() {
-            &state.read_db
+        let (mut rows, mut positions) = if at.is_some() {
+            let rows = repo::valued_levels(&state.read_db, at, &filter, None, None).await?;
+            (rows, None)
+        } else if with_positions {
+            let mut tx = repo::snapshot(&state.db).await?;
+            let rows = repo::valued_levels(&mut *tx, None, &filter, None, None).await?;
+            let positions = repo::level_positions(
+                &mut *tx,
+                rows.iter().map(|l| (l.product_id, l.warehouse_id)),
+            )
+            .await?;
+            tx.commit().await?;
+            (rows, Some(positions))
         } else {
-            &state.db
+            let rows = repo::valued_levels(&state.db, None, &filter, None, None).await?;
+            (rows, None)
         };
-        let mut rows = repo::valued_levels(pool, at, &filter, None, None).await?;
         rows.sort_by(|a, b| a.warehouse_code.cmp(&b.warehouse_code));
         let total: i64 = rows.iter().map(|l| l.quantity).sum();
         let value: Decimal = rows.iter().map(|l| l.value).sum();
@@ -532,6 +576,11 @@ impl StockApi {
             .into_iter()
             .map(|l| WarehouseStock {
                 unit_cost: l.average().into(),
+                positions: positions.as_mut().map(|found| {
+                    found
+                        .remove(&(l.product_id, l.warehouse_id))
+                        .unwrap_or_default()
+                }),
                 warehouse_id: l.warehouse_id,
                 warehouse_code: l.warehouse_code,
                 quantity: l.quantity,

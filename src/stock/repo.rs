@@ -2,14 +2,16 @@
 //! engine ([`super::engine`]).
 
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use std::collections::HashMap;
+
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
     blind::{and_not_hidden, under_open_blind_count},
     engine::plan::round_cost,
-    model::{StockLevel, StockTransaction, TransactionKind},
+    model::{LevelPosition, StockLevel, StockTransaction, TransactionKind},
 };
 
 /// SQL counting lots with stock that expire within 30 days (already expired
@@ -137,7 +139,7 @@ pub async fn transactions(
 
 /// Stock levels, keyset-paginated on (product_id, warehouse_id).
 pub async fn levels(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     product_id: Option<Uuid>,
     warehouse_id: Option<Uuid>,
     below_reorder: bool,
@@ -300,7 +302,7 @@ fn valuation_from(
 /// for one warehouse, of stock_levels_warehouse_idx), so a page reads only
 /// its own levels. `fetch: None` returns every row.
 pub async fn valued_levels(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     as_of: Option<OffsetDateTime>,
     f: &ValuationFilter,
     after: Option<(Uuid, Uuid)>,
@@ -343,4 +345,55 @@ pub async fn product_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
         .bind(id)
         .fetch_one(db)
         .await
+}
+
+/// Begins a read-only transaction on one snapshot: levels and their
+/// positions read in it add up (a movement committing between the two
+/// statements is in both or in neither).
+pub async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    db.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+}
+
+/// The positions holding stock of each (product, warehouse) level in
+/// `levels`, in ONE query (a probe of stock_positions_key per level), by
+/// location path, then lots soonest-expiring first (lots without expiry
+/// last), then lot code. Levels without positions are absent from the map.
+pub async fn level_positions(
+    db: impl PgExecutor<'_>,
+    levels: impl IntoIterator<Item = (Uuid, Uuid)>,
+) -> Result<HashMap<(Uuid, Uuid), Vec<LevelPosition>>, sqlx::Error> {
+    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = levels.into_iter().unzip();
+    let mut found: HashMap<(Uuid, Uuid), Vec<LevelPosition>> = HashMap::new();
+    if products.is_empty() {
+        return Ok(found);
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        product_id: Uuid,
+        warehouse_id: Uuid,
+        #[sqlx(flatten)]
+        position: LevelPosition,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sp.product_id, sp.warehouse_id, sp.location_id, l.code AS location_code,
+                l.path AS location_path, sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
+         JOIN stock_positions sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
+         JOIN locations l ON l.id = sp.location_id
+         LEFT JOIN lots lt ON lt.id = sp.lot_id
+         WHERE sp.quantity > 0
+         ORDER BY sp.product_id, sp.warehouse_id, l.path, lt.expires_on NULLS LAST, lt.code NULLS FIRST",
+    )
+    .bind(&products)
+    .bind(&warehouses)
+    .fetch_all(db)
+    .await?;
+    for r in rows {
+        found
+            .entry((r.product_id, r.warehouse_id))
+            .or_default()
+            .push(r.position);
+    }
+    Ok(found)
 }
