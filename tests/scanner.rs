@@ -949,14 +949,14 @@ async fn low_stock_lists_leave_out_levels_under_a_blind_count(db: PgPool) {
         .await
         .unwrap();
     let listed = |page: &Value| {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["product_id"] == s.product.to_string().as_str())
+        page["items"].as_array().unwrap().iter().any(|i| {
+            let id = s.product.to_string();
+            i["product_id"] == id.as_str() || i["id"] == id.as_str()
+        })
     };
     let paths = [
         "/api/v1/stock?below_reorder=true".to_owned(),
+        "/api/v1/products?below_reorder=true".to_owned(),
         "/api/v1/dashboard/low-stock".to_owned(),
         "/api/v1/replenishment".to_owned(),
         format!("/api/v1/replenishment?warehouse_id={}", s.warehouse),

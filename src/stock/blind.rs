@@ -16,8 +16,9 @@
 //! - *Lists of levels leave the level out*, with [`under_open_blind_count`] in
 //!   their WHERE: `/stock` (so `below_reorder` too), `/products/{id}/stock`,
 //!   positions and expiring stock, lots, valuation, the device lookup. Lists
-//!   of products summed over levels (dashboard low stock, replenishment) leave
-//!   out a product when a level they would sum is covered, rather than show a
+//!   of products summed over levels (dashboard low stock, replenishment,
+//!   `/products?below_reorder=true`) leave out a product when a level they
+//!   would sum is covered ([`and_product_not_hidden`]), rather than show a
 //!   misleading partial sum; the dashboard summary sums the other levels only.
 //! - *Answers about movements keep the movement and blank the level's state*
 //!   ([`Blind`]): a ledger row's [`LEVEL_FIGURES`] (the position and level
