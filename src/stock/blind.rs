@@ -34,10 +34,10 @@
 //!
 //! **Deliberately not hidden**: webhooks and the Redis stream (endpoints and
 //! consumers an admin configured, for other systems, not for the people
-//! counting; the deliveries are readable by admins only), `/metrics` (the
-//! operators' scrape), and the movements' own `quantity`: the ledger is the
-//! audit trail, so someone paging through a level's entire history can still
-//! add it up.
+//! counting; the deliveries are readable by admins only), `/metrics`
+//! (totals only, served by nginx to internal networks only), and the
+//! movements' own `quantity`: the ledger is the audit trail, so someone
+//! paging through a level's entire history can still add it up.
 
 use std::collections::HashSet;
 
