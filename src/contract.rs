@@ -7,7 +7,10 @@
 //! - **Absent optional values are `null`.** Every property that is not
 //!   `required` is declared `nullable`, because the server writes `null` for
 //!   it (and accepts `null` or absence on input). One rule, no per-field
-//!   exceptions to remember.
+//!   exceptions to remember. The one kind of property that is left out
+//!   instead is one a query parameter opts into (`positions` with
+//!   `detail=positions`), so the answer without it stays the v1 one byte for
+//!   byte; a client reading it as "optional, nullable" is still right.
 //! - **Every operation lists its real error statuses** with the problem+json
 //!   schema, derived from what the operation can meet (credentials, path ids,
 //!   a body, `If-Match`, a write), instead of one catch-all `default`.

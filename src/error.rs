@@ -49,7 +49,9 @@ pub struct ProblemDoc {
     pub detail: String,
     /// Field errors, when the input is at fault; null otherwise.
     pub errors: Option<Vec<FieldError>>,
-    /// For `insufficient-stock`: the quantity that is available; null otherwise.
+    /// For `insufficient-stock`: the quantity that is available; null
+    /// otherwise, and null for device keys, viewers and clerks while a blind
+    /// count covers the level (they are the ones counting it).
     pub available: Option<i64>,
 }
 
@@ -69,8 +71,12 @@ pub enum ApiError {
     /// 409 with a problem slug of its own (e.g. `sku-taken`).
     #[error("conflict ({slug}): {detail}")]
     Conflict { slug: &'static str, detail: String },
-    #[error("insufficient stock: {available} available, {requested} requested")]
-    InsufficientStock { available: i64, requested: i64 },
+    /// `available`: None when a blind count hides the level from the asker.
+    #[error("insufficient stock: {available:?} available, {requested} requested")]
+    InsufficientStock {
+        available: Option<i64>,
+        requested: i64,
+    },
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     #[error("validation failed")]
@@ -149,7 +155,15 @@ impl ApiError {
             } => (
                 "insufficient-stock",
                 "Insufficient stock",
-                format!("Only {available} available; {requested} requested."),
+                match available {
+                    Some(available) => {
+                        format!("Only {available} available; {requested} requested.")
+                    }
+                    None => format!(
+                        "Not enough available for {requested}; the level is under a blind count, \
+                         so how much is there is not shown."
+                    ),
+                },
             ),
             Self::PreconditionFailed(d) => {
                 ("precondition-failed", "Precondition failed", d.clone())
@@ -189,7 +203,7 @@ impl ApiError {
                 _ => None,
             },
             available: match self {
-                Self::InsufficientStock { available, .. } => Some(*available),
+                Self::InsufficientStock { available, .. } => *available,
                 _ => None,
             },
         }

@@ -48,7 +48,11 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{cache::Cache, telemetry};
+use crate::{
+    cache::Cache,
+    stock::blind::{hides_blind_counts, Blind},
+    telemetry,
+};
 
 /// The Redis stream events are relayed to.
 pub const STREAM: &str = "events";
@@ -334,28 +338,56 @@ impl From<OutboxRow> for FeedEvent {
 const FEED_POLL: Duration = Duration::from_millis(250);
 
 /// Sequences what has committed (unless another session is at it), then reads
-/// the events after `after`.
-async fn poll(db: &PgPool, after: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+/// the events after `after`. With `hide_blind` (the reader is one a blind
+/// count hides levels from), `stock.*` events of levels under an open blind
+/// count come without their balances, value and cost
+/// ([`crate::stock::blind`]); they still come, so a reader's positions stay
+/// gapless and it still sees that stock moved.
+async fn poll(
+    db: &PgPool,
+    after: i64,
+    limit: i64,
+    hide_blind: bool,
+) -> Result<Vec<FeedEvent>, sqlx::Error> {
     sequence(db).await?;
     let mut conn = db.acquire().await?;
-    read_after(&mut conn, after, limit).await
+    let rows = read_after(&mut conn, after, limit).await?;
+    let blind = Blind::of(
+        &mut *conn,
+        hide_blind,
+        rows.iter()
+            .filter_map(|r| Blind::event_level(&r.topic, &r.payload)),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut e = FeedEvent::from(r);
+            blind.event(&e.topic, &mut e.payload);
+            e
+        })
+        .collect())
 }
 
 /// The live feed: committed events after `after`, read from the outbox (not
 /// from Redis), so it works while Redis is down and a client resumes exactly
 /// where it stopped.
-fn feed(db: PgPool, after: i64) -> impl futures_util::Stream<Item = FeedEvent> + Send + 'static {
+fn feed(
+    db: PgPool,
+    after: i64,
+    hide_blind: bool,
+) -> impl futures_util::Stream<Item = FeedEvent> + Send + 'static {
     futures_util::stream::unfold(
         (db, after, std::collections::VecDeque::new()),
-        |(db, mut last, mut queue)| async move {
+        move |(db, mut last, mut queue)| async move {
             loop {
                 if let Some(e) = queue.pop_front() {
                     return Some((e, (db, last, queue)));
                 }
-                match poll(&db, last, 200).await {
-                    Ok(rows) if !rows.is_empty() => {
-                        last = rows.last().map_or(last, |r| r.position);
-                        queue.extend(rows.into_iter().map(FeedEvent::from));
+                match poll(&db, last, 200, hide_blind).await {
+                    Ok(events) if !events.is_empty() => {
+                        last = events.last().map_or(last, |e| e.id);
+                        queue.extend(events);
                     }
                     Ok(_) => tokio::time::sleep(FEED_POLL).await,
                     Err(e) => {
@@ -375,10 +407,14 @@ impl EventsApi {
     /// Live feed of committed changes (viewer), as Server-Sent Events.
     ///
     /// Starts with events after `Last-Event-ID` (or `after`), else with new ones only.
+    /// For device keys, viewers and clerks, `stock.*` events of a level under
+    /// an open blind count have `balance_after`, `warehouse_balance_after`,
+    /// `unit_cost` and `value_after` null (decided when the event is sent).
+    /// Webhooks are not filtered: an admin configures them for other systems.
     #[oai(path = "/stream", method = "get", operation_id = "streamEvents")]
     async fn stream(
         &self,
-        _auth: crate::auth::principal::ViewerAuth,
+        auth: crate::auth::principal::ViewerAuth,
         state: poem::web::Data<&crate::state::AppState>,
         #[oai(name = "Last-Event-ID")] last_event_id: poem_openapi::param::Header<Option<i64>>,
         /// Resume after this event position (alternative to `Last-Event-ID`).
@@ -395,7 +431,7 @@ impl EventsApi {
             }
         };
         // The feed never ends by itself; it ends when the server shuts down.
-        let stream = feed(state.db.clone(), start)
+        let stream = feed(state.db.clone(), start, hides_blind_counts(&auth.0))
             .take_until(state.shutting_down())
             .boxed();
         Ok(poem_openapi::payload::EventStream::new(stream)

@@ -119,8 +119,8 @@ pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
                   WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point),
                 {stock_value},
                 {expiring}",
-            expiring = crate::stock::repo::EXPIRING_SOON_LOTS,
-            stock_value = crate::stock::repo::STOCK_VALUE
+            expiring = crate::stock::repo::expiring_soon_lots(false),
+            stock_value = crate::stock::repo::stock_value(false)
         )))
         .fetch_one(&state.db)
         .await?;

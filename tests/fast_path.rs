@@ -53,7 +53,7 @@ impl World {
         fast::try_post(&mut conn, m)
             .await
             .unwrap()
-            .map(|r| r.levels[0].quantity)
+            .and_then(|r| r.result.levels[0].quantity)
     }
 
     /// Posts by the general path; the level after, or None when refused.
@@ -65,7 +65,7 @@ impl World {
             .pop()
             .unwrap();
         tx.commit().await.unwrap();
-        outcome.ok().map(|r| r.levels[0].quantity)
+        outcome.ok().and_then(|r| r.levels[0].quantity)
     }
 
     /// Everything the movements of `product` left behind, ids left out.

@@ -517,3 +517,196 @@ async fn the_migration_keeps_v1_levels_down_and_up(db: PgPool) {
     .unwrap();
     assert_eq!(at_default, before.len() as i64);
 }
+
+/// The fields of a v1 `/stock` item, exactly.
+const V1_LEVEL_FIELDS: [&str; 9] = [
+    "available",
+    "product_id",
+    "quantity",
+    "reorder_point",
+    "reserved",
+    "sku",
+    "updated_at",
+    "warehouse_code",
+    "warehouse_id",
+];
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+fn sum_of(positions: &Value) -> i64 {
+    positions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["quantity"].as_i64().unwrap())
+        .sum()
+}
+
+#[sqlx::test]
+async fn stock_keeps_its_v1_shape_and_adds_positions_that_sum_to_the_level_when_asked(db: PgPool) {
+    let f = fixture(db, "lot").await;
+    let (a, b) = (f.location("A-01").await, f.location("B-01").await);
+    let other = f.app.create_warehouse_sql("SECOND").await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let soon = (today + time::Duration::days(10)).to_string();
+    for (lot, loc, q) in [("L1", a, 5), ("L2", b, 3), ("L1", b, 2)] {
+        let resp = f
+            .receive(
+                json!({"lot": lot, "expires_on": (lot == "L1").then_some(&soon),
+                            "location_id": loc, "quantity": q}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    let resp = f
+        .post(
+            "/api/v1/stock/receive",
+            json!({"product_id": f.product, "warehouse_id": other, "lot": "L2", "quantity": 4}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let get = |path: String| {
+        let app = f.app.clone();
+        let token = f.token.clone();
+        async move {
+            let resp = app.get_as(&path, &token).await;
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+
+    // Without `detail`: the v1 item, field for field.
+    let plain = get(format!("/api/v1/stock?product_id={}", f.product)).await;
+    let items = plain["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{plain}");
+    for item in items {
+        assert_eq!(keys(item), V1_LEVEL_FIELDS, "{item}");
+    }
+
+    // With it: the same items, each with positions that add up to it.
+    let detailed = get(format!(
+        "/api/v1/stock?product_id={}&detail=positions",
+        f.product
+    ))
+    .await;
+    let with = detailed["items"].as_array().unwrap();
+    assert_eq!(with.len(), 2, "{detailed}");
+    for (item, plain) in with.iter().zip(items) {
+        let mut without = item.clone();
+        let positions = without
+            .as_object_mut()
+            .unwrap()
+            .remove("positions")
+            .unwrap();
+        assert_eq!(&without, plain);
+        assert_eq!(
+            sum_of(&positions),
+            item["quantity"].as_i64().unwrap(),
+            "{item}"
+        );
+    }
+    let main = with
+        .iter()
+        .find(|i| i["warehouse_id"] == f.warehouse.to_string().as_str())
+        .unwrap();
+    assert_eq!(main["quantity"], 10);
+    let positions = main["positions"].as_array().unwrap();
+    // By location path, then the lot expiring first.
+    let seen: Vec<(&str, &str, i64)> = positions
+        .iter()
+        .map(|p| {
+            (
+                p["location_code"].as_str().unwrap(),
+                p["lot"].as_str().unwrap(),
+                p["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("A-01", "L1", 5), ("B-01", "L1", 2), ("B-01", "L2", 3)]
+    );
+    assert_eq!(positions[0]["location_id"], a.to_string().as_str());
+    assert_eq!(positions[0]["location_path"], "A-01");
+    assert_eq!(positions[0]["expires_on"], soon.as_str());
+    assert!(positions[2]["expires_on"].is_null());
+    assert!(positions[0]["lot_id"].is_string());
+
+    // Paged: each page carries its own levels' positions.
+    let first = get(format!(
+        "/api/v1/stock?product_id={}&detail=positions&limit=1",
+        f.product
+    ))
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = get(format!(
+        "/api/v1/stock?product_id={}&detail=positions&limit=1&cursor={cursor}",
+        f.product
+    ))
+    .await;
+    assert_eq!(first["items"][0], with[0]);
+    assert_eq!(second["items"][0], with[1]);
+
+    // /products/{id}/stock: the same, per warehouse.
+    let path = format!("/api/v1/products/{}/stock", f.product);
+    let plain = get(path.clone()).await;
+    for w in plain["warehouses"].as_array().unwrap() {
+        assert!(w.get("positions").is_none(), "{w}");
+    }
+    let detailed = get(format!("{path}?detail=positions")).await;
+    assert_eq!(detailed["total"], 14);
+    for w in detailed["warehouses"].as_array().unwrap() {
+        assert_eq!(
+            sum_of(&w["positions"]),
+            w["quantity"].as_i64().unwrap(),
+            "{w}"
+        );
+    }
+
+    // A past instant has no positions to give; an unknown detail is refused.
+    let at = (time::OffsetDateTime::now_utc() - time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let resp = f
+        .app
+        .get_as(&format!("{path}?as_of={at}&detail=positions"), &f.token)
+        .await;
+    let problem = assert_problem(resp, 422, "validation").await;
+    assert_eq!(problem["errors"][0]["field"], "detail", "{problem}");
+    let resp = f.app.get_as("/api/v1/stock?detail=bins", &f.token).await;
+    assert_problem(resp, 400, "bad-request").await;
+
+    // A level under an open blind count is left out, positions and all.
+    sqlx::query("INSERT INTO count_sessions (warehouse_id, blind) VALUES ($1, true)")
+        .bind(f.warehouse)
+        .execute(&f.app.db)
+        .await
+        .unwrap();
+    let hidden = get(format!(
+        "/api/v1/stock?product_id={}&detail=positions",
+        f.product
+    ))
+    .await;
+    assert_eq!(hidden["items"].as_array().unwrap().len(), 1, "{hidden}");
+    assert_eq!(
+        hidden["items"][0]["warehouse_id"],
+        other.to_string().as_str()
+    );
+    let hidden = get(format!("{path}?detail=positions")).await;
+    assert_eq!(hidden["total"], 4, "{hidden}");
+    let manager = f.app.token("manager").await;
+    let resp = f
+        .app
+        .get_as(&format!("{path}?detail=positions"), &manager)
+        .await;
+    let shown: Value = resp.json().await.unwrap();
+    assert_eq!(shown["total"], 14, "{shown}");
+    assert_eq!(
+        sum_of(&shown["warehouses"][0]["positions"]) + sum_of(&shown["warehouses"][1]["positions"]),
+        14
+    );
+}

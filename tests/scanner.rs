@@ -663,3 +663,405 @@ async fn an_open_blind_count_hides_its_levels_from_devices_viewers_and_clerks(db
     let lookup = body(s.app.get_as(&lookup_path, &s.key).await).await;
     assert_eq!(lookup["stock"][0]["quantity"], 7, "{lookup}");
 }
+
+/// Opens a blind count of the scanner's warehouse (every product); returns its id.
+async fn open_blind_count(s: &Scanner) -> String {
+    let resp = s
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &s.manager,
+            &json!({"warehouse_id": s.warehouse, "blind": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+async fn cancel_count(s: &Scanner, count_id: &str) {
+    let resp = s
+        .app
+        .post_as(
+            &format!("/api/v1/counts/{count_id}/cancel"),
+            &s.manager,
+            &json!({}),
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+async fn json_of(resp: reqwest::Response, status: u16) -> Value {
+    let got = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// The figures of a ledger row (or of its event) that are the level's state.
+const LEVEL_FIGURES: [&str; 4] = [
+    "balance_after",
+    "warehouse_balance_after",
+    "value_after",
+    "unit_cost",
+];
+
+fn assert_figures_hidden(row: &Value) {
+    for f in LEVEL_FIGURES {
+        assert!(row[f].is_null(), "{f} shown: {row}");
+    }
+}
+
+#[sqlx::test]
+async fn a_clerk_moving_stock_during_a_blind_count_gets_no_balance_back(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    let count_id = open_blind_count(&s).await;
+    let receipt =
+        |w: Uuid, q: i64| json!({"product_id": s.product, "warehouse_id": w, "quantity": q});
+
+    let done = json_of(
+        s.app
+            .post_as("/api/v1/stock/receive", &clerk, &receipt(s.warehouse, 5))
+            .await,
+        201,
+    )
+    .await;
+    let row = &done["transactions"][0];
+    assert_eq!(row["quantity"], 5, "{done}");
+    assert_figures_hidden(row);
+    assert!(done["levels"][0]["quantity"].is_null(), "{done}");
+
+    // Issuing too much says so, without how much there is.
+    let issue = json!({"product_id": s.product, "warehouse_id": s.warehouse, "quantity": 100});
+    let refused = common::assert_problem(
+        s.app.post_as("/api/v1/stock/issue", &clerk, &issue).await,
+        409,
+        "insufficient-stock",
+    )
+    .await;
+    assert!(refused["available"].is_null(), "{refused}");
+    assert!(
+        !refused["detail"].as_str().unwrap().contains("12"),
+        "{refused}"
+    );
+    let reserve = json!({"product_id": s.product, "warehouse_id": s.warehouse, "quantity": 100});
+    let refused = common::assert_problem(
+        s.app
+            .post_as("/api/v1/reservations", &clerk, &reserve)
+            .await,
+        409,
+        "insufficient-stock",
+    )
+    .await;
+    assert!(refused["available"].is_null(), "{refused}");
+    // Setting the level to a quantity would tell it (new - current): refused;
+    // a delta is fine.
+    let set = json!({"product_id": s.product, "warehouse_id": s.warehouse,
+                     "new_quantity": 3, "reason": "correction"});
+    common::assert_problem(
+        s.app.post_as("/api/v1/stock/adjust", &clerk, &set).await,
+        409,
+        "blind-count-open",
+    )
+    .await;
+    let delta = json!({"product_id": s.product, "warehouse_id": s.warehouse,
+                       "delta": -1, "reason": "damaged"});
+    let adjusted = json_of(
+        s.app.post_as("/api/v1/stock/adjust", &clerk, &delta).await,
+        201,
+    )
+    .await;
+    assert_figures_hidden(&adjusted["transactions"][0]);
+    // A transfer out of the counted warehouse: only its side is hidden.
+    let transfer = json!({"product_id": s.product, "from_warehouse_id": s.warehouse,
+                          "to_warehouse_id": s.other_warehouse, "quantity": 2});
+    let moved = json_of(
+        s.app
+            .post_as("/api/v1/stock/transfer", &clerk, &transfer)
+            .await,
+        201,
+    )
+    .await;
+    let rows = moved["transactions"].as_array().unwrap();
+    let out = rows.iter().find(|t| t["kind"] == "transfer_out").unwrap();
+    let into = rows.iter().find(|t| t["kind"] == "transfer_in").unwrap();
+    assert_figures_hidden(out);
+    assert_eq!(into["warehouse_balance_after"], 2, "{moved}");
+    // A retry with the same Idempotency-Key replays the hidden answer.
+    let keyed = || {
+        s.app
+            .with_token(reqwest::Method::POST, "/api/v1/stock/receive", &clerk)
+            .header("Idempotency-Key", "blind-receipt-1")
+            .json(&receipt(s.warehouse, 1))
+    };
+    let first = json_of(keyed().send().await.unwrap(), 201).await;
+    let again = json_of(keyed().send().await.unwrap(), 201).await;
+    assert_eq!(first, again);
+    assert_figures_hidden(&again["transactions"][0]);
+
+    // The manager running the count sees everything: 7 + 5 - 1 - 2 + 1 + 1.
+    let done = json_of(
+        s.app
+            .post_as(
+                "/api/v1/stock/receive",
+                &s.manager,
+                &receipt(s.warehouse, 1),
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        done["transactions"][0]["warehouse_balance_after"], 11,
+        "{done}"
+    );
+    assert_eq!(done["levels"][0]["quantity"], 11, "{done}");
+    let refused = common::assert_problem(
+        s.app
+            .post_as("/api/v1/stock/issue", &s.manager, &issue)
+            .await,
+        409,
+        "insufficient-stock",
+    )
+    .await;
+    assert_eq!(refused["available"], 11, "{refused}");
+
+    // Once the count is over, the clerk gets balances again.
+    cancel_count(&s, &count_id).await;
+    let done = json_of(
+        s.app
+            .post_as("/api/v1/stock/receive", &clerk, &receipt(s.warehouse, 1))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(done["transactions"][0]["balance_after"], 12, "{done}");
+    assert_eq!(done["levels"][0]["quantity"], 12, "{done}");
+}
+
+#[sqlx::test]
+async fn the_ledger_hides_balances_under_a_blind_count_from_clerks_but_not_managers(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    let count_id = open_blind_count(&s).await;
+    let mine = json_of(
+        s.app
+            .post_as(
+                "/api/v1/stock/receive",
+                &clerk,
+                &json!({"product_id": s.product, "warehouse_id": s.warehouse, "quantity": 5}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let mine_id = mine["transactions"][0]["id"].as_str().unwrap().to_owned();
+    let list = format!("/api/v1/transactions?product_id={}", s.product);
+    let one = format!("/api/v1/transactions/{mine_id}");
+
+    for token in [&clerk, &s.app.token("viewer").await] {
+        // Every row is listed (the clerk's own receipt among them), from
+        // before the count too, without balances.
+        let page = json_of(s.app.get_as(&list, token).await, 200).await;
+        let rows = page["items"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{page}");
+        assert!(rows.iter().any(|t| t["id"] == mine_id.as_str()), "{page}");
+        rows.iter().for_each(assert_figures_hidden);
+        assert_eq!(rows[0]["quantity"], 5, "{page}");
+        assert_figures_hidden(&json_of(s.app.get_as(&one, token).await, 200).await);
+    }
+    let page = json_of(s.app.get_as(&list, &s.manager).await, 200).await;
+    assert_eq!(page["items"][0]["balance_after"], 12, "{page}");
+    assert_eq!(page["items"][0]["warehouse_balance_after"], 12, "{page}");
+    assert_eq!(page["items"][1]["balance_after"], 7, "{page}");
+    let row = json_of(s.app.get_as(&one, &s.manager).await, 200).await;
+    assert_eq!(row["balance_after"], 12, "{row}");
+
+    cancel_count(&s, &count_id).await;
+    let page = json_of(s.app.get_as(&list, &clerk).await, 200).await;
+    assert_eq!(page["items"][0]["balance_after"], 12, "{page}");
+}
+
+#[sqlx::test]
+async fn scan_answers_leave_out_a_level_under_a_blind_count(db: PgPool) {
+    let s = scanner(db).await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    let count_id = open_blind_count(&s).await;
+
+    let received = s.event("receive", EAN, 2);
+    let answer = s.send(&received).await;
+    assert_eq!(answer["status"], "applied", "{answer}");
+    assert_eq!(answer["units"], 2, "{answer}");
+    assert!(answer["level"].is_null(), "{answer}");
+    // A resend replays the first answer: still no level.
+    let again = s.send(&received).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    assert!(again["level"].is_null(), "{again}");
+
+    let results = s
+        .batch(&[
+            s.event("lookup", EAN, 1),
+            s.event("issue", EAN, 1),
+            s.event("issue", EAN, 100),
+        ])
+        .await;
+    assert_eq!(statuses(&results), ["applied", "applied", "rejected"]);
+    for r in &results {
+        assert!(r["level"].is_null(), "{r}");
+    }
+    assert_eq!(results[2]["reason"], "insufficient stock", "{}", results[2]);
+
+    // A manager scanning from the console sees the level.
+    let console = json_of(
+        s.app
+            .post_as(
+                "/api/v1/scanner/console-events",
+                &s.manager,
+                &json!({"events": [s.event("lookup", EAN, 1), s.event("issue", EAN, 100)]}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(console["results"][0]["level"], 8, "{console}");
+    assert_eq!(
+        console["results"][1]["reason"], "insufficient stock: 8 available",
+        "{console}"
+    );
+
+    cancel_count(&s, &count_id).await;
+    let answer = s.send(&s.event("lookup", EAN, 1)).await;
+    assert_eq!(answer["level"], 8, "{answer}");
+}
+
+#[sqlx::test]
+async fn low_stock_lists_leave_out_levels_under_a_blind_count(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    // 2 on hand, reorder point 5: low stock, in the counted warehouse only.
+    s.send(&s.event("receive", EAN, 2)).await;
+    sqlx::query("UPDATE products SET reorder_point = 5, reorder_quantity = 10 WHERE id = $1")
+        .bind(s.product)
+        .execute(&s.app.db)
+        .await
+        .unwrap();
+    let listed = |page: &Value| {
+        page["items"].as_array().unwrap().iter().any(|i| {
+            let id = s.product.to_string();
+            i["product_id"] == id.as_str() || i["id"] == id.as_str()
+        })
+    };
+    let paths = [
+        "/api/v1/stock?below_reorder=true".to_owned(),
+        "/api/v1/products?below_reorder=true".to_owned(),
+        "/api/v1/dashboard/low-stock".to_owned(),
+        "/api/v1/replenishment".to_owned(),
+        format!("/api/v1/replenishment?warehouse_id={}", s.warehouse),
+    ];
+    for path in &paths {
+        let page = json_of(s.app.get_as(path, &clerk).await, 200).await;
+        assert!(listed(&page), "{path}: {page}");
+    }
+    let summary = json_of(s.app.get_as("/api/v1/dashboard/summary", &clerk).await, 200).await;
+    assert_eq!(summary["low_stock_products"], 1, "{summary}");
+    assert_eq!(summary["units_on_hand"], 2, "{summary}");
+
+    let count_id = open_blind_count(&s).await;
+    for path in &paths {
+        let page = json_of(s.app.get_as(path, &clerk).await, 200).await;
+        assert!(!listed(&page), "{path}: {page}");
+        let page = json_of(s.app.get_as(path, &s.manager).await, 200).await;
+        assert!(listed(&page), "{path} (manager): {page}");
+    }
+    // The other warehouse is not counted: its replenishment still lists it.
+    let page = json_of(
+        s.app
+            .get_as(
+                &format!("/api/v1/replenishment?warehouse_id={}", s.other_warehouse),
+                &clerk,
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert!(listed(&page), "{page}");
+    // The summary (cached a few seconds) sums only what the clerk may see.
+    let summary = json_of(s.app.get_as("/api/v1/dashboard/summary", &clerk).await, 200).await;
+    assert_eq!(summary["low_stock_products"], 0, "{summary}");
+    assert_eq!(summary["units_on_hand"], 0, "{summary}");
+    assert_eq!(summary["stock_value"], "0.00", "{summary}");
+    let summary = json_of(
+        s.app.get_as("/api/v1/dashboard/summary", &s.manager).await,
+        200,
+    )
+    .await;
+    assert_eq!(summary["units_on_hand"], 2, "{summary}");
+
+    cancel_count(&s, &count_id).await;
+    let summary = json_of(s.app.get_as("/api/v1/dashboard/summary", &clerk).await, 200).await;
+    assert_eq!(summary["units_on_hand"], 2, "{summary}");
+}
+
+/// Reads `count` `stock.*` events from an SSE feed (20 s at most).
+async fn stock_events(mut feed: reqwest::Response, count: usize) -> Vec<Value> {
+    assert_eq!(feed.status(), 200);
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while events.len() < count {
+        let Ok(chunk) = tokio::time::timeout_at(deadline, feed.chunk()).await else {
+            break;
+        };
+        buf.push_str(&String::from_utf8_lossy(
+            &chunk.unwrap().expect("feed open"),
+        ));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let event: Value = serde_json::from_str(data).unwrap();
+                if event["topic"].as_str().unwrap().starts_with("stock.") {
+                    events.push(event["payload"].clone());
+                }
+            }
+        }
+    }
+    events
+}
+
+#[sqlx::test]
+async fn the_event_stream_hides_balances_under_a_blind_count_from_clerks_not_managers(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    s.send(&s.event("receive", EAN, 7)).await;
+    s.app
+        .post_as(
+            "/api/v1/stock/receive",
+            &s.manager,
+            &json!({"product_id": s.product, "warehouse_id": s.other_warehouse, "quantity": 3}),
+        )
+        .await;
+    let count_id = open_blind_count(&s).await;
+    s.send(&s.event("receive", EAN, 2)).await;
+
+    // From the start, so events from before the count are read now too.
+    let feed = "/api/v1/events/stream?after=0";
+    let seen = stock_events(s.app.get_as(feed, &clerk).await, 3).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for e in &seen {
+        if e["warehouse_id"] == s.warehouse.to_string().as_str() {
+            assert!(e["quantity"].is_i64(), "{e}");
+            assert_figures_hidden(e);
+        } else {
+            assert_eq!(e["warehouse_balance_after"], 3, "{e}");
+        }
+    }
+    let seen = stock_events(s.app.get_as(feed, &s.manager).await, 3).await;
+    assert_eq!(seen[2]["warehouse_balance_after"], 9, "{seen:?}");
+
+    cancel_count(&s, &count_id).await;
+    let seen = stock_events(s.app.get_as(feed, &clerk).await, 3).await;
+    assert_eq!(seen[2]["warehouse_balance_after"], 9, "{seen:?}");
+}

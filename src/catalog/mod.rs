@@ -153,7 +153,7 @@ impl ProductsApi {
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         /// Case-insensitive text found anywhere in the SKU, name or a barcode
         /// (any GTIN form of it). When nothing contains it, its words of 4+
@@ -162,7 +162,9 @@ impl ProductsApi {
         category_id: Query<Option<Uuid>>,
         /// true: only active products; false: only archived ones.
         active: Query<Option<bool>>,
-        /// Only products whose total stock is at or below their reorder point.
+        /// Only products whose total stock is at or below their reorder point
+        /// (for device keys, viewers and clerks, without those with a level
+        /// under an open blind count).
         #[oai(default)]
         below_reorder: Query<bool>,
         /// Page size, 1-500 (default 50).
@@ -179,6 +181,7 @@ impl ProductsApi {
             category_id: category_id.0,
             active: active.0,
             below_reorder: below_reorder.0,
+            hide_blind: crate::stock::blind::hides_blind_counts(&auth.0),
         };
         let rows = repo::list(&state.db, &filter, page.after.clone(), page.fetch()).await?;
         let page_rows = repo::with_barcodes(&state.db, rows).await?;

@@ -272,6 +272,9 @@ pub struct ProductFilter {
     pub category_id: Option<Uuid>,
     pub active: Option<bool>,
     pub below_reorder: bool,
+    /// With `below_reorder`: leave out products with a level under an open
+    /// blind count (`stock::blind`).
+    pub hide_blind: bool,
 }
 
 /// Escapes LIKE wildcards so a search for "50%" means the text "50%".
@@ -326,6 +329,12 @@ fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: O
             " AND p.reorder_point > 0 AND COALESCE((SELECT sum(s.quantity) FROM stock_levels s \
              WHERE s.product_id = p.id), 0) <= p.reorder_point",
         );
+        // Whether the sum is low would tell of a level being counted blind.
+        q.push(crate::stock::blind::and_product_not_hidden(
+            filter.hide_blind,
+            "p.id",
+            "NULL::uuid",
+        ));
     }
     if let Some(sku) = after {
         q.push(format!(" AND {SKU_ORDER} > "))

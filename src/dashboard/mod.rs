@@ -14,6 +14,7 @@ use crate::{
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
     state::AppState,
+    stock::blind::{and_not_hidden, and_product_not_hidden, hides_blind_counts},
     Tags,
 };
 
@@ -89,19 +90,37 @@ pub struct DashboardApi;
 #[OpenApi(prefix_path = "/api/v1/dashboard", tag = "Tags::Dashboard")]
 impl DashboardApi {
     /// Totals for a front page (viewer); at most 10 seconds old.
+    ///
+    /// For device keys, viewers and clerks, the stock figures leave out the
+    /// levels (and their lots) under an open blind count, and
+    /// `low_stock_products` the products with such a level, as `/low-stock`.
     #[oai(
         path = "/summary",
         method = "get",
         operation_id = "getDashboardSummary"
     )]
-    async fn summary(&self, _auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<Summary>> {
-        const KEY: &str = "dashboard:summary";
-        if let Some(hit) = state.cache.get_json::<Summary>("dashboard", KEY).await {
+    async fn summary(&self, auth: ViewerAuth, state: Data<&AppState>) -> Result<Json<Summary>> {
+        let hide = hides_blind_counts(&auth.0);
+        // Those a blind count hides from get a summary of their own, cached
+        // under the open blind counts: opening or closing one is a new key.
+        let key = if hide {
+            let open: String = sqlx::query_scalar(
+                "SELECT COALESCE(string_agg(id::text, ',' ORDER BY id), '') FROM count_sessions
+                 WHERE status = 'open' AND blind",
+            )
+            .fetch_one(&state.db)
+            .await?;
+            format!("dashboard:summary:blind:{open}")
+        } else {
+            "dashboard:summary".to_owned()
+        };
+        if let Some(hit) = state.cache.get_json::<Summary>("dashboard", &key).await {
             return Ok(Json(hit));
         }
         let s: Summary = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH totals AS (SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id),
-                  promised AS (SELECT COALESCE(sum({reserved}), 0)::bigint AS r FROM stock_levels s WHERE s.reserved > 0)
+            "WITH levels AS NOT MATERIALIZED (SELECT * FROM stock_levels s WHERE TRUE{visible}),
+                  totals AS (SELECT product_id, sum(quantity) AS q FROM levels GROUP BY product_id),
+                  promised AS (SELECT COALESCE(sum({reserved}), 0)::bigint AS r FROM levels s WHERE s.reserved > 0)
              SELECT (SELECT count(*) FROM products WHERE active) AS active_products,
                     (SELECT count(*) FROM products WHERE NOT active) AS archived_products,
                     (SELECT count(*) FROM warehouses WHERE active) AS active_warehouses,
@@ -110,7 +129,7 @@ impl DashboardApi {
                     (SELECT COALESCE(sum(q), 0)::bigint FROM totals) - (SELECT r FROM promised) AS units_available,
                     {stock_value} AS stock_value,
                     (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
-                      WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point)
+                      WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point{products})
                       AS low_stock_products,
                     (SELECT count(*) FROM stock_transactions
                       WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
@@ -119,22 +138,27 @@ impl DashboardApi {
                     (SELECT count(*) FROM scan_events
                       WHERE status = 'rejected' AND received_at > now() - interval '24 hours') AS rejected_scans_24h,
                     {expiring} AS expiring_soon_lots",
-            expiring = crate::stock::repo::EXPIRING_SOON_LOTS,
+            visible = and_not_hidden(hide, "s"),
+            products = and_product_not_hidden(hide, "p.id", "NULL::uuid"),
+            expiring = crate::stock::repo::expiring_soon_lots(hide),
             reserved = crate::stock::repo::effective_reserved("s"),
-            stock_value = crate::stock::repo::STOCK_VALUE,
+            stock_value = crate::stock::repo::stock_value(hide),
         )))
         .fetch_one(&state.db)
         .await?;
-        let s = Summary { ..s };
-        state.cache.set_json(KEY, &s, SUMMARY_TTL).await;
+        state.cache.set_json(&key, &s, SUMMARY_TTL).await;
         Ok(Json(s))
     }
 
     /// Active products at or below their reorder point (viewer), by SKU.
+    ///
+    /// For device keys, viewers and clerks, a product with a level under an
+    /// open blind count is left out (its sum would be that level's secret,
+    /// or misleading without it).
     #[oai(path = "/low-stock", method = "get", operation_id = "listLowStock")]
     async fn low_stock(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         /// Page size, 1-500 (default 50).
         limit: Query<Option<u32>>,
@@ -156,9 +180,10 @@ impl DashboardApi {
                  FROM stock_levels s WHERE s.product_id = p.id
              ) t
              WHERE p.active AND p.reorder_point > 0 AND t.on_hand <= p.reorder_point
-               AND ($1::text IS NULL OR (lower(p.sku), p.id) > ($1, $2))
+               AND ($1::text IS NULL OR (lower(p.sku), p.id) > ($1, $2)){hidden}
              ORDER BY lower(p.sku), p.id LIMIT $3",
             reserved = crate::stock::repo::effective_reserved("s"),
+            hidden = and_product_not_hidden(hides_blind_counts(&auth.0), "p.id", "NULL::uuid"),
         )))
         .bind(sku)
         .bind(id)

@@ -22,7 +22,7 @@ use crate::{
     pagination::{Page, PageRequest},
     positions::{self, repo::PositionFilter},
     state::AppState,
-    stock::repo::hides_blind_counts,
+    stock::blind::hides_blind_counts,
     Tags,
 };
 

@@ -5,7 +5,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::model::{Lot, SerialWhereabouts, TracedMovement};
-use crate::stock::repo::under_open_blind_count;
+use crate::stock::blind::under_open_blind_count;
 
 /// A lot's columns with its quantity on hand: the sum of its positions,
 /// leaving out (when `$2`) those under an open blind count.

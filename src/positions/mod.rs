@@ -20,7 +20,7 @@ use crate::{
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
     state::AppState,
-    stock::repo::hides_blind_counts,
+    stock::blind::hides_blind_counts,
     Tags,
 };
 

@@ -6,7 +6,10 @@ use time::Date;
 use uuid::Uuid;
 
 use super::model::{ExpiringStock, StockPosition};
-use crate::stock::repo::{available, effective_reserved, under_open_blind_count};
+use crate::stock::{
+    blind::under_open_blind_count,
+    repo::{available, effective_reserved},
+};
 
 /// Filters shared by the position lists.
 #[derive(Debug, Default, Clone)]
@@ -17,7 +20,7 @@ pub struct PositionFilter {
     pub lot_id: Option<Uuid>,
     /// Only lots expiring strictly before this date.
     pub expiring_before: Option<Date>,
-    /// Leave out positions under an open blind count (see `stock::repo::hides_blind_counts`).
+    /// Leave out positions under an open blind count (see `stock::blind`).
     pub hide_blind: bool,
 }
 

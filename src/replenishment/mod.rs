@@ -6,7 +6,9 @@
 //! over all warehouses) is at or below its reorder point, and
 //! `suggested_quantity = max(reorder_quantity, reorder_point - available + 1)`:
 //! the product's usual order, or, when that would not be enough, just
-//! enough to get back above the point.
+//! enough to get back above the point. A product whose sum would include a
+//! level hidden by an open blind count is left out for those it hides from
+//! (`stock::blind`).
 
 pub mod repo;
 
@@ -19,6 +21,7 @@ use crate::{
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
     state::AppState,
+    stock::blind::hides_blind_counts,
     Tags,
 };
 
@@ -56,7 +59,9 @@ impl ReplenishmentApi {
     /// `available` is at or below their reorder point, in `warehouse_id` when
     /// given (422 on `warehouse_id` if there is no such warehouse), else over all warehouses;
     /// each with `suggested_quantity` = max(reorder_quantity, reorder_point -
-    /// available + 1). Products with reorder point 0 are never listed.
+    /// available + 1). Products with reorder point 0 are never listed. For
+    /// device keys, viewers and clerks, a product with a level (in that
+    /// warehouse, or anywhere) under an open blind count is left out.
     #[oai(
         path = "/api/v1/replenishment",
         method = "get",
@@ -64,7 +69,7 @@ impl ReplenishmentApi {
     )]
     async fn list(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         /// Only this warehouse's stock counts (UUID); default: all warehouses.
         warehouse_id: Query<Option<Uuid>>,
@@ -79,7 +84,14 @@ impl ReplenishmentApi {
                 return Err(ApiError::field("warehouse_id", "no warehouse with this id"));
             }
         }
-        let rows = repo::list(&state.db, warehouse_id.0, page.after.clone(), page.fetch()).await?;
+        let rows = repo::list(
+            &state.db,
+            warehouse_id.0,
+            hides_blind_counts(&auth.0),
+            page.after.clone(),
+            page.fetch(),
+        )
+        .await?;
         Ok(Json(page.page(
             rows,
             |r| (r.sku.to_lowercase(), r.product_id),

@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Replenishment;
-use crate::stock::repo::effective_reserved;
+use crate::stock::{blind::and_product_not_hidden, repo::effective_reserved};
 
 pub async fn warehouse_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM warehouses WHERE id = $1)")
@@ -16,9 +16,12 @@ pub async fn warehouse_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error
 /// Products to reorder by (lower(sku), id), keyset-paginated. A product with
 /// no level (never stocked there) has 0 available. The per-product sums are a
 /// probe of stock_levels' primary key (one warehouse) or a range of it (all).
+/// `hide_blind`: leave out products with a level in scope under an open
+/// blind count.
 pub async fn list(
     db: &PgPool,
     warehouse_id: Option<Uuid>,
+    hide_blind: bool,
     after: Option<(String, Uuid)>,
     fetch: i64,
 ) -> Result<Vec<Replenishment>, sqlx::Error> {
@@ -38,9 +41,10 @@ pub async fn list(
          ) t
          WHERE p.active AND p.reorder_point > 0
            AND t.quantity - t.reserved <= p.reorder_point
-           AND ($2::text IS NULL OR (lower(p.sku), p.id) > ($2, $3))
+           AND ($2::text IS NULL OR (lower(p.sku), p.id) > ($2, $3)){hidden}
          ORDER BY lower(p.sku), p.id LIMIT $4",
         reserved = effective_reserved("s"),
+        hidden = and_product_not_hidden(hide_blind, "p.id", "$1::uuid"),
     )))
     .bind(warehouse_id)
     .bind(sku)

@@ -34,14 +34,22 @@ use crate::{
     state::AppState,
     stock::{
         self,
+        blind::{hides_blind_counts, Blind},
         engine::{self, Actor, Amount, MoveKind, Movement},
     },
     Tags,
 };
 
 /// Runs one reservation change through the engine; a refusal is the answer.
-async fn post(conn: &mut sqlx::PgConnection, m: Movement) -> Result<()> {
-    engine::post_one(conn, &m).await.map(|_| ())
+/// The refusal leaves out what `blind` hides of the level (`stock::blind`).
+async fn post(conn: &mut sqlx::PgConnection, m: Movement, blind: &Blind) -> Result<()> {
+    let outcome = engine::post(conn, std::slice::from_ref(&m))
+        .await?
+        .pop()
+        .expect("one outcome per movement");
+    outcome
+        .map(|_| ())
+        .map_err(|r| blind.refusal(m.product_id, m.warehouse_id, r).into())
 }
 
 /// Releases the reservations past their `expires_at`, a batch of levels at a
@@ -83,7 +91,8 @@ pub struct ReservationsApi;
 impl ReservationsApi {
     /// Reserve stock for an order (clerk). 409 `insufficient-stock` with
     /// `available` when more is asked than is available (on hand minus
-    /// reserved).
+    /// reserved); `available` is null for clerks while a blind count covers
+    /// the level.
     #[oai(path = "/", method = "post", operation_id = "createReservation")]
     async fn create(
         &self,
@@ -143,7 +152,8 @@ impl ReservationsApi {
             stock::actor_of(&auth.0),
         );
         m.lot = body.lot.as_deref().map(str::trim).map(str::to_owned);
-        post(&mut tx, m).await?;
+        let blind = Blind::of(&mut *tx, hides_blind_counts(&auth.0), m.pairs()).await?;
+        post(&mut tx, m, &blind).await?;
         let id = repo::insert(&mut tx, &body.0, reference, auth.0.user_id()).await?;
         let r = repo::get(&mut tx, id).await?.expect("just inserted");
         events::emit(
@@ -235,7 +245,7 @@ impl ReservationsApi {
             stock::actor_of(&auth.0),
         );
         m.reservation_id = Some(id.0);
-        post(&mut tx, m).await?;
+        post(&mut tx, m, &Blind::default()).await?;
         let r = repo::get(&mut tx, id.0).await?.expect("still there");
         store(&idem, &mut tx, 200, &r).await?;
         tx.commit().await?;

@@ -25,10 +25,7 @@ use super::model::{
     CountDetail, CountLine, CountLinesRequest, CountSession, CreateCount, ScanEvent,
 };
 use crate::{
-    auth::{
-        principal::{ClerkAuth, ManagerAuth, ViewerAuth},
-        Role,
-    },
+    auth::principal::{ClerkAuth, ManagerAuth, ViewerAuth},
     error::{ApiError, Result, Validation},
     events,
     idempotency::{self, Idempotent, NO_BODY},
@@ -36,6 +33,7 @@ use crate::{
     responses::Created,
     state::AppState,
     stock::{
+        blind::hides_blind_counts,
         engine::{self, Actor, Amount, MoveKind, Movement, Refusal},
         model::StockTransaction,
     },
@@ -476,7 +474,7 @@ impl CountsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<CountDetail>> {
-        let reveal = auth.0.role().is_some_and(|r| r >= Role::Manager);
+        let reveal = !hides_blind_counts(&auth.0);
         let mut conn = state.db.acquire().await?;
         Ok(Json(detail(&mut conn, id.0, reveal).await?))
     }
@@ -575,7 +573,7 @@ impl CountsApi {
         .bind(auth.0.user_id())
         .execute(&mut *tx)
         .await?;
-        let reveal = auth.0.role().is_some_and(|r| r >= Role::Manager);
+        let reveal = !hides_blind_counts(&auth.0);
         let d = detail(&mut tx, id.0, reveal).await?;
         idempotency::store(&idem, &mut tx, 200, &d).await?;
         tx.commit().await?;
@@ -638,7 +636,7 @@ impl CountsApi {
         for ((_, sku, ..), outcome) in lines.iter().zip(engine::post(&mut tx, &movements).await?) {
             match outcome {
                 Ok(done) => transactions.extend(done.transactions),
-                Err(Refusal::InsufficientStock { available, requested }) => {
+                Err(Refusal::InsufficientStock { available: Some(available), requested }) => {
                     return Err(ApiError::conflict(
                         "insufficient-stock",
                         format!(

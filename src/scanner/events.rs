@@ -31,6 +31,7 @@ use crate::{
     state::AppState,
     stock::{
         self,
+        blind::Blind,
         engine::{self, Actor, Amount, MoveKind, Movement, Outcome},
     },
     telemetry,
@@ -105,12 +106,15 @@ fn rejected(event_id: Uuid, reason: impl Into<String>) -> ScanResult {
     }
 }
 
-/// Processes scan events of `device` in order and answers each.
+/// Processes scan events of `device` in order and answers each. With
+/// `hide_blind` ([`stock::blind::hides_blind_counts`] of whoever posts), the
+/// answers leave out the levels an open blind count covers.
 pub async fn process(
     state: &AppState,
     device: Uuid,
     warehouses: &[Uuid],
     events: &[ScanEvent],
+    hide_blind: bool,
 ) -> Result<Vec<ScanResult>> {
     if events.is_empty() || events.len() > MAX_BATCH {
         return Err(ApiError::field(
@@ -119,7 +123,7 @@ pub async fn process(
         ));
     }
     for _ in 0..ATTEMPTS {
-        if let Some(results) = attempt(state, device, warehouses, events).await? {
+        if let Some(results) = attempt(state, device, warehouses, events, hide_blind).await? {
             touch_device(state, device).await;
             let metrics = telemetry::metrics();
             for (r, e) in results.iter().zip(events) {
@@ -190,6 +194,8 @@ struct Batch<'a> {
     product_of: HashMap<usize, (Resolved, i64)>,
     /// The location a scan named (resolved), if any.
     location_of: HashMap<usize, Uuid>,
+    /// Whether answers leave out levels under an open blind count.
+    hide_blind: bool,
 }
 
 /// One try at a batch; None when a concurrent copy stored some of its events first.
@@ -199,6 +205,7 @@ async fn attempt(
     device: Uuid,
     warehouses: &[Uuid],
     events: &[ScanEvent],
+    hide_blind: bool,
 ) -> Result<Option<Vec<ScanResult>>> {
     let mut tx = engine::begin(&state.db).await?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -210,6 +217,7 @@ async fn attempt(
         results: vec![None; events.len()],
         product_of: HashMap::new(),
         location_of: HashMap::new(),
+        hide_blind,
     };
     parse_scans(&mut batch, warehouses);
     resolve(&mut tx, &mut batch).await?;
@@ -368,9 +376,21 @@ async fn apply_movements(
     })
 }
 
-/// Builds the answer of every new event that got this far.
+/// Builds the answer of every new event that got this far. A level an open
+/// blind count hides from the poster is left out of it (`level`, and the
+/// figure of an insufficient-stock reason); the outcome is stored as
+/// answered, so a resend replays no more than the first answer told.
 #[tracing::instrument(skip_all)]
 async fn answer(conn: &mut PgConnection, batch: &mut Batch<'_>, applied: &Applied) -> Result<()> {
+    let blind = Blind::of(
+        &mut *conn,
+        batch.hide_blind,
+        batch
+            .product_of
+            .iter()
+            .map(|(&i, (product, _))| (product.id, batch.events[i].warehouse_id)),
+    )
+    .await?;
     // A lookup reports the level at its place in the sequence: the level after
     // the batch minus what later events of the batch moved.
     let lookups: Vec<usize> = (0..batch.events.len())
@@ -428,13 +448,17 @@ async fn answer(conn: &mut PgConnection, batch: &mut Batch<'_>, applied: &Applie
                     let first = done.transactions.first();
                     let last = done.transactions.last();
                     r.transaction_id = first.map(|t| t.id);
-                    r.level = last.map(|t| t.warehouse_balance_after);
+                    r.level = last.and_then(|t| t.warehouse_balance_after);
                     r.location_id = r.location_id.or(first.map(|t| t.location_id));
                     r.expires_on = r.expires_on.or(first.and_then(|t| t.expires_on));
                 }
                 Err(refusal) => {
                     r.status = ScanStatus::Rejected;
-                    r.reason = Some(refusal.reason());
+                    r.reason = Some(
+                        blind
+                            .refusal(product.id, e.warehouse_id, refusal.clone())
+                            .reason(),
+                    );
                 }
             }
         } else if e.action == ScanAction::Count {
@@ -444,6 +468,9 @@ async fn answer(conn: &mut PgConnection, batch: &mut Batch<'_>, applied: &Applie
             }
         } else {
             r.level = lookup_levels.get(&i).copied();
+        }
+        if blind.covers(product.id, e.warehouse_id) {
+            r.level = None;
         }
         batch.results[i] = Some(r);
     }

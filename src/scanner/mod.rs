@@ -28,6 +28,7 @@ use crate::{
     error::{ApiError, Result},
     pagination::{Page, PageRequest},
     state::AppState,
+    stock::blind::{hides_blind_counts, under_open_blind_count},
     Tags,
 };
 
@@ -53,8 +54,14 @@ impl ScannerApi {
         body: Json<ScanEvent>,
     ) -> Result<Json<ScanResult>> {
         let (device, warehouses) = device_of(&auth.0);
-        let mut results =
-            events::process(&state, device, warehouses, std::slice::from_ref(&body.0)).await?;
+        let mut results = events::process(
+            &state,
+            device,
+            warehouses,
+            std::slice::from_ref(&body.0),
+            hides_blind_counts(&auth.0),
+        )
+        .await?;
         Ok(Json(results.remove(0)))
     }
 
@@ -73,7 +80,14 @@ impl ScannerApi {
         body: Json<ScanBatch>,
     ) -> Result<Json<BatchResult>> {
         let (device, warehouses) = device_of(&auth.0);
-        let results = events::process(&state, device, warehouses, &body.events).await?;
+        let results = events::process(
+            &state,
+            device,
+            warehouses,
+            &body.events,
+            hides_blind_counts(&auth.0),
+        )
+        .await?;
         Ok(Json(BatchResult { results }))
     }
 
@@ -98,7 +112,14 @@ impl ScannerApi {
     ) -> Result<Json<BatchResult>> {
         let user = auth.0.user_id().expect("ClerkAuth admits users only");
         let (device, warehouses) = user_scans::console_device(&state, user).await?;
-        let results = events::process(&state, device, &warehouses, &body.events).await?;
+        let results = events::process(
+            &state,
+            device,
+            &warehouses,
+            &body.events,
+            hides_blind_counts(&auth.0),
+        )
+        .await?;
         Ok(Json(BatchResult { results }))
     }
 
@@ -171,7 +192,7 @@ impl ScannerApi {
                 "SELECT w, COALESCE(s.quantity, 0), {hidden}
                  FROM unnest($2::uuid[]) AS w
                  LEFT JOIN stock_levels s ON s.product_id = $1 AND s.warehouse_id = w",
-                hidden = crate::stock::repo::under_open_blind_count("$1", "w")
+                hidden = under_open_blind_count("$1", "w")
             )))
             .bind(found.product.id)
             .bind(warehouses)

@@ -136,7 +136,10 @@ pub struct ScanResult {
     pub product: Option<ProductSummary>,
     /// Units moved or counted (scans × pack quantity × GS1 count).
     pub units: Option<i64>,
-    /// The level in the event's warehouse afterwards (receive, issue, lookup).
+    /// The level in the event's warehouse afterwards (receive, issue,
+    /// lookup). Null for count scans, and while an open blind count covers
+    /// the level: devices and clerks are the ones counting it (an
+    /// insufficient-stock `reason` then carries no figure either).
     pub level: Option<i64>,
     /// GS1 batch/lot (AI 10).
     pub lot: Option<String>,

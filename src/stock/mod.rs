@@ -3,6 +3,7 @@
 //! through the movement engine ([`engine`]); there is no second
 //! implementation of a movement.
 
+pub mod blind;
 pub mod engine;
 pub mod model;
 pub mod repo;
@@ -19,11 +20,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use self::{
+    blind::{hides_blind_counts, Blind},
     engine::{Actor, Amount, MoveKind, Movement, Refusal},
     model::{
         AdjustReason, AdjustRequest, IssueRequest, MovementResult, ProductStock, ReceiveRequest,
-        StockLevel, StockTransaction, TransactionKind, TransferRequest, Valuation, ValuationLine,
-        ValuationTotals, WarehouseStock,
+        StockDetail, StockLevel, StockTransaction, TransactionKind, TransferRequest, Valuation,
+        ValuationLine, ValuationTotals, WarehouseStock,
     },
 };
 use crate::{
@@ -83,7 +85,9 @@ pub fn actor_of(p: &Principal) -> Actor {
 }
 
 /// Runs a movement for an HTTP request, with its Idempotency-Key if any, and
-/// records the metrics.
+/// records the metrics. The answer (and the copy a retry replays) leaves out
+/// what it would tell of levels a blind count hides from `principal`
+/// ([`blind`]).
 async fn perform<B: poem_openapi::types::ToJSON>(
     state: &AppState,
     principal: &Principal,
@@ -93,13 +97,18 @@ async fn perform<B: poem_openapi::types::ToJSON>(
     m: Movement,
 ) -> Result<Created<MovementResult>> {
     let idem = Idempotent::new(principal.id(), key, route, body)?;
+    let hides = hides_blind_counts(principal);
     if idem.is_none() {
         // Without a key the one-statement path needs no transaction of our
-        // own: one round trip in all (it changes nothing when it declines).
+        // own: one round trip in all, the blind-count check included (it
+        // changes nothing when it declines).
         let mut conn = state.db.acquire().await?;
-        if let Some(done) = engine::fast::try_post(&mut conn, &m).await? {
-            record(m.kind, &Ok(&done));
-            return Ok(Created::new(done));
+        if let Some(mut done) = engine::fast::try_post(&mut conn, &m).await? {
+            record(m.kind, &Ok(&done.result));
+            if hides && done.blind {
+                Blind::covering([(m.product_id, m.warehouse_id)]).movement(&mut done.result);
+            }
+            return Ok(Created::new(done.result));
         }
     }
     let mut tx = engine::begin(&state.db).await?;
@@ -108,8 +117,17 @@ async fn perform<B: poem_openapi::types::ToJSON>(
             return Ok(Created::new(replay));
         }
     }
+    let blind = Blind::of(&mut *tx, hides, m.pairs()).await?;
+    if matches!(m.amount, Amount::SetTo(_)) && blind.covers(m.product_id, m.warehouse_id) {
+        // The row would carry `new - current`: the quantity being counted.
+        return Err(ApiError::conflict(
+            "blind-count-open",
+            "A blind count of this level is open: count it in the session, or adjust by `delta`.",
+        ));
+    }
     let movements = std::slice::from_ref(&m);
     let outcome = if idem.is_none() {
+        // The one-statement path declined above.
         engine::post_general(&mut tx, movements).await?
     } else {
         engine::post(&mut tx, movements).await?
@@ -117,7 +135,9 @@ async fn perform<B: poem_openapi::types::ToJSON>(
     .pop()
     .expect("one outcome per movement");
     record(m.kind, &outcome.as_ref());
-    let result = outcome.map_err(ApiError::from)?;
+    let mut result =
+        outcome.map_err(|r| ApiError::from(blind.refusal(m.product_id, m.warehouse_id, r)))?;
+    blind.movement(&mut result);
     if let Some(idem) = &idem {
         idem.store(&mut tx, 201, &result).await?;
     }
@@ -304,7 +324,10 @@ impl StockApi {
     /// signed `delta`, and a reason.
     ///
     /// Naming no location or lot, `new_quantity` is the warehouse's level (as
-    /// in v1); naming them, it is that position's.
+    /// in v1); naming them, it is that position's. While a blind count covers
+    /// the level, a clerk's `new_quantity` is refused (409
+    /// `blind-count-open`): the row would tell the quantity being counted;
+    /// `delta` is accepted.
     #[oai(
         path = "/api/v1/stock/adjust",
         method = "post",
@@ -439,7 +462,9 @@ impl StockApi {
     /// Stock levels (viewer), by product then warehouse.
     ///
     /// Levels under an open blind count are left out for viewers and clerks
-    /// (managers see them).
+    /// (managers see them). `detail=positions` adds each level's positions
+    /// (location, lot, quantity; they add up to the level's `quantity`);
+    /// without it the answer is exactly the v1 one.
     #[oai(
         path = "/api/v1/stock",
         method = "get",
@@ -455,22 +480,39 @@ impl StockApi {
         /// Only levels at or below their product's reorder point.
         #[oai(default)]
         below_reorder: Query<bool>,
+        /// `positions`: add each level's `positions`. Default: the sums only.
+        detail: Query<Option<StockDetail>>,
         /// Page size, 1-500 (default 50).
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<Page<StockLevel>>> {
         let page = PageRequest::<(Uuid, Uuid)>::new(limit.0, cursor.0.as_deref())?;
-        let rows = repo::levels(
-            &state.db,
-            product_id.0,
-            warehouse_id.0,
-            below_reorder.0,
-            repo::hides_blind_counts(&auth.0),
-            page.after,
-            page.fetch(),
-        )
-        .await?;
+        let hide = hides_blind_counts(&auth.0);
+        let (p, w, low) = (product_id.0, warehouse_id.0, below_reorder.0);
+        let rows = match detail.0 {
+            None => repo::levels(&state.db, p, w, low, hide, page.after, page.fetch()).await?,
+            Some(StockDetail::Positions) => {
+                // ONE more query per page, on the levels' snapshot.
+                let mut tx = repo::snapshot(&state.db).await?;
+                let mut rows =
+                    repo::levels(&mut *tx, p, w, low, hide, page.after, page.fetch()).await?;
+                let mut positions = repo::level_positions(
+                    &mut *tx,
+                    rows.iter().map(|l| (l.product_id, l.warehouse_id)),
+                )
+                .await?;
+                tx.commit().await?;
+                for l in &mut rows {
+                    l.positions = Some(
+                        positions
+                            .remove(&(l.product_id, l.warehouse_id))
+                            .unwrap_or_default(),
+                    );
+                }
+                rows
+            }
+        };
         Ok(Json(page.page(
             rows,
             |l| (l.product_id, l.warehouse_id),
@@ -486,7 +528,8 @@ impl StockApi {
     /// warehouse, the last ledger row at or before `as_of` gives the
     /// quantity and the value (`reserved` and `available` are then null).
     /// Warehouses where the product is under an open blind count are left
-    /// out for viewers and clerks.
+    /// out for viewers and clerks. `detail=positions` adds each warehouse's
+    /// positions (now only: with `as_of` it is 422 on `detail`).
     #[oai(
         path = "/api/v1/products/:id/stock",
         method = "get",
@@ -499,25 +542,49 @@ impl StockApi {
         id: Path<Uuid>,
         /// An instant (RFC 3339, e.g. `2026-11-30T23:59:59Z`), not in the future; default: now.
         as_of: Query<Option<String>>,
+        /// `positions`: add each warehouse's `positions` (not with `as_of`).
+        /// Default: the sums only.
+        detail: Query<Option<StockDetail>>,
     ) -> Result<Json<ProductStock>> {
         let at = parse_as_of(as_of.0.as_deref())?;
+        let with_positions = detail.0 == Some(StockDetail::Positions);
+        if with_positions && at.is_some() {
+            // The ledger has each position's balance_after, but finding the
+            // last row per position before an instant needs an index per
+            // position that every movement would pay for.
+            return Err(ApiError::field(
+                "detail",
+                "positions are available for now only: leave out as_of or detail",
+            ));
+        }
         if !repo::product_exists(&state.db, id.0).await? {
             return Err(ApiError::not_found(format!("product {}", id.0)));
         }
         let filter = repo::ValuationFilter {
             product_id: Some(id.0),
-            hide_blind: repo::hides_blind_counts(&auth.0),
+            hide_blind: hides_blind_counts(&auth.0),
             include_empty: true,
             ..repo::ValuationFilter::default()
         };
         // A past instant is a report (the read pool may serve it); now is
         // what a client reads right after a movement (the primary).
-        let pool = if at.is_some() {
-            &state.read_db
+        let (mut rows, mut positions) = if at.is_some() {
+            let rows = repo::valued_levels(&state.read_db, at, &filter, None, None).await?;
+            (rows, None)
+        } else if with_positions {
+            let mut tx = repo::snapshot(&state.db).await?;
+            let rows = repo::valued_levels(&mut *tx, None, &filter, None, None).await?;
+            let positions = repo::level_positions(
+                &mut *tx,
+                rows.iter().map(|l| (l.product_id, l.warehouse_id)),
+            )
+            .await?;
+            tx.commit().await?;
+            (rows, Some(positions))
         } else {
-            &state.db
+            let rows = repo::valued_levels(&state.db, None, &filter, None, None).await?;
+            (rows, None)
         };
-        let mut rows = repo::valued_levels(pool, at, &filter, None, None).await?;
         rows.sort_by(|a, b| a.warehouse_code.cmp(&b.warehouse_code));
         let total: i64 = rows.iter().map(|l| l.quantity).sum();
         let value: Decimal = rows.iter().map(|l| l.value).sum();
@@ -528,6 +595,11 @@ impl StockApi {
             .into_iter()
             .map(|l| WarehouseStock {
                 unit_cost: l.average().into(),
+                positions: positions.as_mut().map(|found| {
+                    found
+                        .remove(&(l.product_id, l.warehouse_id))
+                        .unwrap_or_default()
+                }),
                 warehouse_id: l.warehouse_id,
                 warehouse_code: l.warehouse_code,
                 quantity: l.quantity,
@@ -591,7 +663,7 @@ impl StockApi {
         let filter = repo::ValuationFilter {
             warehouse_id: warehouse_id.0,
             category_id: category_id.0,
-            hide_blind: repo::hides_blind_counts(&auth.0),
+            hide_blind: hides_blind_counts(&auth.0),
             ..repo::ValuationFilter::default()
         };
         let rows = repo::valued_levels(
@@ -659,11 +731,16 @@ pub struct TransactionsApi;
 #[OpenApi(prefix_path = "/api/v1/transactions", tag = "Tags::Transactions")]
 impl TransactionsApi {
     /// The ledger (viewer), newest first.
+    ///
+    /// Rows of a (product, warehouse) under an open blind count are listed
+    /// for viewers and clerks too (their own movements among them), with
+    /// `balance_after`, `warehouse_balance_after`, `unit_cost` and
+    /// `value_after` null: those are the quantity being counted.
     #[oai(path = "/", method = "get", operation_id = "listTransactions")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         product_id: Query<Option<Uuid>>,
         warehouse_id: Query<Option<Uuid>>,
@@ -702,21 +779,37 @@ impl TransactionsApi {
             until: until.0,
             reference: reference.0,
         };
-        let rows = repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
+        let mut rows =
+            repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;
+        let blind = Blind::of(
+            &state.read_db,
+            hides_blind_counts(&auth.0),
+            rows.iter().map(|t| (t.product_id, t.warehouse_id)),
+        )
+        .await?;
+        rows.iter_mut().for_each(|t| blind.transaction(t));
         Ok(Json(page.page(rows, |t| (t.created_at, t.id), |t| t)))
     }
 
-    /// One ledger row (viewer).
+    /// One ledger row (viewer); its balances are null as in the list while a
+    /// blind count hides its level.
     #[oai(path = "/:id", method = "get", operation_id = "getTransaction")]
     async fn get(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<StockTransaction>> {
-        let t = repo::transaction(&state.db, id.0)
+        let mut t = repo::transaction(&state.db, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("transaction {}", id.0)))?;
+        Blind::of(
+            &state.db,
+            hides_blind_counts(&auth.0),
+            [(t.product_id, t.warehouse_id)],
+        )
+        .await?
+        .transaction(&mut t);
         Ok(Json(t))
     }
 }

@@ -72,16 +72,23 @@ pub struct StockTransaction {
     pub lot_id: Option<Uuid>,
     /// Signed: positive adds stock, negative removes it.
     pub quantity: i64,
-    /// The quantity of this position (product, warehouse, location, lot) right after this row.
-    pub balance_after: i64,
+    /// The quantity of this position (product, warehouse, location, lot)
+    /// right after this row. Null for device keys, viewers and clerks while a
+    /// blind count covers this (product, warehouse): they are the ones
+    /// counting it, and a balance (even one from before the count) is the
+    /// quantity they are to find.
+    pub balance_after: Option<i64>,
     /// The level of this product in this warehouse right after this row.
-    pub warehouse_balance_after: i64,
+    /// Null when a blind count hides the level, as `balance_after`.
+    pub warehouse_balance_after: Option<i64>,
     /// Cost of one unit moved, 4 decimals: a receipt's own cost, otherwise
-    /// the level's moving average at that moment (null on rows from before
-    /// valuation).
+    /// the level's moving average at that moment. Null on rows from before
+    /// valuation, and when a blind count hides the level, as `balance_after`
+    /// (the average moves with the quantity, so it would give it away).
     pub unit_cost: Option<UnitAmount>,
     /// Value of the (product, warehouse) level right after this row, at its
-    /// moving average cost (null on rows from before valuation).
+    /// moving average cost. Null on rows from before valuation, and when a
+    /// blind count hides the level, as `balance_after`.
     pub value_after: Option<Total>,
     /// The reservation this issue fulfilled (UUID), if any.
     pub reservation_id: Option<Uuid>,
@@ -116,8 +123,9 @@ pub struct Level {
     pub product_id: Uuid,
     /// The warehouse (UUID).
     pub warehouse_id: Uuid,
-    /// Quantity in the product's unit.
-    pub quantity: i64,
+    /// Quantity in the product's unit. Null for device keys, viewers and
+    /// clerks while a blind count covers the level (they are counting it).
+    pub quantity: Option<i64>,
 }
 
 /// What a movement wrote: its ledger row(s) and the resulting level(s).
@@ -263,6 +271,41 @@ pub struct StockLevel {
     pub reorder_point: i32,
     /// When this stock level last changed (RFC 3339).
     pub updated_at: OffsetDateTime,
+    /// Only with `detail=positions` (omitted otherwise, so the answer is the
+    /// v1 one): where in the warehouse the units are and of which lot; the
+    /// quantities add up to `quantity`.
+    #[oai(skip_serializing_if_is_none)]
+    #[sqlx(skip)]
+    pub positions: Option<Vec<LevelPosition>>,
+}
+
+/// What `/stock` and `/products/{id}/stock` add to each level when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum StockDetail {
+    /// Each level's positions (`positions`): location, lot and quantity.
+    Positions,
+}
+
+/// The part of a level at one location, of one lot (or of no lot).
+/// Reservations promise units of a warehouse, not of a location, so a
+/// position has no `reserved` of its own: the level beside it has.
+#[derive(Debug, Clone, Object, sqlx::FromRow)]
+pub struct LevelPosition {
+    /// The location inside the warehouse (UUID).
+    pub location_id: Uuid,
+    /// The location's code.
+    pub location_code: String,
+    /// The location's path from the top of its warehouse's tree, e.g. `A/A-01/A-01-3`.
+    pub location_path: String,
+    /// The lot (UUID); null for stock without a lot.
+    pub lot_id: Option<Uuid>,
+    /// The lot's code; null for stock without a lot.
+    pub lot: Option<String>,
+    /// The lot's expiry date; null when the lot does not expire or there is no lot.
+    pub expires_on: Option<Date>,
+    /// Units on hand here; always positive (empty positions are left out).
+    pub quantity: i64,
 }
 
 /// A product's stock in one warehouse, with its value.
@@ -283,6 +326,11 @@ pub struct WarehouseStock {
     pub unit_cost: UnitAmount,
     /// The stock's value at that average cost, to the cent.
     pub value: Total,
+    /// Only with `detail=positions` (omitted otherwise, so the answer is the
+    /// v1 one): where in the warehouse the units are and of which lot; the
+    /// quantities add up to `quantity`.
+    #[oai(skip_serializing_if_is_none)]
+    pub positions: Option<Vec<LevelPosition>>,
 }
 
 /// A product's stock everywhere.

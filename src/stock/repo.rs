@@ -2,21 +2,30 @@
 //! engine ([`super::engine`]).
 
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use std::collections::HashMap;
+
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
+    blind::{and_not_hidden, under_open_blind_count},
     engine::plan::round_cost,
-    model::{StockLevel, StockTransaction, TransactionKind},
+    model::{LevelPosition, StockLevel, StockTransaction, TransactionKind},
 };
 
 /// SQL counting lots with stock that expire within 30 days (already expired
 /// ones included): one definition for the dashboard and the
-/// `inventory_expiring_lots` gauge.
-pub const EXPIRING_SOON_LOTS: &str = "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
-      JOIN lots l ON l.id = s.lot_id
-      WHERE s.quantity > 0 AND l.expires_on <= current_date + 30)";
+/// `inventory_expiring_lots` gauge. `hide_blind`: without the positions
+/// under an open blind count ([`super::blind`]).
+pub fn expiring_soon_lots(hide_blind: bool) -> String {
+    format!(
+        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
+          JOIN lots l ON l.id = s.lot_id
+          WHERE s.quantity > 0 AND l.expires_on <= current_date + 30{})",
+        and_not_hidden(hide_blind, "s")
+    )
+}
 
 /// SQL for the *effective* `reserved` of the level row aliased `level`
 /// (a `stock_levels` alias): its `reserved` minus what is still open of its
@@ -44,8 +53,14 @@ pub fn available(level: &str) -> String {
 
 /// SQL for the value of all stock: the sum of the levels' moving-average
 /// values (exact at 4 decimals). One definition for the dashboard and the
-/// `inventory_stock_value` gauge.
-pub const STOCK_VALUE: &str = "(SELECT COALESCE(sum(value), 0) FROM stock_levels)";
+/// `inventory_stock_value` gauge. `hide_blind`: without the levels under an
+/// open blind count.
+pub fn stock_value(hide_blind: bool) -> String {
+    format!(
+        "(SELECT COALESCE(sum(s.value), 0) FROM stock_levels s WHERE TRUE{})",
+        and_not_hidden(hide_blind, "s")
+    )
+}
 
 pub const TRANSACTION_COLUMNS: &str =
     "id, kind, product_id, warehouse_id, location_id, lot_id, quantity, balance_after, \
@@ -122,30 +137,9 @@ pub async fn transactions(
     q.build_query_as().fetch_all(db).await
 }
 
-/// SQL that is true when the level of (`product`, `warehouse`) (column or
-/// parameter expressions) is under an open blind count: its warehouse, and its
-/// product unless the count covers the whole warehouse. While the count is
-/// open such levels are hidden from the people doing the counting: device
-/// keys, viewers and clerks; managers and admins still see them (see
-/// [`hides_blind_counts`]).
-pub fn under_open_blind_count(product: &str, warehouse: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM count_sessions c
-                 WHERE c.status = 'open' AND c.blind AND c.warehouse_id = {warehouse}
-                   AND (c.product_ids IS NULL OR {product} = ANY(c.product_ids)))"
-    )
-}
-
-/// Whether `principal` is one of those a blind count hides levels from.
-pub fn hides_blind_counts(principal: &crate::auth::principal::Principal) -> bool {
-    principal
-        .role()
-        .is_none_or(|role| role < crate::auth::Role::Manager)
-}
-
 /// Stock levels, keyset-paginated on (product_id, warehouse_id).
 pub async fn levels(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     product_id: Option<Uuid>,
     warehouse_id: Option<Uuid>,
     below_reorder: bool,
@@ -187,7 +181,7 @@ pub struct ValuationFilter {
     pub product_id: Option<Uuid>,
     pub warehouse_id: Option<Uuid>,
     pub category_id: Option<Uuid>,
-    /// Leave out levels under an open blind count (see [`hides_blind_counts`]).
+    /// Leave out levels under an open blind count (see [`super::blind`]).
     pub hide_blind: bool,
     /// Keep levels holding nothing at that instant (a product's page lists
     /// every warehouse it has been in; a valuation lists stock only).
@@ -308,7 +302,7 @@ fn valuation_from(
 /// for one warehouse, of stock_levels_warehouse_idx), so a page reads only
 /// its own levels. `fetch: None` returns every row.
 pub async fn valued_levels(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     as_of: Option<OffsetDateTime>,
     f: &ValuationFilter,
     after: Option<(Uuid, Uuid)>,
@@ -351,4 +345,55 @@ pub async fn product_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
         .bind(id)
         .fetch_one(db)
         .await
+}
+
+/// Begins a read-only transaction on one snapshot: levels and their
+/// positions read in it add up (a movement committing between the two
+/// statements is in both or in neither).
+pub async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    db.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+}
+
+/// The positions holding stock of each (product, warehouse) level in
+/// `levels`, in ONE query (a probe of stock_positions_key per level), by
+/// location path, then lots soonest-expiring first (lots without expiry
+/// last), then lot code. Levels without positions are absent from the map.
+pub async fn level_positions(
+    db: impl PgExecutor<'_>,
+    levels: impl IntoIterator<Item = (Uuid, Uuid)>,
+) -> Result<HashMap<(Uuid, Uuid), Vec<LevelPosition>>, sqlx::Error> {
+    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = levels.into_iter().unzip();
+    let mut found: HashMap<(Uuid, Uuid), Vec<LevelPosition>> = HashMap::new();
+    if products.is_empty() {
+        return Ok(found);
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        product_id: Uuid,
+        warehouse_id: Uuid,
+        #[sqlx(flatten)]
+        position: LevelPosition,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT sp.product_id, sp.warehouse_id, sp.location_id, l.code AS location_code,
+                l.path AS location_path, sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
+         JOIN stock_positions sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
+         JOIN locations l ON l.id = sp.location_id
+         LEFT JOIN lots lt ON lt.id = sp.lot_id
+         WHERE sp.quantity > 0
+         ORDER BY sp.product_id, sp.warehouse_id, l.path, lt.expires_on NULLS LAST, lt.code NULLS FIRST",
+    )
+    .bind(&products)
+    .bind(&warehouses)
+    .fetch_all(db)
+    .await?;
+    for r in rows {
+        found
+            .entry((r.product_id, r.warehouse_id))
+            .or_default()
+            .push(r.position);
+    }
+    Ok(found)
 }

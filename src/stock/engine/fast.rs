@@ -15,6 +15,7 @@ use super::{plan::round_cost, Amount, MoveKind, Movement};
 use crate::{
     error::Result,
     stock::{
+        blind::under_open_blind_count,
         model::{Level, MovementResult, StockTransaction},
         repo::TRANSACTION_COLUMNS,
     },
@@ -42,10 +43,19 @@ fn delta(m: &Movement) -> Option<i64> {
     .filter(|d| *d != 0)
 }
 
+/// A movement posted in one statement.
+#[derive(Debug)]
+pub struct Posted {
+    pub result: MovementResult,
+    /// Whether an open blind count covers the level (asked in the same
+    /// statement, so callers that hide such levels need no second query).
+    pub blind: bool,
+}
+
 /// Posts `m` in one statement; None when it is not of that shape or its
 /// outcome needs the general path (nothing was changed then).
 #[tracing::instrument(skip_all)]
-pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<MovementResult>> {
+pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<Posted>> {
     let Some(delta) = delta(m) else {
         return Ok(None);
     };
@@ -54,9 +64,10 @@ pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<Mo
         MoveKind::Issue => "issue",
         _ => "adjustment",
     };
-    let row: Option<StockTransaction> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TRANSACTION_COLUMNS}
-         FROM stock_move_default($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSACTION_COLUMNS}, {blind} AS blind
+         FROM stock_move_default($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        blind = under_open_blind_count("product_id", "warehouse_id")
     )))
     .bind(uuid::Uuid::now_v7())
     .bind(kind)
@@ -71,14 +82,24 @@ pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<Mo
     .bind(m.actor.device())
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|t| MovementResult {
-        levels: vec![Level {
-            product_id: t.product_id,
-            warehouse_id: t.warehouse_id,
-            quantity: t.warehouse_balance_after,
-        }],
-        transactions: vec![t],
+    Ok(row.map(|Row { t, blind }| Posted {
+        result: MovementResult {
+            levels: vec![Level {
+                product_id: t.product_id,
+                warehouse_id: t.warehouse_id,
+                quantity: t.warehouse_balance_after,
+            }],
+            transactions: vec![t],
+        },
+        blind,
     }))
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    t: StockTransaction,
+    blind: bool,
 }
 
 #[cfg(test)]

@@ -198,7 +198,8 @@ impl Movement {
         }
     }
 
-    pub(super) fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    /// The (product, warehouse) levels the movement touches.
+    pub fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
         std::iter::once((self.product_id, self.warehouse_id)).chain(
             self.to_warehouse_id
                 .filter(|w| *w != self.warehouse_id)
@@ -216,7 +217,7 @@ pub type Outcome = std::result::Result<MovementResult, Refusal>;
 pub async fn post(conn: &mut PgConnection, movements: &[Movement]) -> Result<Vec<Outcome>> {
     if let [m] = movements {
         if let Some(done) = fast::try_post(conn, m).await? {
-            return Ok(vec![Ok(done)]);
+            return Ok(vec![Ok(done.result)]);
         }
     }
     post_general(conn, movements).await

@@ -264,7 +264,7 @@ pub fn plan(
             }
             if wanted > available {
                 return Err(Refusal::InsufficientStock {
-                    available: available.max(0),
+                    available: Some(available.max(0)),
                     requested: wanted,
                 });
             }
@@ -433,7 +433,7 @@ pub fn plan(
     let may_take = level.available() + consumed;
     if wanted > may_take {
         return Err(Refusal::InsufficientStock {
-            available: may_take.max(0),
+            available: Some(may_take.max(0)),
             requested: wanted,
         });
     }
@@ -651,7 +651,7 @@ fn pick_fefo(
     let available: i64 = candidates.iter().map(|c| c.1).sum();
     if available < wanted {
         return Err(Refusal::InsufficientStock {
-            available,
+            available: Some(available),
             requested: wanted,
         });
     }
@@ -838,7 +838,7 @@ mod tests {
         assert_eq!(
             plan(&w.cat, &mut w.state, &too_much, TODAY).unwrap_err(),
             Refusal::InsufficientStock {
-                available: 6,
+                available: Some(6),
                 requested: 7
             }
         );
@@ -991,7 +991,7 @@ mod tests {
         assert_eq!(
             plan(&w.cat, &mut w.state, &reserve, TODAY).unwrap_err(),
             Refusal::InsufficientStock {
-                available: 2,
+                available: Some(2),
                 requested: 3
             }
         );
@@ -999,7 +999,7 @@ mod tests {
         assert_eq!(
             plan(&w.cat, &mut w.state, &issue, TODAY).unwrap_err(),
             Refusal::InsufficientStock {
-                available: 2,
+                available: Some(2),
                 requested: 3
             }
         );

@@ -51,7 +51,9 @@ pub enum Refusal {
         serial: String,
     },
     InsufficientStock {
-        available: i64,
+        /// What the level could give; None once [`Refusal::without_level`]
+        /// hid it (a blind count covers the level: `stock::blind`).
+        available: Option<i64>,
         requested: i64,
     },
     /// An adjustment to the quantity that is already there.
@@ -101,12 +103,30 @@ impl Refusal {
         matches!(ApiError::from(self.clone()), ApiError::Validation(_))
     }
 
+    /// The refusal without what it tells of the level's quantity, for
+    /// someone a blind count hides the level from (`stock::blind`).
+    pub fn without_level(self) -> Self {
+        match self {
+            Self::InsufficientStock { requested, .. } => Self::InsufficientStock {
+                available: None,
+                requested,
+            },
+            other => other,
+        }
+    }
+
     /// The `reason` of a rejected scan: short, for a handheld's screen.
     pub fn reason(&self) -> String {
         match self {
-            Self::InsufficientStock { available, .. } => {
+            Self::InsufficientStock {
+                available: Some(available),
+                ..
+            } => {
                 format!("insufficient stock: {available} available")
             }
+            Self::InsufficientStock {
+                available: None, ..
+            } => "insufficient stock".into(),
             Self::ProductArchived => "archived product".into(),
             Self::WarehouseInactive => "inactive warehouse".into(),
             Self::LocationInactive => "inactive location".into(),
