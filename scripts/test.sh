@@ -6,10 +6,14 @@
 # installing the packages first when run as root on Debian/Ubuntu, and stops
 # whatever it started when the tests end. Extra arguments go to `cargo test`.
 #
-# Without extra arguments it then runs a subset (stock, scanner, read_pool)
-# again with the application's pool going through PgBouncer
-# (127.0.0.1:TEST_PGBOUNCER_PORT, default PostgreSQL's port + 3); skip that with
+# Without extra arguments it then runs a subset (stock, scanner, read_pool,
+# pgbouncer) again with the application's pool going through PgBouncer in
+# transaction pooling (127.0.0.1:TEST_PGBOUNCER_PORT, default PostgreSQL's
+# port + 3), built once from Debian's source when the installed PgBouncer is
+# older than 1.21 (see scripts/lib/services.sh); skip that with
 # TEST_PGBOUNCER=0. It needs the private PostgreSQL (no DATABASE_URL given).
+# TEST_PGBOUNCER_MAX_PREPARED_STATEMENTS=0 turns PgBouncer's prepared
+# statement tracking off, to see the subset fail without it.
 # Last, scripts/console-test.sh runs the browser tests of the web console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,9 +65,32 @@ cargo test --workspace "$@"
 
 if [ $# -eq 0 ] && [ "$own_pg" = 1 ] && [ "${TEST_PGBOUNCER:-1}" != 0 ]; then
   bouncer_port=${TEST_PGBOUNCER_PORT:-$((pg_port + 3))}
-  start_pgbouncer "$pgbouncer_dir" "$bouncer_port" "$pg_port"
-  log "stock, scanner and read_pool tests again, the API's pool through PgBouncer"
-  TEST_APP_THROUGH_PGBOUNCER=$bouncer_port cargo test --workspace --test stock --test scanner --test read_pool
+  stop_pgbouncer "$pgbouncer_dir"
+  check_port "$bouncer_port" TEST_PGBOUNCER_PORT
+  ensure_pgbouncer "$PWD/target/tools"
+  # PgBouncer cannot carry the API's session limits (the startup packet's
+  # "options") onto shared server connections, so, as docs/deployment.md tells
+  # operators, the role it logs in as carries them: the API's defaults
+  # (src/config.rs), which tests/pgbouncer.rs relies on. Membership in
+  # postgres, which owns the test databases' tables, lets it use them.
+  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE api_via_pgbouncer LOGIN'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'api_via_pgbouncer')\gexec
+GRANT postgres TO api_via_pgbouncer;
+ALTER ROLE api_via_pgbouncer SET statement_timeout = '10s';
+ALTER ROLE api_via_pgbouncer SET lock_timeout = '5s';
+ALTER ROLE api_via_pgbouncer SET idle_in_transaction_session_timeout = '15s';
+SQL
+  # 4 server connections per database against the API's pool of 20 (16 in
+  # tests/pgbouncer.rs): every server connection runs statements that several
+  # client connections prepared, as in production.
+  PGBOUNCER_POOL_SIZE=4 PGBOUNCER_MAX_PREPARED_STATEMENTS=${TEST_PGBOUNCER_MAX_PREPARED_STATEMENTS:-200} \
+    start_pgbouncer "$pgbouncer_dir" "$bouncer_port" "$pg_port" api_via_pgbouncer
+  log "stock, scanner, read_pool and pgbouncer tests again, the API's pool through PgBouncer"
+  bouncer_started=$SECONDS
+  TEST_APP_THROUGH_PGBOUNCER=$bouncer_port cargo test --workspace --test stock --test scanner --test read_pool --test pgbouncer
+  log "the PgBouncer subset passed in $((SECONDS - bouncer_started)) s"
   stop_pgbouncer "$pgbouncer_dir"
   # PgBouncer held the test databases open when the harness dropped them.
   "$(pg_bindir)/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \

@@ -39,6 +39,11 @@ pub struct Config {
     /// A streaming replica for heavy read-only work (see `AppState::read_db`);
     /// None sends that work to the primary too.
     pub database_read_url: Option<SecretString>,
+    /// PostgreSQL itself, for migrations, when `DATABASE_URL` goes through a
+    /// transaction pooler (PgBouncer): sqlx's migration lock is a session-level
+    /// advisory lock, which such a pooler would leave held on a server
+    /// connection other sessions then share. None migrates on `DATABASE_URL`.
+    pub database_migration_url: Option<SecretString>,
     /// None disables Redis: caching and the event stream are off, rate limits are
     /// kept in process. The API itself keeps working.
     pub redis_url: Option<SecretString>,
@@ -128,21 +133,16 @@ impl Config {
         let env = Env { lookup: &lookup };
 
         let database_url = env.required("DATABASE_URL")?;
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "must be a postgres:// or postgresql:// URL",
-            ));
-        }
+        check_postgres_url("DATABASE_URL", &database_url, "")?;
         let database_read_url = env.optional("DATABASE_READ_URL")?;
         if let Some(url) = &database_read_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError::new(
-                    "DATABASE_READ_URL",
-                    "must be a postgres:// or postgresql:// URL (leave unset to read from DATABASE_URL)",
-                ));
-            }
+            check_postgres_url(
+                "DATABASE_READ_URL",
+                url,
+                " (leave unset to read from DATABASE_URL)",
+            )?;
         }
+        let database_migration_url = database_migration_url(&env)?;
         let redis_url = env.optional("REDIS_URL")?;
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -268,6 +268,7 @@ impl Config {
         Ok(Self {
             database_url: database_url.into(),
             database_read_url: database_read_url.map(Into::into),
+            database_migration_url: database_migration_url.map(Into::into),
             redis_url: redis_url.map(Into::into),
             jwt_secret: jwt_secret.into(),
             bind_addr,
@@ -289,6 +290,37 @@ impl Config {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
+
+    /// Where migrations run: `DATABASE_MIGRATION_URL`, else `DATABASE_URL`.
+    pub fn migration_url(&self) -> &str {
+        self.database_migration_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
+            .expose_secret()
+    }
+}
+
+fn check_postgres_url(name: &str, url: &str, hint: &str) -> Result<(), ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        name,
+        format!("must be a postgres:// or postgresql:// URL{hint}"),
+    ))
+}
+
+/// `DATABASE_MIGRATION_URL`, checked; see [`Config::database_migration_url`].
+fn database_migration_url(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    let url = env.optional("DATABASE_MIGRATION_URL")?;
+    if let Some(url) = &url {
+        check_postgres_url(
+            "DATABASE_MIGRATION_URL",
+            url,
+            " (leave unset to migrate on DATABASE_URL)",
+        )?;
+    }
+    Ok(url)
 }
 
 /// A secret shorter than 32 bytes is always refused (it can be brute-forced
@@ -330,12 +362,17 @@ fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
-/// Just `DATABASE_URL` (and its pool size), for the subcommands that only touch the
-/// database (`migrate`, `create-user`), so they do not demand a JWT secret.
+/// Just the database (and its pool size), for the subcommands that only touch
+/// it (`migrate`, `seed`, `create-user`), so they do not demand a JWT secret.
+/// They all apply migrations first, so `DATABASE_MIGRATION_URL` comes first
+/// when set, else `DATABASE_URL`.
 pub fn database_from_env() -> Result<(SecretString, u32), ConfigError> {
     let lookup = |name: &str| std::env::var(name).ok();
     let env = Env { lookup: &lookup };
-    let url = env.required("DATABASE_URL")?;
+    let url = match database_migration_url(&env)? {
+        Some(url) => url,
+        None => env.required("DATABASE_URL")?,
+    };
     let max = env.parsed("DATABASE_MAX_CONNECTIONS", 5)?;
     Ok((url.into(), max))
 }

@@ -46,7 +46,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
     ..sqlx::migrate!("./migrations")
 };
 
-/// Server-side limits set on every connection of a pool (None: PostgreSQL's default, no limit).
+/// Server-side limits set on every connection of a pool. None is no limit,
+/// sent as 0 so that a limit set on the role or the database (which is where
+/// they belong behind PgBouncer) does not cut a migration short either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionLimits {
     pub statement_timeout: Option<Duration>,
@@ -73,7 +75,7 @@ impl SessionLimits {
             ),
         ]
         .into_iter()
-        .filter_map(|(name, limit)| limit.map(|d| (name, format!("{}ms", d.as_millis()))))
+        .map(|(name, limit)| (name, format!("{}ms", limit.map_or(0, |d| d.as_millis()))))
         .collect()
     }
 }

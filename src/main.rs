@@ -188,7 +188,7 @@ async fn serve() -> anyhow::Result<()> {
     telemetry::init_logging(config.log_format);
     let started = std::time::Instant::now();
 
-    db::migrate_url(config.database_url()).await?;
+    db::migrate_url(config.migration_url()).await?;
     let pool = db::pool(&config)?;
     auth::repo::renormalize_emails(&pool).await?;
     if let Some(admin) = &config.bootstrap_admin {

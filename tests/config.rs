@@ -46,12 +46,27 @@ fn malformed_values_name_the_variable() {
         ("CACHE_TTL_SECONDS", "-1"),
         ("REDIS_URL", "http://localhost"),
         ("DATABASE_URL", "mysql://localhost/db"),
+        ("DATABASE_MIGRATION_URL", "mysql://localhost/db"),
         ("JWT_SECRET", "short"),
     ] {
         let err = load(&[DB, JWT, (var, value)]).unwrap_err();
         assert!(err.contains(var), "{var}={value}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
+}
+
+#[test]
+fn migrations_run_on_database_migration_url_when_set_else_on_database_url() {
+    let c = load(&[DB, JWT]).unwrap();
+    assert_eq!(c.migration_url(), "postgres://u@localhost/db");
+    let direct = "postgres://u@postgres-itself/db";
+    let c = load(&[DB, JWT, ("DATABASE_MIGRATION_URL", direct)]).unwrap();
+    assert_eq!(c.migration_url(), direct);
+    assert_eq!(
+        c.database_url(),
+        "postgres://u@localhost/db",
+        "requests keep DATABASE_URL"
+    );
 }
 
 #[test]

@@ -235,59 +235,165 @@ pg_tool() {
   fi
 }
 
-# pgbouncer_supports_prepared_statements: true when the installed PgBouncer
-# (1.21+) tracks protocol-level prepared statements (max_prepared_statements),
-# which sqlx needs in transaction pooling mode.
-pgbouncer_supports_prepared_statements() {
-  local v
-  v=$(pgbouncer --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -n 1)
-  [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$v" 1.21 | sort -V | head -n 1)" = 1.21 ]
+# PgBouncer, for transaction pooling. sqlx names its prepared statements
+# (sqlx_s_1, ...), and a transaction pooler hands server connections from one
+# client to the next: without PgBouncer tracking those statements
+# (max_prepared_statements, 1.21+) a client finds another's statement or misses
+# its own ("prepared statement sqlx_s_1 already exists" / "does not exist").
+# Debian 12 ships 1.18, so when the installed PgBouncer is older, Debian's own
+# source of 1.24.1 (the package of Debian 13, trixie) is built once into a
+# cache directory and reused.
+PGBOUNCER_VERSION=1.24.1
+PGBOUNCER_SOURCE=http://deb.debian.org/debian/pool/main/p/pgbouncer/pgbouncer_${PGBOUNCER_VERSION}.orig.tar.gz
+PGBOUNCER_SOURCE_SHA256=da72a3aba13072876d055a3e58dd4aba4a5de4ed6148e73033185245598fd3e0
+# The PgBouncer start_pgbouncer runs; set by ensure_pgbouncer.
+PGBOUNCER_BIN=""
+
+# pgbouncer_version BINARY: prints its version (1.18.0), nothing when it is not there.
+pgbouncer_version() {
+  "$1" --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -n 1
 }
 
-# start_pgbouncer DIR PORT PG_PORT: PgBouncer on 127.0.0.1:PORT in front of the
-# PostgreSQL on PG_PORT, every database, trust auth (loopback only). Transaction
-# pooling with max_prepared_statements when the version has it (1.21+); older
-# versions (Debian 12 ships 1.18) run session pooling, because sqlx names its
-# prepared statements and transaction pooling without that tracking hands them
-# to other clients ("prepared statement sqlx_s_1 already exists").
-start_pgbouncer() {
-  local dir=$1 port=$2 pg_port=$3 mode=session extra=""
-  command -v pgbouncer >/dev/null 2>&1 || ensure_packages pgbouncer
-  if pgbouncer_supports_prepared_statements; then
-    mode=transaction
-    extra="max_prepared_statements = 200"
+# version_at_least VERSION MINIMUM
+version_at_least() {
+  [ -n "$1" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]
+}
+
+# pgbouncer_supports_prepared_statements BINARY: true when that PgBouncer is
+# 1.21+, i.e. tracks protocol-level prepared statements in transaction pooling
+# (max_prepared_statements).
+pgbouncer_supports_prepared_statements() {
+  version_at_least "$(pgbouncer_version "$1")" 1.21
+}
+
+# ensure_pgbouncer TOOLS_DIR: sets PGBOUNCER_BIN to a PgBouncer 1.21+: the one
+# on PATH when recent enough; else Debian's package when apt offers 1.21+ (as
+# root); else TOOLS_DIR/pgbouncer-1.24.1/bin/pgbouncer, built on first use.
+ensure_pgbouncer() {
+  local tools=$1 candidate
+  if pgbouncer_supports_prepared_statements pgbouncer; then
+    PGBOUNCER_BIN=$(command -v pgbouncer)
+    return 0
   fi
+  PGBOUNCER_BIN=$tools/pgbouncer-$PGBOUNCER_VERSION/bin/pgbouncer
+  [ "$(pgbouncer_version "$PGBOUNCER_BIN")" = "$PGBOUNCER_VERSION" ] && return 0
+  if ! command -v pgbouncer >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-cache >/dev/null 2>&1; then
+    candidate=$(apt-cache policy pgbouncer 2>/dev/null | sed -n 's/^ *Candidate: \([0-9.]*\).*/\1/p')
+    if version_at_least "$candidate" 1.21; then
+      ensure_packages pgbouncer
+      PGBOUNCER_BIN=$(command -v pgbouncer)
+      return 0
+    fi
+  fi
+  build_pgbouncer "$tools"
+}
+
+# build_pgbouncer TOOLS_DIR: downloads Debian's source of PgBouncer
+# $PGBOUNCER_VERSION, checks its SHA-256, builds it and installs the binary as
+# TOOLS_DIR/pgbouncer-VERSION/bin/pgbouncer (about a minute on 2 cores).
+build_pgbouncer() {
+  local tools=$1 prefix work log installed need=() started=$SECONDS
+  prefix=$tools/pgbouncer-$PGBOUNCER_VERSION
+  log="$tools/pgbouncer-$PGBOUNCER_VERSION-build.log"
+  installed=$(pgbouncer_version pgbouncer)
+  log "transaction pooling needs PgBouncer 1.21+ (installed: ${installed:-none}); building $PGBOUNCER_VERSION from Debian's source into $prefix (once)"
+  command -v cc >/dev/null 2>&1 || need+=(build-essential)
+  command -v make >/dev/null 2>&1 || need+=(make)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+  if command -v pkg-config >/dev/null 2>&1; then
+    pkg-config --exists libevent || need+=(libevent-dev)
+    pkg-config --exists openssl || need+=(libssl-dev)
+  else
+    need+=(pkg-config libevent-dev libssl-dev)
+  fi
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      ensure_packages "${need[@]}"
+    else
+      die "building PgBouncer $PGBOUNCER_VERSION needs ${need[*]}: sudo apt-get install -y ${need[*]}; or put a PgBouncer 1.21+ on PATH; or skip the PgBouncer tests with TEST_PGBOUNCER=0"
+    fi
+  fi
+  mkdir -p "$tools"
+  work=$(mktemp -d "$tools/.pgbouncer-build.XXXXXX")
+  log "downloading $PGBOUNCER_SOURCE"
+  if ! curl -fsSL --retry 3 -o "$work/source.tar.gz" "$PGBOUNCER_SOURCE"; then
+    rm -rf "$work"
+    die "could not download $PGBOUNCER_SOURCE"
+  fi
+  if ! printf '%s  %s\n' "$PGBOUNCER_SOURCE_SHA256" "$work/source.tar.gz" | sha256sum -c --status; then
+    rm -rf "$work"
+    die "$PGBOUNCER_SOURCE does not have the expected SHA-256 $PGBOUNCER_SOURCE_SHA256; refusing to build it"
+  fi
+  log "SHA-256 verified; configuring and compiling (log: $log)"
+  # c-ares, PAM and systemd are not needed on loopback with trust auth;
+  # libevent resolves names instead of c-ares.
+  if ! (tar -xzf "$work/source.tar.gz" -C "$work" \
+      && cd "$work/pgbouncer-$PGBOUNCER_VERSION" \
+      && ./configure --prefix="$prefix" --without-cares --without-pam --without-systemd \
+      && make -j"$(nproc)") >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    rm -rf "$work"
+    die "PgBouncer $PGBOUNCER_VERSION did not build (log above, whole log in $log)"
+  fi
+  # Installed in one move, so an interrupted build never leaves a half binary behind.
+  mkdir -p "$work/install/bin" "$work/install/share"
+  cp "$work/pgbouncer-$PGBOUNCER_VERSION/pgbouncer" "$work/install/bin/"
+  cp "$work/pgbouncer-$PGBOUNCER_VERSION/COPYRIGHT" "$work/install/share/"
+  chmod -R a+rX "$work/install"
+  rm -rf "$prefix"
+  mv "$work/install" "$prefix"
+  rm -rf "$work"
+  log "PgBouncer $(pgbouncer_version "$prefix/bin/pgbouncer") built in $((SECONDS - started)) s: $prefix/bin/pgbouncer"
+}
+
+# start_pgbouncer DIR PORT PG_PORT [SERVER_USER]: PgBouncer (PGBOUNCER_BIN, see
+# ensure_pgbouncer) on 127.0.0.1:PORT in transaction pooling in front of the
+# PostgreSQL on PG_PORT, every database, trust auth (loopback only). With
+# SERVER_USER, every server connection logs in as that role whatever the
+# client's user (so the role's settings, e.g. its timeouts, apply). Tunable:
+# PGBOUNCER_POOL_SIZE (server connections per database, default 20) and
+# PGBOUNCER_MAX_PREPARED_STATEMENTS (default 200; 0 turns the tracking off,
+# which breaks sqlx).
+start_pgbouncer() {
+  local dir=$1 port=$2 pg_port=$3 server_user=${4:-}
+  [ -n "$PGBOUNCER_BIN" ] || die "start_pgbouncer: call ensure_pgbouncer first"
   mkdir -p "$dir"
   cat >"$dir/pgbouncer.ini" <<EOF
 [databases]
-* = host=127.0.0.1 port=$pg_port
+* = host=127.0.0.1 port=$pg_port${server_user:+ user=$server_user}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $port
 unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
-pool_mode = $mode
-$extra
+pool_mode = transaction
+; sqlx's named prepared statements, tracked per server connection (1.21+).
+max_prepared_statements = ${PGBOUNCER_MAX_PREPARED_STATEMENTS:-200}
 max_client_conn = 1000
-default_pool_size = 20
+default_pool_size = ${PGBOUNCER_POOL_SIZE:-20}
+; A client waiting longer than this for a server connection gets an error
+; instead of hanging (the default is 120 s).
+query_wait_timeout = 10
 ; sqlx sends extra_float_digits at start-up, and the API its session limits
-; (statement/lock/idle timeouts) as "options": PgBouncer forwards neither and
-; refuses the connection unless told to ignore them. Behind PgBouncer the
-; limits belong on the database role (ALTER ROLE ... SET), see docs/deployment.md.
+; (statement/lock/idle timeouts) as "options": PgBouncer cannot keep those on
+; shared server connections and refuses the client unless told to ignore them.
+; Behind PgBouncer the limits belong on the database role (ALTER ROLE ... SET),
+; see docs/deployment.md.
 ignore_startup_parameters = extra_float_digits,options
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOF
-  echo '"postgres" ""' >"$dir/userlist.txt"
+  printf '"postgres" ""\n' >"$dir/userlist.txt"
+  [ -n "$server_user" ] && printf '"%s" ""\n' "$server_user" >>"$dir/userlist.txt"
   if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dir"; fi
   rm -f "$dir/pgbouncer.pid"
-  log "starting PgBouncer $(pgbouncer --version | head -n 1 | awk '{print $2}') ($mode pooling) on 127.0.0.1:$port"
+  log "starting PgBouncer $(pgbouncer_version "$PGBOUNCER_BIN") (transaction pooling, max_prepared_statements=${PGBOUNCER_MAX_PREPARED_STATEMENTS:-200}, ${PGBOUNCER_POOL_SIZE:-20} server connections per database) on 127.0.0.1:$port"
   # PgBouncer refuses to run as root.
-  as_pg_owner pgbouncer -d "$dir/pgbouncer.ini" || die "PgBouncer did not start (see $dir/pgbouncer.log)"
+  as_pg_owner "$PGBOUNCER_BIN" -d "$dir/pgbouncer.ini" || die "PgBouncer did not start (see $dir/pgbouncer.log)"
   local i
   for i in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    port_in_use "$port" && return 0
     sleep 0.1
   done
   die "PgBouncer does not listen on $port (see $dir/pgbouncer.log)"

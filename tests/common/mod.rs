@@ -28,17 +28,23 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| env.get(name).cloned()).expect("test config is valid")
 }
 
-/// With `TEST_APP_THROUGH_PGBOUNCER` set (scripts/test.sh does, for a subset of the
-/// suite), the application's pool reaches the test database through that
-/// PgBouncer, built by the service's own `db::pool_from_url` with the
-/// configured session limits; the harness and
-/// the fixtures keep their direct connection (PgBouncer would hold the test
-/// database open and the harness could not drop it).
-fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> PgPool {
-    let Some(port) = std::env::var("TEST_APP_THROUGH_PGBOUNCER")
+/// The port of the PgBouncer the application's pool goes through, from
+/// `TEST_APP_THROUGH_PGBOUNCER` (scripts/test.sh sets it for a subset of the
+/// suite); None: straight to PostgreSQL.
+pub fn pgbouncer_port() -> Option<String> {
+    std::env::var("TEST_APP_THROUGH_PGBOUNCER")
         .ok()
         .filter(|p| !p.is_empty())
-    else {
+}
+
+/// With [`pgbouncer_port`], the application's pool reaches the test database
+/// through that PgBouncer, built by the service's own `db::pool_from_url` with
+/// the configured pool size and session limits (which PgBouncer drops: the
+/// role it logs in as carries them, see scripts/test.sh); the harness and
+/// the fixtures keep their direct connection (PgBouncer would hold the test
+/// database open and the harness could not drop it).
+fn through_pgbouncer(db: &PgPool, config: &Config) -> PgPool {
+    let Some(port) = pgbouncer_port() else {
         return db.clone();
     };
     let options = db.connect_options();
@@ -56,13 +62,17 @@ fn through_pgbouncer(db: &PgPool, limits: inventory_api::db::SessionLimits) -> P
             .get_database()
             .expect("the test pool names its database")
     );
-    inventory_api::db::pool_from_url(&url, 5, limits).expect("a valid PgBouncer URL")
+    inventory_api::db::pool_from_url(&url, config.database_max_connections, config.session_limits)
+        .expect("a valid PgBouncer URL")
 }
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The fixtures' direct pool.
     pub db: PgPool,
+    /// The application's pool: `db`, or a pool through PgBouncer.
+    pub app_db: PgPool,
     pub cache: Cache,
 }
 
@@ -85,7 +95,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, cache: Cache, config: Config) -> Self {
-        let app_db = through_pgbouncer(&db, config.session_limits);
+        let app_db = through_pgbouncer(&db, &config);
         Self::start(db, app_db.clone(), app_db, cache, config).await
     }
 
@@ -96,7 +106,7 @@ impl TestApp {
         cache: Cache,
         config: Config,
     ) -> Self {
-        let app_db = through_pgbouncer(&db, config.session_limits);
+        let app_db = through_pgbouncer(&db, &config);
         Self::start(db, app_db, read_db, cache, config).await
     }
 
@@ -112,7 +122,7 @@ impl TestApp {
         if std::env::var("TEST_LOG").is_ok() {
             inventory_api::telemetry::init_logging(config.log_format);
         }
-        let state = AppState::new(app_db, cache.clone(), config).with_read_pool(read_db);
+        let state = AppState::new(app_db.clone(), cache.clone(), config).with_read_pool(read_db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -126,6 +136,7 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             db,
+            app_db,
             cache,
         }
     }
