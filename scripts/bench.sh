@@ -261,7 +261,13 @@ load() {
   "$load_bin" "$what" --url "$api_url" "$@" | tee "$file"
 }
 checkpoint() { sql "CHECKPOINT" >/dev/null; }
-unpublished() { sql "SELECT count(*) FROM outbox WHERE published_at IS NULL"; }
+# Events not yet in the Redis stream (events::backlog: not yet numbered, or
+# numbered after the relay's cursor; v2 no longer sets `published_at`).
+unpublished() {
+  sql "SELECT (SELECT count(*) FROM outbox WHERE position IS NULL)
+            + (SELECT count(*) FROM outbox WHERE position >
+                  (SELECT position FROM outbox_consumers WHERE name = 'redis'))"
+}
 # The API's outbox relay publishes every movement's event in the background;
 # wait until it has caught up so one measurement's backlog does not load the next.
 drain_outbox() {
