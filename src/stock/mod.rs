@@ -733,9 +733,10 @@ impl TransactionsApi {
     /// The ledger (viewer), newest first.
     ///
     /// Rows of a (product, warehouse) under an open blind count are listed
-    /// for viewers and clerks too (their own movements among them), with
+    /// to viewers, clerks and devices only when they posted them (the sum of
+    /// everybody's would be the quantity being counted), with
     /// `balance_after`, `warehouse_balance_after`, `unit_cost` and
-    /// `value_after` null: those are the quantity being counted.
+    /// `value_after` null.
     #[oai(path = "/", method = "get", operation_id = "listTransactions")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -778,6 +779,7 @@ impl TransactionsApi {
             since: since.0,
             until: until.0,
             reference: reference.0,
+            blind_viewer: hides_blind_counts(&auth.0).then(|| auth.0.id()),
         };
         let mut rows =
             repo::transactions(&state.read_db, &filter, page.after, page.fetch()).await?;

@@ -86,6 +86,10 @@ pub struct TransactionFilter {
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
     pub reference: Option<String>,
+    /// For a principal a blind count hides levels from: rows of a level under
+    /// an open blind count are listed only when this principal posted them
+    /// (everybody's quantities would add up to the level being counted).
+    pub blind_viewer: Option<Uuid>,
 }
 
 /// Ledger rows, newest first, keyset-paginated on (created_at, id). Each
@@ -124,6 +128,16 @@ pub async fn transactions(
     }
     if let Some(r) = &f.reference {
         q.push(" AND reference = ").push_bind(r.clone());
+    }
+    if let Some(me) = f.blind_viewer {
+        q.push(format!(
+            " AND (NOT {} OR actor_user_id = ",
+            under_open_blind_count("product_id", "warehouse_id")
+        ))
+        .push_bind(me)
+        .push(" OR actor_device_id = ")
+        .push_bind(me)
+        .push(")");
     }
     if let Some((at, id)) = after {
         q.push(" AND (created_at, id) < (")
