@@ -251,7 +251,11 @@ PGBOUNCER_BIN=""
 
 # pgbouncer_version BINARY: prints its version (1.18.0), nothing when it is not there.
 pgbouncer_version() {
-  "$1" --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -n 1
+  # Empty, never a failure, when $1 is missing (scripts run with set -e and
+  # pipefail, and a fresh machine has no pgbouncer at all).
+  local out
+  out=$("$1" --version 2>/dev/null) || true
+  printf '%s\n' "$out" | sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' | head -n 1
 }
 
 # version_at_least VERSION MINIMUM
