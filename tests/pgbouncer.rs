@@ -158,15 +158,7 @@ async fn a_lock_held_elsewhere_ends_in_503_at_the_lock_timeout_not_at_the_reques
         201
     );
 
-    let mut lock = app.db.begin().await.unwrap();
-    sqlx::query(
-        "SELECT 1 FROM stock_levels WHERE product_id = $1 AND warehouse_id = $2 FOR UPDATE",
-    )
-    .bind(product)
-    .bind(warehouse)
-    .execute(&mut *lock)
-    .await
-    .unwrap();
+    let lock = common::hold_level_lock(&app.db, product, warehouse).await;
     let started = Instant::now();
     let resp = app.post_as("/api/v1/stock/receive", &token, &body).await;
     let waited = started.elapsed();

@@ -60,24 +60,6 @@ fn retry_after(resp: &reqwest::Response) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Holds the row lock of the (product, warehouse) level in another session.
-async fn hold_level_lock(
-    db: &PgPool,
-    product: Uuid,
-    warehouse: Uuid,
-) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query(
-        "SELECT 1 FROM stock_levels WHERE product_id = $1 AND warehouse_id = $2 FOR UPDATE",
-    )
-    .bind(product)
-    .bind(warehouse)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx
-}
-
 #[sqlx::test]
 async fn a_lock_held_elsewhere_ends_in_503_at_the_lock_timeout(
     _pool: PgPoolOptions,
@@ -99,7 +81,7 @@ async fn a_lock_held_elsewhere_ends_in_503_at_the_lock_timeout(
     );
     let before = ledger_rows(&app.db).await;
 
-    let lock = hold_level_lock(&app.db, product, warehouse).await;
+    let lock = common::hold_level_lock(&app.db, product, warehouse).await;
     let started = Instant::now();
     let resp = app.post_as("/api/v1/stock/receive", &token, &body).await;
     assert!(
@@ -179,7 +161,7 @@ async fn a_request_abandoned_at_its_deadline_is_rolled_back_not_committed_later(
     );
     let before = ledger_rows(&app.db).await;
 
-    let lock = hold_level_lock(&app.db, product, warehouse).await;
+    let lock = common::hold_level_lock(&app.db, product, warehouse).await;
     let transfer = json!({"product_id": product, "from_warehouse_id": warehouse,
         "to_warehouse_id": other, "quantity": 1});
     let resp = app

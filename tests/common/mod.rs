@@ -313,3 +313,21 @@ impl TestApp {
         )
     }
 }
+
+/// Holds the row lock of the (product, warehouse) level in another session.
+pub async fn hold_level_lock(
+    db: &PgPool,
+    product: uuid::Uuid,
+    warehouse: uuid::Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM stock_levels WHERE product_id = $1 AND warehouse_id = $2 FOR UPDATE",
+    )
+    .bind(product)
+    .bind(warehouse)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
