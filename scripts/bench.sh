@@ -2,45 +2,99 @@
 # Benchmarks the API against the performance targets in DESIGN.md and prints
 # the figures (see bench/README.md for what each one means).
 #
-#   scripts/bench.sh [all|movements|lookup|scanner|search|history|logins|asof]
+#   scripts/bench.sh [all|movements|lookup|scanner|logins|search-mix|history|asof|stocktake|import|growth]
 #
-# all (the default) = movements + lookup + scanner on a fresh database of
-# BENCH_PRODUCTS (10000) products; search seeds 1,000,000 products into its own
-# database (a few minutes, kept for the next run) and measures the query mix
-# sequentially and at c=8; history adds 10,000,000 ledger rows to 100,000
-# products in its own database (kept too) and measures the transaction list per
-# filter, first page and deep in the cursor chain; logins fires BENCH_LOGINS
-# (40) concurrent logins, 5 rounds, at a freshly started API and reports its
-# memory (argon2 takes 19 MiB per hash). It starts private PostgreSQL
-# (127.0.0.1:55436, normal durability: fsync on) and Redis (:56381) under
-# target/bench-services/, builds the release binary, starts the API on
-# 127.0.0.1:18097 and stops everything it started when it ends. Nothing here
-# asserts: figures are printed, and the exit status is non-zero only when the
-# set-up fails. asof (no API, no build) times the SQL of the as-of history
-# reads over a 10,000,000-row ledger (scripts/lib/bench_asof.sh).
+# all (the default) runs every mode below, one after the other (BENCH_MODES
+# picks a subset), and ends with ONE table: each target of "Performance
+# targets" and "v2 performance targets", the figure measured, held or missed
+# (also written to target/bench-services/summary.md, with the date, machine
+# and commit, for bench/README.md). It takes about an hour the first time
+# (seeding 1,000,000 products and 10,000,000 ledger rows; those databases are
+# kept for the next run).
+#   movements  API movements/s vs pgbench running the same statement, over
+#              BENCH_MOVE_PRODUCTS (1000) products and on one hot product;
+#              p99 at half of peak; reservations on one product
+#   lookup     cached barcode lookup vs a bare poem endpoint
+#   scanner    scanner batches of 500 (c=1, c=4) and single events from 32 devices
+#   logins     BENCH_LOGINS (40) concurrent logins x 5 rounds: peak RSS
+#   search-mix the product search query mix over 1,000,000 products, c=1 and c=8
+#   history    the transaction list per filter, first page and deep in the
+#              cursor chain, over 10,000,000 ledger rows
+#   asof       the SQL of the as-of reads over 10,000,000 ledger rows (no API)
+#   stocktake  open a count, post lines as scanner batches, complete: 5,000
+#              and 100,000 lines over positions
+#   import     CSV import of 100,000 products and export of 1,000,000: time, RSS
+#   growth     movements/s, search p99 and listing p99 at 10k/100k/1M products
+#              (100k/1M/10M ledger rows); writes bench/growth.svg
+# Each mode starts private PostgreSQL (127.0.0.1:55436, normal durability:
+# fsync on) and Redis (:56381) under target/bench-services/, builds the release
+# binary, starts the API on 127.0.0.1:18097 and stops everything it started
+# when it ends. Nothing here asserts: figures are printed, and the exit status
+# is non-zero only when the set-up fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
 
+all_modes="movements lookup scanner logins search-mix history asof stocktake import growth"
 mode=${1:-all}
 case $mode in
-  all | movements | lookup | scanner | search | history | logins | asof) ;;
+  search) mode=search-mix ;; # the name before v2
+  all | movements | lookup | scanner | search-mix | history | logins | asof | stocktake | import | growth) ;;
   -h | --help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
-  *) die "unknown mode '$mode' (all, movements, lookup, scanner, search, history, logins, asof)" ;;
+  *) die "unknown mode '$mode' (all, ${all_modes// /, })" ;;
 esac
 
 state_dir="$PWD/target/bench-services"
+mkdir -p "$state_dir"
+# The summary: one row per target, TARGET<TAB>FIGURE<TAB>held|missed. `all`
+# hands its file to every mode it runs; a single mode starts its own.
+summary_file=${BENCH_SUMMARY_FILE:-$state_dir/summary-$mode.tsv}
+[ -n "${BENCH_SUMMARY_FILE:-}" ] || : >"$summary_file"
+# summary TARGET FIGURE VERDICT
+summary() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$summary_file"; }
+# verdict CONDITION (awk syntax over decimals): held or missed
+verdict() { if awk "BEGIN { exit !($1) }"; then echo held; else echo missed; fi; }
+# The table `all` ends with, in Markdown: the header says where it was measured.
+print_summary() {
+  local file=$1
+  {
+    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
+      "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')," \
+      "by \`scripts/bench.sh all\`."
+    echo
+    echo "| target | measured | |"
+    echo "|---|---|---|"
+    awk -F '\t' '{ printf "| %s | %s | %s |\n", $1, $2, ($3 == "held" ? "held" : "**" $3 "**") }' "$file"
+  } | tee "$state_dir/summary.md"
+  echo
+  echo "(also in $state_dir/summary.md; held $(grep -c $'\theld$' "$file" || true), missed $(grep -vc $'\theld$' "$file" || true))"
+}
+
+if [ "$mode" = all ]; then
+  summary_file="$state_dir/summary.tsv"
+  : >"$summary_file"
+  for m in ${BENCH_MODES:-$all_modes}; do
+    log "=============== scripts/bench.sh $m ==============="
+    if ! BENCH_SUMMARY_FILE="$summary_file" "$0" "$m"; then
+      summary "scripts/bench.sh $m" "the run failed (its output is above)" missed
+    fi
+  done
+  echo
+  echo "================ Inventory API: every target ================"
+  print_summary "$summary_file"
+  exit 0
+fi
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 pg_port=${BENCH_PG_PORT:-55436}
 redis_port=${BENCH_REDIS_PORT:-56381}
 api_port=${BENCH_API_PORT:-18097}
 products=${BENCH_PRODUCTS:-10000}
 warehouses=${BENCH_WAREHOUSES:-2}
-move_products=${BENCH_MOVE_PRODUCTS:-5000}
+move_products=${BENCH_MOVE_PRODUCTS:-1000}
 [ "$move_products" -le "$products" ] || move_products=$products
 concurrency=${BENCH_CONCURRENCY:-16}
 duration=${BENCH_DURATION:-20}
@@ -131,7 +185,7 @@ load_bin=$(cargo bench --bench load --no-run --quiet --message-format=json \
   | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
 
-if [ "$mode" = search ]; then
+if [ "$mode" = search-mix ]; then
   db=inventory_bench_search
   seed_products=$search_products
 elif [ "$mode" = history ]; then
@@ -148,7 +202,7 @@ sql_admin() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tA
 
 have_db=$(sql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")
 reuse=0
-if { [ "$mode" = search ] || [ "$mode" = history ]; } && [ "$have_db" = 1 ] \
+if { [ "$mode" = search-mix ] || [ "$mode" = history ]; } && [ "$have_db" = 1 ] \
   && [ "$(sql "SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'" 2>/dev/null || echo 0)" = "$seed_products" ]; then
   reuse=1
   log "reusing database $db ($seed_products seeded products)"
@@ -291,12 +345,12 @@ admin=(--email "$admin_email" --password "$password")
 api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
 reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
-batch_c1="" batch_c4="" single_c32="" scanner_note=""
+batch_c1="" batch_c4="" single_c32="" single_p99="" scanner_note=""
 search_c1_p99="" search_c8_p99="" search_c1_worst="" search_c8_worst=""
 history_worst=""
 logins_hwm="" logins_rss="" logins_codes=""
 
-if [ "$mode" = all ] || [ "$mode" = logins ]; then
+if [ "$mode" = logins ]; then
   concurrent_logins=${BENCH_LOGINS:-40}
   # A fresh process, so its peak RSS (VmHWM) is the logins' alone.
   stop_api
@@ -347,7 +401,7 @@ compare_movements() {
   drain_outbox
 }
 
-if [ "$mode" = all ] || [ "$mode" = movements ]; then
+if [ "$mode" = movements ]; then
   compare_movements 1 movements-hot
   hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio
   compare_movements "$move_products" movements
@@ -372,7 +426,7 @@ if [ "$mode" = all ] || [ "$mode" = movements ]; then
   drain_outbox
 fi
 
-if [ "$mode" = all ] || [ "$mode" = lookup ]; then
+if [ "$mode" = lookup ]; then
   log "cached barcode lookup vs a bare poem endpoint: c=$concurrency, ${lookup_duration} s each"
   load lookup "$out/lookup.txt" "${clerk[@]}" -c "$concurrency" --duration "$lookup_duration" --warmup "$warmup" \
     --server-pids "$(server_pids)"
@@ -384,7 +438,7 @@ if [ "$mode" = all ] || [ "$mode" = lookup ]; then
   lookup_ratio=$(value "$out/lookup.txt" ratio)
 fi
 
-if [ "$mode" = all ] || [ "$mode" = scanner ]; then
+if [ "$mode" = scanner ]; then
   log "scanner batches of 500 events: c=1 and c=4, ${scanner_duration} s each"
   load scan-batch "$out/scan-batch.txt" "${admin[@]}" --levels 1,4 --duration "$scanner_duration" \
     --warmup 2 --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
@@ -398,10 +452,11 @@ if [ "$mode" = all ] || [ "$mode" = scanner ]; then
     load scan-single "$out/scan-single.txt" "${admin[@]}" -c 32 --duration "$scanner_duration" \
       --warmup 2 --products "$move_products" --warehouse "$warehouse_code" --server-pids "$api_pid"
     single_c32=$(value "$out/scan-single.txt" single_events_per_s)
+    single_p99=$(value "$out/scan-single.txt" single_p99_ms)
   fi
 fi
 
-if [ "$mode" = search ]; then
+if [ "$mode" = search-mix ]; then
   categories=$(sql "SELECT string_agg(id::text, ',') FROM categories WHERE name LIKE 'Seed category %'")
   log "product search mix at c=1 and c=8: $search_queries queries each over $search_products products"
   load search "$out/search.txt" "${clerk[@]}" --queries "$search_queries" --levels 1,8 \
@@ -453,12 +508,12 @@ if [ -n "$lookup_api" ]; then
   line "cached lookup, c=$concurrency" "API $lookup_api req/s  bare poem $lookup_bare req/s  ratio $lookup_ratio (target >= 0.70)"
   line "  per core of server CPU" "API $lookup_api_core req/s  bare $lookup_bare_core req/s  ratio $lookup_cpu_ratio"
 fi
-if [ "$mode" = all ] || [ "$mode" = scanner ]; then
+if [ "$mode" = scanner ]; then
   if [ -n "$scanner_note" ]; then
     line "scanner" "$scanner_note"
   else
     line "scanner batches of 500" "c=1 $batch_c1 events/s  c=4 $batch_c4 events/s (target >= 20000)"
-    line "scanner single events" "c=32 $single_c32 events/s"
+    line "scanner single events" "c=32 $single_c32 events/s, p99 $single_p99 ms (target p99 < 25 ms)"
   fi
 fi
 if [ -n "$search_c1_p99" ]; then
@@ -477,3 +532,41 @@ line "API peak RSS (VmHWM)" "$rss_mb MB (target < 64 MB)"
 line "API start-up" "$startup_ms ms median of 3 (${startups[*]}), launch to /health (target < 1000 ms)"
 line "details" "$out/"
 echo "=================================================================="
+
+# The rows this mode adds to the summary table.
+if [ -n "$api_mps" ]; then
+  summary "movements/s >= 0.8 x pgbench, c=16 over $move_products products" \
+    "API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio" "$(verdict "$move_ratio >= 0.8")"
+  summary "movements/s >= 0.8 x pgbench, c=16 on one hot product" \
+    "API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio" "$(verdict "$hot_ratio >= 0.8")"
+  summary "movements p99 < 10 ms at half of peak" "p99 $half_p99 ms at $half_rate/s (p50 $half_p50 ms)" \
+    "$(verdict "$half_p99 < 10")"
+  summary "API RSS < 64 MB during the movement benchmark" "$rss_mb MB" "$(verdict "$rss_mb < 64")"
+  summary "start-up with migrations applied < 1 s" "$startup_ms ms (median of 3)" "$(verdict "$startup_ms < 1000")"
+fi
+if [ -n "$lookup_api" ]; then
+  summary "cached barcode lookup >= 0.7 x a bare poem endpoint" \
+    "API $lookup_api req/s, bare $lookup_bare req/s: ratio $lookup_ratio" "$(verdict "$lookup_ratio >= 0.7")"
+fi
+if [ -n "$batch_c1" ]; then
+  best_batch=$(calc "($batch_c1 > $batch_c4) ? $batch_c1 : $batch_c4")
+  summary "scanner batches of 500 >= 20,000 events/s" "$best_batch events/s (c=1 $batch_c1, c=4 $batch_c4)" \
+    "$(verdict "$best_batch >= 20000")"
+  summary "single scans from 32 devices p99 < 25 ms" "p99 $single_p99 ms ($single_c32 events/s)" \
+    "$(verdict "$single_p99 < 25")"
+elif [ -n "$scanner_note" ]; then
+  summary "scanner batches of 500 >= 20,000 events/s" "$scanner_note" missed
+fi
+if [ -n "$search_c1_p99" ]; then
+  summary "product search p99 < 20 ms over $search_products products, sequential" \
+    "p99 $search_c1_p99 ms (slowest shape $search_c1_worst ms)" "$(verdict "$search_c1_p99 < 20")"
+  summary "product search p99 < 20 ms over $search_products products, c=8" \
+    "p99 $search_c8_p99 ms (slowest shape $search_c8_worst ms)" "$(verdict "$search_c8_p99 < 20")"
+fi
+if [ -n "$history_worst" ]; then
+  summary "transaction list p99 < 20 ms per filter, first page and deep, $(sql "SELECT count(*) FROM stock_transactions") ledger rows" \
+    "slowest of 10: p99 $history_worst ms" "$(verdict "$history_worst < 20")"
+fi
+if [ -n "$logins_hwm" ]; then
+  summary "RSS < 128 MB with $concurrent_logins concurrent logins" "peak $logins_hwm MB" "$(verdict "$logins_hwm < 128")"
+fi

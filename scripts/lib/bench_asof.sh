@@ -77,4 +77,7 @@ bench_asof() {
     "product stock as of (1 product, 2 levels)" "${p[0]}" "${p[1]}" "${p[2]}" "${p[3]}"
   printf '  %-46s p50 %8s ms  p99 %8s ms  max %8s ms  (n=%s; target < 2000 ms)\n' \
     "warehouse valuation as of (totals + page 1)" "${w[0]}" "${w[1]}" "${w[2]}" "${w[3]}"
+  summary "as_of for one product p99 < 20 ms ($rows ledger rows)" "p99 ${p[1]} ms" "$(verdict "${p[1]} < 20")"
+  summary "a warehouse's valuation as of an instant < 2 s ($products products)" "max ${w[2]} ms (p50 ${w[0]} ms)" \
+    "$(verdict "${w[2]} < 2000")"
 }
