@@ -34,6 +34,9 @@ use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use uuid::Uuid;
 
+#[path = "load/chart.rs"]
+mod chart;
+
 #[derive(Parser)]
 #[command(
     name = "load",
@@ -63,6 +66,8 @@ enum Mode {
     ScanBatch(ScanBatchArgs),
     /// Single scanner events (needs a manager/admin login).
     ScanSingle(ScanSingleArgs),
+    /// Draws the growth curve (`scripts/bench.sh growth`) as an SVG.
+    GrowthChart(chart::ChartArgs),
     /// Internal: the bare endpoint of `lookup`, run as a child process.
     #[command(hide = true)]
     BareServer(BareServerArgs),
@@ -210,8 +215,12 @@ struct HistoryArgs {
     common: Common,
     /// A named filter of `GET /api/v1/transactions`: NAME=QUERY, e.g.
     /// `product=product_id=<uuid>`; repeat for each filter.
-    #[arg(long = "filter", required = true)]
+    #[arg(long = "filter")]
     filters: Vec<String>,
+    /// Another timed read: NAME=COUNT=PATH, e.g. `valuation=10=/api/v1/stock/valuation?as_of={as_of}`;
+    /// `{as_of}` becomes a random instant of the last two years for each request.
+    #[arg(long = "get")]
+    gets: Vec<String>,
     /// Measured requests per filter and page (first and deep), after 10 warm-up.
     #[arg(long, default_value_t = 200)]
     queries: usize,
@@ -245,6 +254,11 @@ struct ScanSingleArgs {
     products: u64,
     #[arg(long, default_value = "SEED-01")]
     warehouse: String,
+    /// Fixed total rate in events/s shared by the -c devices (each paces
+    /// itself); without it every device sends its next event as soon as the
+    /// last is answered.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[tokio::main]
@@ -266,6 +280,7 @@ async fn main() -> Result<()> {
         Mode::History(a) => history(a).await,
         Mode::ScanBatch(a) => scan_batch(a).await,
         Mode::ScanSingle(a) => scan_single(a).await,
+        Mode::GrowthChart(a) => chart::run(a),
         Mode::BareServer(a) => bare_server(a).await,
     }
 }
@@ -1493,6 +1508,31 @@ async fn history(a: HistoryArgs) -> Result<()> {
             );
         }
     }
+    let mut rng = SmallRng::from_os_rng();
+    for spec in &a.gets {
+        let mut parts = spec.splitn(3, '=');
+        let (Some(name), Some(count), Some(template)) = (parts.next(), parts.next(), parts.next())
+        else {
+            bail!("--get wants NAME=COUNT=PATH, not {spec}");
+        };
+        let count: usize = count
+            .parse()
+            .with_context(|| format!("--get {name}: COUNT"))?;
+        let mut v = Vec::with_capacity(count);
+        // Two warm-up requests, then COUNT measured ones, each at its own instant.
+        for i in 0..count + 2 {
+            let ago = time::Duration::seconds(rng.random_range(0..730 * 86_400));
+            let instant = (OffsetDateTime::now_utc() - ago).format(&Rfc3339)?;
+            let path = template.replace("{as_of}", &instant.replace('+', "%2B"));
+            let started = Instant::now();
+            get_json(&client, &api, &path).await?;
+            if i >= 2 {
+                v.push(started.elapsed());
+            }
+        }
+        v.sort_unstable();
+        print_latency(&format!("GET {template}"), &format!("get_{name}"), &v);
+    }
     Ok(())
 }
 
@@ -1691,7 +1731,7 @@ async fn scan_single(a: ScanSingleArgs) -> Result<()> {
     if !status.is_success() {
         bail!("a single scan event answered {status}: {text}");
     }
-    let plan = plan(c, None);
+    let plan = plan(c, a.rate);
     let products = a.products;
     let request: RequestFn = Arc::new(move |rng: &mut SmallRng| {
         let event = scan_event(rng, products, warehouse, &now_rfc3339());
