@@ -363,10 +363,17 @@ async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
     )
     .await;
     // Codes that hold those digits inside (not GTINs themselves).
+    let packs: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Packs"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let packs = packs["id"].as_str().unwrap().to_owned();
     create_product(
         &app,
         &token,
-        json!({"sku": "WRAP", "name": "Wrapped",
+        json!({"sku": "WRAP", "name": "Wrapped", "category_id": packs,
                "barcodes": [{"barcode": "X012345678905Y"}, {"barcode": "PKG-4006381333931"}]}),
     )
     .await;
@@ -381,6 +388,13 @@ async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
         let skus = search_all_pages(&app, &token, &format!("q={q}")).await;
         assert_eq!(skus, [expected], "q={q}");
     }
+    // ... and only that product, even when the filters leave it out: the code
+    // is not searched as a fragment of other products' codes then.
+    let skus = search_all_pages(&app, &token, &format!("q=012345678905&category_id={packs}")).await;
+    assert!(
+        skus.is_empty(),
+        "the UPC's code in another category found {skus:?}"
+    );
     // A fragment, or a complete GTIN no product has, is searched as text.
     for (q, expected) in [
         ("2345678905", vec!["UPC", "WRAP"]),

@@ -314,6 +314,14 @@ fn sku_prefix_end(prefix: &str) -> Option<String> {
     String::from_utf8(end).ok()
 }
 
+/// Whether some product carries the barcode with this lookup key.
+async fn barcode_exists(db: &PgPool, key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM product_barcodes WHERE lookup_key = $1)")
+        .bind(key)
+        .fetch_one(db)
+        .await
+}
+
 /// Filters that do not involve `q`, on products `p`.
 fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: Option<&str>) {
     if let Some(category) = filter.category_id {
@@ -453,10 +461,13 @@ async fn matching(
                 "SELECT {PRODUCT_COLUMNS} FROM products p \
                  JOIN product_barcodes b ON b.product_id = p.id WHERE b.lookup_key = "
             ));
-            q.push_bind(code.key);
+            q.push_bind(code.key.clone());
             push_filters(&mut q, filter, after.as_deref());
             let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
-            if !rows.is_empty() {
+            // Its product filtered out (another category, inactive, an
+            // earlier page) is still an answer: the code names one product.
+            // Only a GTIN no product carries is searched for as a fragment.
+            if !rows.is_empty() || barcode_exists(db, &code.key).await? {
                 return Ok(rows);
             }
         }
@@ -484,7 +495,13 @@ async fn matching(
                 .push_bind(sku.to_owned());
         }
         q.push(" ORDER BY k");
-        if !short {
+        if short {
+            // No bound, but a fence: without it PostgreSQL pushes the LIKE
+            // into the subquery and, for a common fragment ("ng" in 1 of 10
+            // products), prefers a parallel scan and sort of the whole table
+            // (0.8-1.9 s at 1,000,000 products) to this walk (6 ms).
+            q.push(" OFFSET 0");
+        } else {
             q.push(" LIMIT ").push_bind(WALK_ROWS);
         }
         q.push(") p WHERE p.search_text LIKE ")
