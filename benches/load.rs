@@ -34,6 +34,9 @@ use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use uuid::Uuid;
 
+#[path = "load/import.rs"]
+mod import;
+
 #[derive(Parser)]
 #[command(
     name = "load",
@@ -63,6 +66,10 @@ enum Mode {
     ScanBatch(ScanBatchArgs),
     /// Single scanner events (needs a manager/admin login).
     ScanSingle(ScanSingleArgs),
+    /// CSV import of many products: refused copies, the import, a re-import.
+    Import(import::ImportArgs),
+    /// The streamed CSV export: rows, bytes, time.
+    Export(import::ExportArgs),
     /// Internal: the bare endpoint of `lookup`, run as a child process.
     #[command(hide = true)]
     BareServer(BareServerArgs),
@@ -266,6 +273,8 @@ async fn main() -> Result<()> {
         Mode::History(a) => history(a).await,
         Mode::ScanBatch(a) => scan_batch(a).await,
         Mode::ScanSingle(a) => scan_single(a).await,
+        Mode::Import(a) => import::import(a).await,
+        Mode::Export(a) => import::export(a).await,
         Mode::BareServer(a) => bare_server(a).await,
     }
 }
