@@ -185,7 +185,9 @@ load_bin=$(cargo bench --bench load --no-run --quiet --message-format=json \
   | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
 
-if [ "$mode" = search-mix ]; then
+# import: its export reads the search mix's 1,000,000 products (the import
+# itself goes to a database of its own: scripts/lib/bench_import.sh).
+if [ "$mode" = search-mix ] || [ "$mode" = import ]; then
   db=inventory_bench_search
   seed_products=$search_products
 elif [ "$mode" = history ]; then
@@ -202,7 +204,7 @@ sql_admin() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tA
 
 have_db=$(sql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")
 reuse=0
-if { [ "$mode" = search-mix ] || [ "$mode" = history ]; } && [ "$have_db" = 1 ] \
+if { [ "$mode" = search-mix ] || [ "$mode" = import ] || [ "$mode" = history ]; } && [ "$have_db" = 1 ] \
   && [ "$(sql "SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'" 2>/dev/null || echo 0)" = "$seed_products" ]; then
   reuse=1
   log "reusing database $db ($seed_products seeded products)"
@@ -465,6 +467,12 @@ if [ "$mode" = search-mix ]; then
   search_c8_p99=$(value "$out/search.txt" search_c8_p99_ms)
   search_c1_worst=$(value "$out/search.txt" search_c1_worst_shape_p99_ms)
   search_c8_worst=$(value "$out/search.txt" search_c8_worst_shape_p99_ms)
+fi
+
+if [ "$mode" = import ]; then
+  # shellcheck source=scripts/lib/bench_import.sh
+  . scripts/lib/bench_import.sh
+  bench_import
 fi
 
 if [ "$mode" = history ]; then
