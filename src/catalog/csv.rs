@@ -493,9 +493,11 @@ pub async fn import(
     // The statements below each work on the whole file; the request's own
     // deadline (REQUEST_TIMEOUT_SECONDS) bounds them instead of the
     // per-statement default meant for single-row work.
+    // work_mem: the sorts and hashes over the whole file stay in memory
+    // (PostgreSQL's, for this transaction; 4 MB spilled them to disk).
     let timeout_ms = state.config.request_timeout.as_millis();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET LOCAL statement_timeout = {timeout_ms}"
+        "SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL work_mem = '32MB'"
     )))
     .execute(&mut *tx)
     .await?;
@@ -543,7 +545,8 @@ mod staging {
 
     /// `import_rows`: one row per line of the file (`line` as reported in
     /// errors), plus what the import decides for it: the product it is
-    /// (`product_id`), and `kind` c(reated), u(pdated) or n (unchanged).
+    /// (`product_id`: a new id unless the SKU exists, then `existing`), and
+    /// `kind` c(reated), u(pdated) or n (unchanged).
     /// `import_barcodes`: the row's barcodes in file order (`ord`).
     pub async fn create(tx: &mut Tx<'_>) -> Result<()> {
         sqlx::raw_sql(
@@ -553,7 +556,9 @@ mod staging {
                  unit_cost numeric NOT NULL, price numeric NOT NULL,
                  reorder_point integer NOT NULL, reorder_quantity integer NOT NULL,
                  active boolean, tracking text,
-                 product_id uuid, kind \"char\", barcodes_changed boolean NOT NULL DEFAULT false
+                 product_id uuid NOT NULL DEFAULT gen_random_uuid(),
+                 kind \"char\" NOT NULL DEFAULT 'c', existing boolean NOT NULL DEFAULT false,
+                 barcodes_changed boolean NOT NULL DEFAULT false
              ) ON COMMIT DROP;
              CREATE TEMP TABLE import_barcodes (
                  line bigint NOT NULL, ord integer NOT NULL, lookup_key text NOT NULL,
@@ -608,7 +613,7 @@ mod staging {
                  WHERE lower(p.sku) IN (SELECT lower(sku) FROM import_rows)
                  ORDER BY lower(p.sku) FOR UPDATE
              )
-             UPDATE import_rows r SET product_id = locked.id
+             UPDATE import_rows r SET product_id = locked.id, existing = true
              FROM locked WHERE locked.k = lower(r.sku)",
         )
         .persistent(false)
@@ -667,7 +672,7 @@ mod staging {
                         (SELECT COALESCE(sum(s.quantity), 0)::bigint FROM stock_levels s
                          WHERE s.product_id = p.id) AS held
                  FROM import_rows r JOIN products p ON p.id = r.product_id
-                 WHERE r.tracking IS NOT NULL AND r.tracking <> p.tracking
+                 WHERE r.existing AND r.tracking IS NOT NULL AND r.tracking <> p.tracking
              ) t WHERE held > 0 ORDER BY line LIMIT 1",
         )
         .persistent(false)
@@ -675,7 +680,7 @@ mod staging {
         .await?)
     }
 
-    /// Decides each row: new SKU: created (with a fresh id); every field,
+    /// Decides each row of an existing SKU (the others stay c(reated)): every field,
     /// `active`, `tracking` (an empty cell keeps the stored value) and the set
     /// of barcodes with their pack quantities equal to what is stored:
     /// unchanged; otherwise updated. Importing an export therefore writes
@@ -689,7 +694,7 @@ mod staging {
                  SELECT b.product_id,
                         array_agg(b.lookup_key || ':' || b.pack_quantity ORDER BY b.lookup_key) AS codes
                  FROM product_barcodes b
-                 WHERE b.product_id IN (SELECT product_id FROM import_rows WHERE product_id IS NOT NULL)
+                 WHERE b.product_id IN (SELECT product_id FROM import_rows WHERE existing)
                  GROUP BY b.product_id
              ), compared AS (
                  SELECT r.line,
@@ -702,7 +707,7 @@ mod staging {
                         AND p.active = COALESCE(r.active, p.active)
                         AND p.tracking = COALESCE(r.tracking, p.tracking) AS same_fields
                  FROM import_rows r
-                 JOIN products p ON p.id = r.product_id
+                 JOIN products p ON p.id = r.product_id AND r.existing
                  LEFT JOIN stored s ON s.product_id = p.id
                  LEFT JOIN wanted w ON w.line = r.line
              )
@@ -710,13 +715,6 @@ mod staging {
              SET kind = CASE WHEN c.same_fields AND NOT c.barcodes_changed THEN 'n' ELSE 'u' END,
                  barcodes_changed = c.barcodes_changed
              FROM compared c WHERE c.line = r.line",
-        )
-        .persistent(false)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE import_rows SET kind = 'c', product_id = gen_random_uuid()
-             WHERE product_id IS NULL",
         )
         .persistent(false)
         .execute(&mut **tx)
@@ -809,39 +807,45 @@ mod staging {
     }
 
     /// Products per batch of events.
-    const EVENTS_PER_BATCH: i64 = 2_000;
+    const EVENTS_PER_BATCH: usize = 2_000;
 
     #[derive(sqlx::FromRow)]
     struct Written {
-        line: i64,
         created: bool,
         #[sqlx(flatten)]
         row: ProductRow,
     }
 
     /// `product.created` / `product.updated` for each written row, in file
-    /// order, with the product as stored (barcodes included), a batch at a time.
+    /// order, with the product as stored (barcodes included), a batch at a
+    /// time. The rows come from one cursor: one plan and one pass over the
+    /// join, where a keyset query per batch re-read both tables every time
+    /// (0.4 s a batch, 20 s for 100,000 rows).
     pub async fn emit_events(tx: &mut Tx<'_>) -> Result<()> {
-        let mut after = 0i64;
+        sqlx::raw_sql(
+            "DECLARE import_written NO SCROLL CURSOR FOR
+             SELECT r.kind = 'c' AS created, p.id, p.sku, p.name, p.description,
+                    p.category_id, p.unit, p.unit_cost, p.price, p.reorder_point,
+                    p.reorder_quantity, p.tracking, p.active, p.version, p.created_at,
+                    p.updated_at
+             FROM import_rows r JOIN products p ON p.id = r.product_id
+             WHERE r.kind IN ('c', 'u')
+             ORDER BY r.line",
+        )
+        .execute(&mut **tx)
+        .await?;
+        let fetch = format!("FETCH {EVENTS_PER_BATCH} FROM import_written");
         loop {
-            let batch: Vec<Written> = sqlx::query_as(
-                "SELECT r.line, r.kind = 'c' AS created, p.id, p.sku, p.name, p.description,
-                        p.category_id, p.unit, p.unit_cost, p.price, p.reorder_point,
-                        p.reorder_quantity, p.tracking, p.active, p.version, p.created_at,
-                        p.updated_at
-                 FROM import_rows r JOIN products p ON p.id = r.product_id
-                 WHERE r.kind IN ('c', 'u') AND r.line > $1
-                 ORDER BY r.line LIMIT $2",
-            )
-            .bind(after)
-            .bind(EVENTS_PER_BATCH)
-            .persistent(false)
-            .fetch_all(&mut **tx)
-            .await?;
-            let Some(last) = batch.last() else {
+            let batch: Vec<Written> = sqlx::query_as(sqlx::AssertSqlSafe(fetch.as_str()))
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await?;
+            if batch.is_empty() {
+                sqlx::raw_sql("CLOSE import_written")
+                    .execute(&mut **tx)
+                    .await?;
                 return Ok(());
-            };
-            after = last.line;
+            }
             let topics: Vec<&str> = batch
                 .iter()
                 .map(|w| {
