@@ -213,10 +213,15 @@ mod tests {
 
     #[test]
     fn a_text_body_hashes_as_the_same_string_through_new() {
-        let text = "sku,name\nA-1,\"Quote \"\" and, comma\"\r\nB-2,Ünïcødé\ttab \\ \u{1d}\n".to_owned();
+        let text =
+            "sku,name\nA-1,\"Quote \"\" and, comma\"\r\nB-2,Ünïcødé\ttab \\ \u{1d}\n".to_owned();
         let id = uuid::Uuid::nil();
-        let a = Idempotent::new(id, Some("k"), "POST /x", &text).unwrap().unwrap();
-        let b = Idempotent::for_text(id, Some("k"), "POST /x", &text).unwrap().unwrap();
+        let a = Idempotent::new(id, Some("k"), "POST /x", &text)
+            .unwrap()
+            .unwrap();
+        let b = Idempotent::for_text(id, Some("k"), "POST /x", &text)
+            .unwrap()
+            .unwrap();
         assert_eq!(a.hash, b.hash);
     }
 }

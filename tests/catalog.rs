@@ -797,15 +797,21 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     // Other endpoints keep MAX_BODY_BYTES.
     let big_json = json!({"sku": "BIG", "name": "x".repeat(csv.len())});
     assert_eq!(
-        app.post_as("/api/v1/products", &token, &big_json).await.status(),
+        app.post_as("/api/v1/products", &token, &big_json)
+            .await
+            .status(),
         413
     );
 
     // A bad line only the database finds (the last row's category), and a
     // duplicate SKU far from its first: refused, per line, nothing written.
     let unknown = uuid::Uuid::new_v4().to_string();
-    let mut bad = csv.replace(&format!("Bulk item 12000,\"A longer description, so the file is large: 12000\",{category}"),
-        &format!("Bulk item 12000,\"A longer description, so the file is large: 12000\",{unknown}"));
+    let mut bad = csv.replace(
+        &format!(
+            "Bulk item 12000,\"A longer description, so the file is large: 12000\",{category}"
+        ),
+        &format!("Bulk item 12000,\"A longer description, so the file is large: 12000\",{unknown}"),
+    );
     assert_ne!(bad, csv);
     let body = assert_problem(import(&app, &token, &bad).await, 422, "validation").await;
     assert_eq!(body["errors"][0]["field"], "row 12001: category_id");
@@ -814,10 +820,7 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     bad.push_str("bulk-00007,Again,,,1,\n");
     let body = assert_problem(import(&app, &token, &bad).await, 422, "validation").await;
     assert_eq!(body["errors"][0]["field"], "row 12002: sku");
-    assert_eq!(
-        body["errors"][0]["message"],
-        "bulk-00007 is also on row 8"
-    );
+    assert_eq!(body["errors"][0]["message"], "bulk-00007 is also on row 8");
     assert_eq!(product_count(&app.db).await, 0);
 
     let resp = import(&app, &token, &csv).await;
@@ -843,11 +846,17 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     .fetch_one(&app.db)
     .await
     .unwrap();
-    assert_eq!(payload["barcodes"][0]["barcode"], with_check_digit("210000000042"));
+    assert_eq!(
+        payload["barcodes"][0]["barcode"],
+        with_check_digit("210000000042")
+    );
     assert_eq!(payload["category_id"], category);
     let found: Value = app
         .get_as(
-            &format!("/api/v1/products/by-barcode/{}", with_check_digit("210000011999")),
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("210000011999")
+            ),
             &token,
         )
         .await
@@ -860,7 +869,10 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     // One row changed (its name and its barcode), the rest as stored.
     let changed = csv
         .replace("BULK-00500,Bulk item 500,", "BULK-00500,Renamed,")
-        .replace(&with_check_digit("210000000500"), &with_check_digit("219999999999"));
+        .replace(
+            &with_check_digit("210000000500"),
+            &with_check_digit("219999999999"),
+        );
     let resp = import(&app, &token, &changed).await;
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
@@ -874,14 +886,23 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     assert_eq!(versions, [("BULK-00500".to_owned(), 2)]);
     let found = app
         .get_as(
-            &format!("/api/v1/products/by-barcode/{}", with_check_digit("219999999999")),
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("219999999999")
+            ),
             &token,
         )
         .await;
-    assert_eq!(found.json::<Value>().await.unwrap()["product"]["name"], "Renamed");
+    assert_eq!(
+        found.json::<Value>().await.unwrap()["product"]["name"],
+        "Renamed"
+    );
     assert_eq!(
         app.get_as(
-            &format!("/api/v1/products/by-barcode/{}", with_check_digit("210000000500")),
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("210000000500")
+            ),
             &token,
         )
         .await

@@ -234,7 +234,10 @@ impl Catalog {
             starts.push(line);
             w.write_record(r)?;
             // Quoted line breaks inside a cell move the next row down.
-            line += 1 + r.iter().map(|c| c.matches('\n').count() as u64).sum::<u64>();
+            line += 1 + r
+                .iter()
+                .map(|c| c.matches('\n').count() as u64)
+                .sum::<u64>();
         }
         Ok((w.into_inner().map_err(|e| anyhow!("{e}"))?, starts))
     }
@@ -251,7 +254,11 @@ struct Planted {
 }
 
 /// Posts a CSV as text/csv; (status, body, seconds).
-async fn post_csv(client: &reqwest::Client, api: &Api, csv: Vec<u8>) -> Result<(StatusCode, Value, f64)> {
+async fn post_csv(
+    client: &reqwest::Client,
+    api: &Api,
+    csv: Vec<u8>,
+) -> Result<(StatusCode, Value, f64)> {
     let started = Instant::now();
     let resp = client
         .post(format!("{}/api/v1/products/import", api.base))
@@ -364,11 +371,11 @@ async fn ensure_categories(client: &reqwest::Client, api: &Api, n: usize) -> Res
 /// Whether a product with exactly this SKU exists.
 async fn sku_exists(client: &reqwest::Client, api: &Api, sku: &str) -> Result<bool> {
     let page = super::get_json(client, api, &format!("/api/v1/products?limit=5&q={sku}")).await?;
-    Ok(page["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["sku"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(sku))))
+    Ok(page["items"].as_array().into_iter().flatten().any(|p| {
+        p["sku"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(sku))
+    }))
 }
 
 pub async fn import(a: ImportArgs) -> Result<()> {
@@ -442,9 +449,14 @@ pub async fn import(a: ImportArgs) -> Result<()> {
         field: "category_id",
         message: "no category",
     };
-    let refused_db =
-        post_bad_copy(&client, &api, &catalog, &[unknown], "unknown category on the last line")
-            .await?;
+    let refused_db = post_bad_copy(
+        &client,
+        &api,
+        &catalog,
+        &[unknown],
+        "unknown category on the last line",
+    )
+    .await?;
     let written = sku_exists(&client, &api, &first_sku).await?
         || sku_exists(&client, &api, &catalog.rows[last][0]).await?;
     println!(
@@ -478,10 +490,17 @@ pub async fn import(a: ImportArgs) -> Result<()> {
     }
     let mid = a.rows / 2;
     let code = catalog.rows[mid][10].split(':').next().unwrap_or("");
-    let found =
-        super::get_json(&client, &api, &format!("/api/v1/products/by-barcode/{code}")).await?;
+    let found = super::get_json(
+        &client,
+        &api,
+        &format!("/api/v1/products/by-barcode/{code}"),
+    )
+    .await?;
     if found["product"]["sku"] != catalog.rows[mid][0].as_str() {
-        bail!("barcode {code} does not find {}: {found}", catalog.rows[mid][0]);
+        bail!(
+            "barcode {code} does not find {}: {found}",
+            catalog.rows[mid][0]
+        );
     }
     result(&format!("import_{}_ms", a.rows), secs * 1000.0);
     result("import_ms", secs * 1000.0);

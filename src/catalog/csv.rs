@@ -360,11 +360,12 @@ fn read_rows(text: &[u8], out: &tokio::sync::mpsc::Sender<CopyChunk>) -> Result<
         }
         if v.is_empty() {
             chunk.push(line, &row);
-            if chunk.count >= ROWS_PER_COPY {
-                if out.blocking_send(std::mem::take(&mut chunk)).is_err() {
-                    // The request ended (answered from the idempotency key, or failed).
-                    return Ok(rows);
-                }
+            // A failed send: the request ended (answered from the idempotency
+            // key, or failed); nothing more to read for.
+            if chunk.count >= ROWS_PER_COPY
+                && out.blocking_send(std::mem::take(&mut chunk)).is_err()
+            {
+                return Ok(rows);
             }
         }
     }
@@ -619,7 +620,9 @@ mod staging {
         .persistent(false)
         .execute(&mut **tx)
         .await?;
-        sqlx::raw_sql("ANALYZE import_rows").execute(&mut **tx).await?;
+        sqlx::raw_sql("ANALYZE import_rows")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
@@ -657,7 +660,9 @@ mod staging {
         if errors.len() == MAX_ERRORS {
             errors.push(FieldError {
                 field: "file".into(),
-                message: format!("stopped after {MAX_ERRORS} errors; correct these and import again"),
+                message: format!(
+                    "stopped after {MAX_ERRORS} errors; correct these and import again"
+                ),
             });
         }
         Ok(errors)
