@@ -912,6 +912,43 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
 }
 
 #[sqlx::test]
+async fn product_events_built_in_sql_equal_the_serde_form(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for body in [
+        json!({"sku": "EV-1", "name": "Event \"one\"", "description": "two\nlines", "unit_cost": "0.125",
+               "price": "12", "category_id": cat["id"], "reorder_point": 3, "reorder_quantity": 7,
+               "barcodes": [{"barcode": "4006381333931"}, {"barcode": "CASE-EV", "pack_quantity": 6}]}),
+        json!({"sku": "EV-2", "name": "Bare"}),
+    ] {
+        let product = create_product(&app, &token, body).await;
+        // The serde form, as POST /api/v1/products emitted it.
+        let emitted: Value = sqlx::query_scalar(
+            "SELECT payload FROM outbox WHERE topic = 'product.created' AND aggregate_id = $1::uuid",
+        )
+        .bind(product["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        let built: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM products p WHERE p.id = $1::uuid",
+            inventory_api::catalog::repo::PRODUCT_EVENT_JSON
+        )))
+        .bind(product["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(built, emitted);
+    }
+}
+
+#[sqlx::test]
 async fn categories_are_a_tree_with_unique_sibling_names(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
