@@ -36,6 +36,8 @@ use uuid::Uuid;
 
 #[path = "load/chart.rs"]
 mod chart;
+#[path = "load/import.rs"]
+mod import;
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +70,10 @@ enum Mode {
     ScanSingle(ScanSingleArgs),
     /// Draws the growth curve (`scripts/bench.sh growth`) as an SVG.
     GrowthChart(chart::ChartArgs),
+    /// CSV import of many products: refused copies, the import, a re-import.
+    Import(import::ImportArgs),
+    /// The streamed CSV export: rows, bytes, time.
+    Export(import::ExportArgs),
     /// Internal: the bare endpoint of `lookup`, run as a child process.
     #[command(hide = true)]
     BareServer(BareServerArgs),
@@ -281,6 +287,8 @@ async fn main() -> Result<()> {
         Mode::ScanBatch(a) => scan_batch(a).await,
         Mode::ScanSingle(a) => scan_single(a).await,
         Mode::GrowthChart(a) => chart::run(a),
+        Mode::Import(a) => import::import(a).await,
+        Mode::Export(a) => import::export(a).await,
         Mode::BareServer(a) => bare_server(a).await,
     }
 }

@@ -329,6 +329,12 @@ if grep -q 'client_max_body_size 8m;' nginx/nginx.conf && grep -q 'MAX_BODY_BYTE
 else
   fail "nginx client_max_body_size and the API's MAX_BODY_BYTES differ"
 fi
+import_block=$(sed -n '/location = \/api\/v1\/products\/import/,/}/p' nginx/snippets/locations.conf)
+if grep -q 'client_max_body_size 32m;' <<<"$import_block" && grep -q 'MAX_IMPORT_BYTES: "33554432"' docker-compose.yml; then
+  pass "the CSV import's client_max_body_size 32m = MAX_IMPORT_BYTES 33554432"
+else
+  fail "nginx's limit for the CSV import and the API's MAX_IMPORT_BYTES differ"
+fi
 
 # The smoke test: a stand-in API on 127.0.0.1:UPSTREAM (echoes the request
 # headers it got, streams SSE, answers /ready), requests through nginx, and the

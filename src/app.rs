@@ -129,10 +129,21 @@ struct Specs {
     yaml: String,
 }
 
-/// Refuses bodies over `max` bytes: by Content-Length up front (413), and for
+/// The one route whose body may exceed `MAX_BODY_BYTES`: a CSV of up to
+/// 100,000 products, limited by `MAX_IMPORT_BYTES` instead.
+const IMPORT_PATH: &str = "/api/v1/products/import";
+
+/// Refuses bodies over the limit: by Content-Length up front (413), and for
 /// chunked bodies by cutting the stream, which the JSON/CSV parser then reports
 /// as malformed. (poem's SizeLimit would demand a Content-Length even on GETs.)
-async fn limit_body<E: Endpoint>(ep: E, mut req: Request, max: usize) -> poem::Result<Response> {
+/// `limits` is (every route, the CSV import).
+async fn limit_body<E: Endpoint>(
+    ep: E,
+    mut req: Request,
+    limits: (usize, usize),
+) -> poem::Result<Response> {
+    let import = req.method() == poem::http::Method::POST && req.uri().path() == IMPORT_PATH;
+    let max = if import { limits.1 } else { limits.0 };
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -193,7 +204,7 @@ pub fn build(state: AppState) -> impl Endpoint {
     let docs = get(poem::endpoint::make_sync(move |_| {
         poem::web::Html(docs_html.clone())
     }));
-    let max_body = state.config.max_body_bytes;
+    let body_limits = (state.config.max_body_bytes, state.config.max_import_bytes);
     let request_timeout = state.config.request_timeout;
     Route::new()
         .at("/metrics", get(metrics_endpoint))
@@ -205,7 +216,7 @@ pub fn build(state: AppState) -> impl Endpoint {
         .data(state)
         .data(specs)
         .around(crate::input::refuse_control_chars)
-        .around(move |ep, req| limit_body(ep, req, max_body))
+        .around(move |ep, req| limit_body(ep, req, body_limits))
         .around(move |ep, req| deadline(ep, req, request_timeout))
         .around(telemetry::observe)
         // Outermost, so that the problem+json bodies `observe` renders are compressed too.

@@ -53,8 +53,12 @@ pub struct Config {
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub database_max_connections: u32,
     pub cache_ttl: Duration,
-    /// Largest request body accepted (CSV imports are the big ones).
+    /// Largest request body accepted, except by the CSV import.
     pub max_body_bytes: usize,
+    /// Largest body `POST /api/v1/products/import` accepts (a file of
+    /// 100,000 products is 10-20 MB); no other endpoint takes more than
+    /// `max_body_bytes`.
+    pub max_import_bytes: usize,
     pub webhooks: WebhookConfig,
     pub app_env: AppEnv,
     /// A request still running after this is dropped (its transaction rolled
@@ -206,6 +210,7 @@ impl Config {
         }
         let cache_ttl = Duration::from_secs(env.parsed("CACHE_TTL_SECONDS", 60)?);
         let max_body_bytes = env.parsed("MAX_BODY_BYTES", 8 * 1024 * 1024)?;
+        let max_import_bytes: usize = env.parsed("MAX_IMPORT_BYTES", 32 * 1024 * 1024)?;
         let webhooks = WebhookConfig {
             allow_private_targets: env.parsed("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
             timeout: Duration::from_secs(env.parsed("WEBHOOK_TIMEOUT_SECONDS", 10)?),
@@ -277,6 +282,7 @@ impl Config {
             database_max_connections,
             cache_ttl,
             max_body_bytes,
+            max_import_bytes: max_import_bytes.max(max_body_bytes),
             webhooks,
             app_env,
             request_timeout,

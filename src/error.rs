@@ -432,6 +432,11 @@ impl Validation {
         self.0.is_empty()
     }
 
+    /// Problems recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() {
             Ok(())

@@ -770,6 +770,198 @@ async fn a_bad_csv_row_leaves_the_database_untouched(db: PgPool) {
     assert_eq!(resp.status(), 415);
 }
 
+/// `body` followed by its GS1 check digit.
+fn with_check_digit(body: &str) -> String {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// A CSV of `n` products BULK-00001.. with an EAN-13 each, over 1 MiB for
+/// n = 12,000 (more than `MAX_BODY_BYTES` in tests, several COPY chunks).
+fn bulk_csv(n: usize, category: &str) -> String {
+    let mut csv = String::from("sku,name,description,category_id,price,barcodes\n");
+    for i in 1..=n {
+        let ean = with_check_digit(&format!("21{i:010}"));
+        csv.push_str(&format!(
+            "BULK-{i:05},Bulk item {i},\"A longer description, so the file is large: {i}\",{category},{}.50,{ean}\n",
+            i % 90
+        ));
+    }
+    csv
+}
+
+#[sqlx::test]
+async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Bulk"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let category = cat["id"].as_str().unwrap();
+    let csv = bulk_csv(12_000, category);
+    assert!(csv.len() > 1024 * 1024, "over MAX_BODY_BYTES of the tests");
+    // Other endpoints keep MAX_BODY_BYTES.
+    let big_json = json!({"sku": "BIG", "name": "x".repeat(csv.len())});
+    assert_eq!(
+        app.post_as("/api/v1/products", &token, &big_json)
+            .await
+            .status(),
+        413
+    );
+
+    // A bad line only the database finds (the last row's category), and a
+    // duplicate SKU far from its first: refused, per line, nothing written.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let mut bad = csv.replace(
+        &format!(
+            "Bulk item 12000,\"A longer description, so the file is large: 12000\",{category}"
+        ),
+        &format!("Bulk item 12000,\"A longer description, so the file is large: 12000\",{unknown}"),
+    );
+    assert_ne!(bad, csv);
+    let body = assert_problem(import(&app, &token, &bad).await, 422, "validation").await;
+    assert_eq!(body["errors"][0]["field"], "row 12001: category_id");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+    bad = csv.clone();
+    bad.push_str("bulk-00007,Again,,,1,\n");
+    let body = assert_problem(import(&app, &token, &bad).await, 422, "validation").await;
+    assert_eq!(body["errors"][0]["field"], "row 12002: sku");
+    assert_eq!(body["errors"][0]["message"], "bulk-00007 is also on row 8");
+    assert_eq!(product_count(&app.db).await, 0);
+
+    let resp = import(&app, &token, &csv).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"created": 12_000, "updated": 0, "unchanged": 0})
+    );
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT o.topic, p.sku FROM outbox o JOIN products p ON p.id = o.aggregate_id
+         WHERE o.topic LIKE 'product.%' ORDER BY o.id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 12_000);
+    assert_eq!(events[0], ("product.created".into(), "BULK-00001".into()));
+    assert_eq!(events[11_999].1, "BULK-12000");
+    let payload: Value = sqlx::query_scalar(
+        "SELECT payload FROM outbox o JOIN products p ON p.id = o.aggregate_id
+         WHERE p.sku = 'BULK-00042'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        payload["barcodes"][0]["barcode"],
+        with_check_digit("210000000042")
+    );
+    assert_eq!(payload["category_id"], category);
+    let found: Value = app
+        .get_as(
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("210000011999")
+            ),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["product"]["sku"], "BULK-11999");
+    assert_eq!(found["product"]["price"], format!("{}.5000", 11_999 % 90));
+
+    // One row changed (its name and its barcode), the rest as stored.
+    let changed = csv
+        .replace("BULK-00500,Bulk item 500,", "BULK-00500,Renamed,")
+        .replace(
+            &with_check_digit("210000000500"),
+            &with_check_digit("219999999999"),
+        );
+    let resp = import(&app, &token, &changed).await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"created": 0, "updated": 1, "unchanged": 11_999})
+    );
+    let versions: Vec<(String, i32)> =
+        sqlx::query_as("SELECT sku, version FROM products WHERE version <> 1")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(versions, [("BULK-00500".to_owned(), 2)]);
+    let found = app
+        .get_as(
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("219999999999")
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        found.json::<Value>().await.unwrap()["product"]["name"],
+        "Renamed"
+    );
+    assert_eq!(
+        app.get_as(
+            &format!(
+                "/api/v1/products/by-barcode/{}",
+                with_check_digit("210000000500")
+            ),
+            &token,
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+#[sqlx::test]
+async fn product_events_built_in_sql_equal_the_serde_form(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for body in [
+        json!({"sku": "EV-1", "name": "Event \"one\"", "description": "two\nlines", "unit_cost": "0.125",
+               "price": "12", "category_id": cat["id"], "reorder_point": 3, "reorder_quantity": 7,
+               "barcodes": [{"barcode": "4006381333931"}, {"barcode": "CASE-EV", "pack_quantity": 6}]}),
+        json!({"sku": "EV-2", "name": "Bare"}),
+    ] {
+        let product = create_product(&app, &token, body).await;
+        // The serde form, as POST /api/v1/products emitted it.
+        let emitted: Value = sqlx::query_scalar(
+            "SELECT payload FROM outbox WHERE topic = 'product.created' AND aggregate_id = $1::uuid",
+        )
+        .bind(product["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        let built: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM products p WHERE p.id = $1::uuid",
+            inventory_api::catalog::repo::PRODUCT_EVENT_JSON
+        )))
+        .bind(product["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(built, emitted);
+    }
+}
+
 #[sqlx::test]
 async fn categories_are_a_tree_with_unique_sibling_names(db: PgPool) {
     let app = TestApp::spawn(db).await;

@@ -102,17 +102,22 @@ pub async fn refuse_tracking_change(
 ) -> Result<()> {
     let held = repo::units_held(&mut **tx, id).await?;
     if held > 0 {
-        return Err(ApiError::conflict(
-            "tracking-in-use",
-            format!(
-                "Product {} holds {held} units tracked as `{}`; issue or adjust them to zero \
-                 before changing its tracking.",
-                sku,
-                tracking.as_str()
-            ),
-        ));
+        return Err(tracking_in_use(sku, held, tracking));
     }
     Ok(())
+}
+
+/// The refusal of a tracking change on a product holding `held` units.
+pub fn tracking_in_use(sku: &str, held: i64, tracking: model::Tracking) -> ApiError {
+    ApiError::conflict(
+        "tracking-in-use",
+        format!(
+            "Product {} holds {held} units tracked as `{}`; issue or adjust them to zero \
+             before changing its tracking.",
+            sku,
+            tracking.as_str()
+        ),
+    )
 }
 
 /// CSV upload for `POST /api/v1/products/import`.
@@ -122,7 +127,7 @@ pub enum ImportBody {
     /// (as `export.csv` writes it); `barcodes` is `code:pack|code:pack`; `tracking`
     /// is `none`, `lot` or `serial` (empty or absent: unchanged, `none` for a new product).
     #[oai(content_type = "text/csv")]
-    Csv(Binary<Vec<u8>>),
+    Csv(Binary<bytes::Bytes>),
     /// The same CSV as the `file` part of a `multipart/form-data` form (what
     /// browsers and generated clients send). No content_type attribute here: the
     /// payload's own check accepts the `boundary` parameter an exact match would refuse.
@@ -242,7 +247,9 @@ impl ProductsApi {
 
     /// Create or update products from CSV, by SKU (manager). Every row is
     /// validated first; one bad row refuses the whole file (422 with per-row
-    /// errors) and nothing changes.
+    /// errors: `row <line>: <column>` and the reason, at most the first 1,000)
+    /// and nothing changes. At most 100,000 rows, in a body of at most
+    /// `MAX_IMPORT_BYTES` (32 MiB by default; 413 above it).
     #[oai(path = "/import", method = "post", operation_id = "importProducts")]
     async fn import(
         &self,
@@ -264,18 +271,20 @@ impl ProductsApi {
                     })?;
                 // The middleware checks text/csv bodies; a form part is checked here, the same way.
                 crate::input::check_csv_upload("file", &bytes)?;
-                ("file", bytes)
+                ("file", bytes::Bytes::from(bytes))
             }
         };
-        let text =
-            String::from_utf8(bytes).map_err(|_| ApiError::field(field, "must be UTF-8 text"))?;
-        let idem = Idempotent::new(
+        // The file is held once, as received (up to MAX_IMPORT_BYTES); the
+        // import reads it in place.
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::field(field, "must be UTF-8 text"))?;
+        let idem = Idempotent::for_text(
             auth.0.id(),
             key.0.as_deref(),
             "POST /api/v1/products/import",
-            &text,
+            text,
         )?;
-        Ok(Json(csv::import(&state, text, idem).await?))
+        Ok(Json(csv::import(&state, bytes, idem).await?))
     }
 
     /// Find a product by barcode (viewer), with the pack quantity. GTIN forms are

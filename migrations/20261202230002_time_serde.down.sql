@@ -1,0 +1,1 @@
+DROP FUNCTION time_serde(timestamptz);
