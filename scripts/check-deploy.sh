@@ -525,17 +525,20 @@ check(resp.status == 301 and resp.getheader("Location", "").endswith("/console/"
 resp, data = request("GET", "/metrics", tls=tls)
 check(resp.status == 200, "/metrics is allowed from loopback (private)", resp.status)
 
-# 413 decided on Content-Length alone, before any body is sent.
-conn = (http.client.HTTPSConnection("127.0.0.1", https_port, timeout=10, context=ssl._create_unverified_context())
-        if tls else http.client.HTTPConnection("127.0.0.1", http_port, timeout=10))
-conn.putrequest("POST", "/api/v1/products/import")
-conn.putheader("Content-Type", "text/csv")
-conn.putheader("Content-Length", str(9 * 1024 * 1024))
-conn.endheaders()
-resp = conn.getresponse()
-data = resp.read()
-conn.close()
-problem(resp, data, 413, "a 9 MiB body")
+# 413 decided on Content-Length alone, before any body is sent: over 8 MiB
+# anywhere, over 32 MiB on the CSV import (its own limit, MAX_IMPORT_BYTES).
+for path, size, what in [("/api/v1/products", 9, "a 9 MiB body"),
+                         ("/api/v1/products/import", 33, "a 33 MiB CSV import")]:
+    conn = (http.client.HTTPSConnection("127.0.0.1", https_port, timeout=10, context=ssl._create_unverified_context())
+            if tls else http.client.HTTPConnection("127.0.0.1", http_port, timeout=10))
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Type", "text/csv" if path.endswith("import") else "application/json")
+    conn.putheader("Content-Length", str(size * 1024 * 1024))
+    conn.endheaders()
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    problem(resp, data, 413, what)
 
 # The login zone: 30r/m with a burst of 20, so a quick burst of 25 must hit 429.
 codes = []
