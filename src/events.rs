@@ -73,29 +73,6 @@ pub async fn emit(
     Ok(())
 }
 
-/// Records many events in the current transaction with one statement, in the
-/// order given (their ids follow it, as separate [`emit`]s would).
-pub async fn emit_many(
-    tx: &mut Transaction<'_, Postgres>,
-    topics: &[&str],
-    aggregate_ids: &[Uuid],
-    payloads: &[Value],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (topic, aggregate_id, payload)
-         SELECT topic, aggregate_id, payload
-         FROM unnest($1::text[], $2::uuid[], $3::jsonb[]) WITH ORDINALITY
-              AS e(topic, aggregate_id, payload, n)
-         ORDER BY n",
-    )
-    .bind(topics)
-    .bind(aggregate_ids)
-    .bind(payloads)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// How many rows one sequencer pass numbers.
 const SEQUENCE_BATCH: i64 = 5000;
 

@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::{assert_problem, TestApp};
+use inventory_api::catalog::barcode::gtin_check_digit;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -772,13 +773,7 @@ async fn a_bad_csv_row_leaves_the_database_untouched(db: PgPool) {
 
 /// `body` followed by its GS1 check digit.
 fn with_check_digit(body: &str) -> String {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
+    format!("{body}{}", gtin_check_digit(body))
 }
 
 /// A CSV of `n` products BULK-00001.. with an EAN-13 each, over 1 MiB for

@@ -86,49 +86,62 @@ fn parse(text: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// A series: name, colour, the figure, its label, and whether more is better.
+type Spec = (
+    &'static str,
+    &'static str,
+    fn(&Row) -> f64,
+    fn(f64) -> String,
+    bool,
+);
+
 fn series(rows: &[Row]) -> Vec<Series> {
-    let first = &rows[0];
-    vec![
-        Series {
-            name: "movements/s",
-            colour: "#1f77b4",
-            points: rows
-                .iter()
-                .map(|r| {
-                    (
-                        first.movements / r.movements.max(0.01),
-                        format!("{:.0}/s", r.movements),
-                    )
-                })
-                .collect(),
-        },
-        Series {
-            name: "search p99",
-            colour: "#2ca02c",
-            points: rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.search_p99 / first.search_p99,
-                        format!("{:.1} ms", r.search_p99),
-                    )
-                })
-                .collect(),
-        },
-        Series {
-            name: "listing p99",
-            colour: "#9467bd",
-            points: rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.listing_p99 / first.listing_p99,
-                        format!("{:.1} ms", r.listing_p99),
-                    )
-                })
-                .collect(),
-        },
-    ]
+    let specs: [Spec; 3] = [
+        (
+            "movements/s",
+            "#1f77b4",
+            |r| r.movements,
+            |v| format!("{v:.0}/s"),
+            true,
+        ),
+        (
+            "search p99",
+            "#2ca02c",
+            |r| r.search_p99,
+            |v| format!("{v:.1} ms"),
+            false,
+        ),
+        (
+            "listing p99",
+            "#9467bd",
+            |r| r.listing_p99,
+            |v| format!("{v:.1} ms"),
+            false,
+        ),
+    ];
+    specs
+        .into_iter()
+        .map(|(name, colour, figure, label, higher_is_better)| {
+            let base = figure(&rows[0]);
+            Series {
+                name,
+                colour,
+                // Slowdown against the smallest size: fewer per second, or a longer p99.
+                points: rows
+                    .iter()
+                    .map(|r| {
+                        let v = figure(r);
+                        let slowdown = if higher_is_better {
+                            base / v.max(0.01)
+                        } else {
+                            v / base
+                        };
+                        (slowdown, label(v))
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn draw(rows: &[Row]) -> String {
