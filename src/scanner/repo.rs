@@ -59,6 +59,12 @@ impl Stored {
 }
 
 /// Outcomes already stored for these events of `device`: they are duplicates.
+///
+/// Planned afresh for every batch (`persistent(false)`): the batch runs with
+/// `force_generic_plan` ([`crate::stock::engine::begin`]), and a generic plan
+/// cached on a connection while `scan_events` was small seq-scans it on every
+/// batch after (11 ms per batch at 10,000 events, ~100 ms at 100,000) until
+/// autovacuum's next ANALYZE; planning sees the table's current size.
 pub async fn earlier_outcomes(
     conn: &mut PgConnection,
     device: Uuid,
@@ -70,6 +76,7 @@ pub async fn earlier_outcomes(
          FROM scan_events s LEFT JOIN products p ON p.id = s.product_id
          WHERE s.device_id = $1 AND s.event_id = ANY($2)",
     )
+    .persistent(false)
     .bind(device)
     .bind(ids)
     .fetch_all(&mut *conn)
@@ -114,16 +121,23 @@ pub async fn locations_by_label(
     conn: &mut PgConnection,
     wanted: &[(Uuid, String)],
 ) -> Result<HashMap<(Uuid, String), Uuid>> {
+    // A batch names few distinct locations (one per bin scanned), each many times.
+    let wanted: std::collections::BTreeSet<&(Uuid, String)> = wanted.iter().collect();
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
-    let (warehouses, labels): (Vec<Uuid>, Vec<String>) = wanted.iter().cloned().unzip();
+    let (warehouses, labels): (Vec<Uuid>, Vec<String>) = wanted.into_iter().cloned().unzip();
+    // Two index probes per label (barcode, then code), not one OR that no
+    // index serves; a barcode match wins over a code match.
     let rows: Vec<(Uuid, String, Uuid)> = sqlx::query_as(
         "SELECT DISTINCT ON (t.w, t.label) t.w, t.label, l.id
          FROM unnest($1::uuid[], $2::text[]) AS t(w, label)
-         JOIN locations l ON l.warehouse_id = t.w
-          AND (l.barcode = t.label OR lower(l.code) = lower(t.label))
-         ORDER BY t.w, t.label, (l.barcode = t.label) DESC",
+         CROSS JOIN LATERAL (
+             SELECT id, 0 AS rank FROM locations WHERE barcode = t.label AND warehouse_id = t.w
+             UNION ALL
+             SELECT id, 1 FROM locations WHERE warehouse_id = t.w AND lower(code) = lower(t.label)
+         ) l
+         ORDER BY t.w, t.label, l.rank",
     )
     .bind(&warehouses)
     .bind(&labels)
