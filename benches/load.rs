@@ -38,6 +38,8 @@ use uuid::Uuid;
 mod chart;
 #[path = "load/import.rs"]
 mod import;
+#[path = "load/stocktake.rs"]
+mod stocktake;
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +76,8 @@ enum Mode {
     Import(import::ImportArgs),
     /// The streamed CSV export: rows, bytes, time.
     Export(import::ExportArgs),
+    /// Whole stocktakes per position: open a count, scanner count batches, complete.
+    Stocktake(stocktake::StocktakeArgs),
     /// Internal: the bare endpoint of `lookup`, run as a child process.
     #[command(hide = true)]
     BareServer(BareServerArgs),
@@ -289,6 +293,7 @@ async fn main() -> Result<()> {
         Mode::GrowthChart(a) => chart::run(a),
         Mode::Import(a) => import::import(a).await,
         Mode::Export(a) => import::export(a).await,
+        Mode::Stocktake(a) => stocktake::stocktake(a).await,
         Mode::BareServer(a) => bare_server(a).await,
     }
 }
@@ -421,13 +426,7 @@ async fn seeded_products(client: &reqwest::Client, api: &Api, n: usize) -> Resul
 /// The EAN-13 `inventory-api seed` gives product number `n`: "20", the number in
 /// 10 digits, and the check digit.
 fn seeded_barcode(n: u64) -> String {
-    let body = format!("20{n:010}");
-    let sum: u32 = body
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 1 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
+    with_check_digit(&format!("20{n:010}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -1196,15 +1195,12 @@ fn shape_name(shape: usize) -> &'static str {
     SHAPES.get(shape).copied().unwrap_or("no match")
 }
 
-/// `body` followed by its GS1 check digit.
+/// `body` followed by its GS1 check digit (the service's own rule).
 fn with_check_digit(body: &str) -> String {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
+    format!(
+        "{body}{}",
+        inventory_api::catalog::barcode::gtin_check_digit(body)
+    )
 }
 
 /// A misspelling of `word`: two neighbouring letters swapped, or one dropped.

@@ -105,6 +105,7 @@ scan_rate=${BENCH_SCAN_RATE:-320}
 search_products=${BENCH_SEARCH_PRODUCTS:-1000000}
 search_queries=${BENCH_SEARCH_QUERIES:-2600}
 history_products=${BENCH_HISTORY_PRODUCTS:-100000}
+stocktake_lines=${BENCH_STOCKTAKE_LINES:-5000,100000}
 history_rows=${BENCH_HISTORY_ROWS:-10000000}
 growth_sizes=${BENCH_GROWTH_SIZES:-10000 100000 1000000}
 warehouse_code=SEED-01
@@ -172,7 +173,9 @@ mkdir -p "$out"
 
 # Real durability: every commit waits for its WAL flush (fsync on), as in
 # production. pgbench runs on the same server, so the ratio is fair either way.
-start_postgres "$state_dir/pg" "$pg_port"
+# pg_stat_statements is loaded (not created) so a run can be dissected
+# afterwards: CREATE EXTENSION pg_stat_statements in the bench database.
+start_postgres "$state_dir/pg" "$pg_port" -c shared_preload_libraries=pg_stat_statements
 started_pg=$PG_STARTED
 start_redis "$state_dir/redis" "$redis_port"
 started_redis=$REDIS_STARTED
@@ -209,6 +212,7 @@ prepare_database() {
     && [ "$(sql "SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'" 2>/dev/null || echo 0)" = "$n" ]; then
     log "reusing database $db ($n seeded products)"
     "$bin" migrate >/dev/null
+    sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
     return 0
   fi
   sql_admin "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
@@ -231,6 +235,7 @@ prepare_database() {
   printf '%s' "$password" | "$bin" create-user --email "$clerk_email" --role clerk >/dev/null
   printf '%s' "$password" | "$bin" create-user --email "$admin_email" --role admin >/dev/null
   sql "VACUUM ANALYZE" >/dev/null
+  sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
 }
 
 # add_ledger_rows ROWS: tops the current database's ledger up to ROWS rows.
@@ -498,6 +503,19 @@ if [ "$mode" = search-mix ]; then
   search_c8_p99=$(value "$out/search.txt" search_c8_p99_ms)
   search_c1_worst=$(value "$out/search.txt" search_c1_worst_shape_p99_ms)
   search_c8_worst=$(value "$out/search.txt" search_c8_worst_shape_p99_ms)
+fi
+
+if [ "$mode" = stocktake ]; then
+  log "stocktakes of $stocktake_lines positions: open a count, scanner count batches of 500, complete"
+  load stocktake "$out/stocktake.txt" "${admin[@]}" --lines "$stocktake_lines" --server-pids "$api_pid"
+  # The load tool rounds a size up to whole products (4 positions each).
+  for n in $(awk '$1 == "RESULT" && $2 ~ /^stocktake_[0-9]+_total_ms$/ { split($2, k, "_"); print k[2] }' "$out/stocktake.txt"); do
+    st_total=$(value "$out/stocktake.txt" "stocktake_${n}_total_ms")
+    st_limit=$([ "$n" -le 5000 ] && echo 1000 || echo 10000)
+    summary "a $n-line stocktake over positions < $((st_limit / 1000)) s (open, scanner batches, complete)" \
+      "$st_total ms (open $(value "$out/stocktake.txt" "stocktake_${n}_open_ms"), lines $(value "$out/stocktake.txt" "stocktake_${n}_lines_ms"), complete $(value "$out/stocktake.txt" "stocktake_${n}_complete_ms") ms; API peak RSS $(value "$out/stocktake.txt" "stocktake_${n}_complete_rss_mb") MB)" \
+      "$(verdict "$st_total < $st_limit")"
+  done
 fi
 
 if [ "$mode" = import ]; then

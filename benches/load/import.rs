@@ -31,6 +31,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use inventory_api::catalog::csv::COLUMNS;
+
 use super::{connect, result, with_check_digit, Api, Common, MATERIALS, NOUNS};
 
 #[derive(Args)]
@@ -73,7 +75,7 @@ fn big_client() -> Result<reqwest::Client> {
 
 /// Samples a process's VmRSS every 20 ms until stopped; the peak sample and
 /// the kernel's VmHWM at the end, in MB.
-struct RssSampler {
+pub(super) struct RssSampler {
     pid: Option<u32>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<u64>,
@@ -90,7 +92,7 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
 }
 
 impl RssSampler {
-    fn start(server_pids: &[u32]) -> Self {
+    pub(super) fn start(server_pids: &[u32]) -> Self {
         let pid = server_pids.first().copied();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -109,7 +111,7 @@ impl RssSampler {
     }
 
     /// (peak sampled VmRSS, VmHWM, VmRSS now) in MB, or None without a pid.
-    async fn finish(self) -> Option<(f64, f64, f64)> {
+    pub(super) async fn finish(self) -> Option<(f64, f64, f64)> {
         let _ = self.stop.send(true);
         let peak = self.task.await.unwrap_or(0);
         let pid = self.pid?;
@@ -123,7 +125,7 @@ impl RssSampler {
 }
 
 /// Prints the memory line and `RESULT <prefix>_rss_mb` (the VmHWM) etc.
-fn report_rss(prefix: &str, rss: Option<(f64, f64, f64)>) {
+pub(super) fn report_rss(prefix: &str, rss: Option<(f64, f64, f64)>) {
     match rss {
         Some((sampled, hwm, now)) => {
             println!(
@@ -148,20 +150,6 @@ struct Catalog {
     rows: Vec<Vec<String>>,
 }
 
-const COLUMNS: [&str; 12] = [
-    "sku",
-    "name",
-    "description",
-    "category_id",
-    "unit",
-    "unit_cost",
-    "price",
-    "reorder_point",
-    "reorder_quantity",
-    "active",
-    "barcodes",
-    "tracking",
-];
 const UNITS: [&str; 6] = ["each", "each", "each", "box", "kg", "m"];
 
 impl Catalog {
@@ -254,7 +242,7 @@ struct Planted {
 }
 
 /// Posts a CSV as text/csv; (status, body, seconds).
-async fn post_csv(
+pub(super) async fn post_csv(
     client: &reqwest::Client,
     api: &Api,
     csv: Vec<u8>,
