@@ -1,0 +1,258 @@
+//! The references of count_lines and scan_events, checked per statement by
+//! triggers (migration 20261203000001) instead of row-by-row foreign keys:
+//! they refuse what the foreign keys refused, under the same names, and a
+//! delete racing an insert of a reference still loses.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+struct Rows {
+    product: Uuid,
+    location: Uuid,
+    count: Uuid,
+}
+
+async fn rows(db: &PgPool) -> Rows {
+    let warehouse: Uuid =
+        sqlx::query_scalar("INSERT INTO warehouses (code, name) VALUES ('W1', 'W1') RETURNING id")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let location: Uuid = sqlx::query_scalar(
+        "INSERT INTO locations (warehouse_id, code, name) VALUES ($1, 'BIN-1', 'Bin 1') RETURNING id",
+    )
+    .bind(warehouse)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let product: Uuid =
+        sqlx::query_scalar("INSERT INTO products (sku, name) VALUES ('P-1', 'Thing') RETURNING id")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let count: Uuid =
+        sqlx::query_scalar("INSERT INTO count_sessions (warehouse_id) VALUES ($1) RETURNING id")
+            .bind(warehouse)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    Rows {
+        product,
+        location,
+        count,
+    }
+}
+
+/// Inserts count lines for these products at `location`, in one statement.
+async fn insert_lines(
+    tx: &mut Transaction<'_, Postgres>,
+    count: Uuid,
+    products: &[Uuid],
+    location: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO count_lines (count_id, product_id, location_id, expected_quantity)
+         SELECT $1, p, $3, 0 FROM unnest($2::uuid[]) AS p",
+    )
+    .bind(count)
+    .bind(products)
+    .bind(location)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// The SQLSTATE and constraint of a database error.
+fn violation(e: sqlx::Error) -> (String, Option<String>) {
+    let db = e.as_database_error().expect("a database error");
+    (
+        db.code().unwrap_or_default().into_owned(),
+        db.constraint().map(str::to_owned),
+    )
+}
+
+#[sqlx::test]
+async fn a_line_or_scan_event_naming_a_missing_row_is_refused_under_the_old_constraint_name(
+    db: PgPool,
+) {
+    let r = rows(&db).await;
+    // One good line and one naming no product: the whole statement is refused.
+    let mut tx = db.begin().await.unwrap();
+    let err = insert_lines(&mut tx, r.count, &[r.product, Uuid::new_v4()], r.location)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err),
+        (
+            "23503".to_owned(),
+            Some("count_lines_product_id_fkey".into())
+        )
+    );
+    drop(tx);
+    let mut tx = db.begin().await.unwrap();
+    let err = insert_lines(&mut tx, r.count, &[r.product], Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("count_lines_location_id_fkey")
+    );
+    drop(tx);
+    let mut tx = db.begin().await.unwrap();
+    let err = insert_lines(&mut tx, Uuid::new_v4(), &[r.product], r.location)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("count_lines_count_id_fkey")
+    );
+    drop(tx);
+
+    // An update that points a line at a missing device is refused too.
+    let mut tx = db.begin().await.unwrap();
+    insert_lines(&mut tx, r.count, &[r.product], r.location)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let err = sqlx::query("UPDATE count_lines SET counted_by_device = $1")
+        .bind(Uuid::new_v4())
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("count_lines_counted_by_device_fkey")
+    );
+
+    let err = sqlx::query(
+        "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, status)
+         VALUES ($1, $2, '123', 'lookup', 1, 'rejected')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(Uuid::new_v4())
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        violation(err),
+        (
+            "23503".to_owned(),
+            Some("scan_events_device_id_fkey".into())
+        )
+    );
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM count_lines")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(lines, 1, "only the committed good line is there");
+}
+
+#[sqlx::test]
+async fn a_referenced_row_is_not_deleted_and_a_count_session_takes_its_lines_along(db: PgPool) {
+    let r = rows(&db).await;
+    let mut tx = db.begin().await.unwrap();
+    insert_lines(&mut tx, r.count, &[r.product], r.location)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let err = sqlx::query("DELETE FROM locations WHERE id = $1")
+        .bind(r.location)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err),
+        (
+            "23503".to_owned(),
+            Some("count_lines_location_id_fkey".into())
+        )
+    );
+    let err = sqlx::query("DELETE FROM products WHERE id = $1")
+        .bind(r.product)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("count_lines_product_id_fkey")
+    );
+    let err = sqlx::query("UPDATE products SET id = gen_random_uuid() WHERE id = $1")
+        .bind(r.product)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(violation(err).0, "23503", "ids never change");
+
+    // Under REPEATABLE READ a delete's check could miss a newer reference: refused outright.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("DELETE FROM count_sessions WHERE id = $1")
+        .bind(r.count)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(violation(err).0, "55000");
+    drop(tx);
+
+    sqlx::query("DELETE FROM count_sessions WHERE id = $1")
+        .bind(r.count)
+        .execute(&db)
+        .await
+        .unwrap();
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM count_lines")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(lines, 0, "the session's lines went with it");
+    sqlx::query("DELETE FROM locations WHERE id = $1")
+        .bind(r.location)
+        .execute(&db)
+        .await
+        .expect("no longer referenced");
+}
+
+/// The lock the insert takes on the referenced row makes a concurrent delete
+/// wait for it, and then see the new reference and fail; without the lock the
+/// delete would go through and leave the line pointing nowhere.
+#[sqlx::test]
+async fn a_delete_racing_an_insert_of_a_reference_waits_for_it_and_is_refused(db: PgPool) {
+    let r = rows(&db).await;
+    let mut inserting = db.begin().await.unwrap();
+    insert_lines(&mut inserting, r.count, &[r.product], r.location)
+        .await
+        .unwrap();
+
+    let deleter = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            sqlx::query("DELETE FROM locations WHERE id = $1")
+                .bind(r.location)
+                .execute(&db)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete waits for the inserting transaction"
+    );
+    inserting.commit().await.unwrap();
+    let err = deleter.await.unwrap().unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("count_lines_location_id_fkey")
+    );
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM count_lines c WHERE NOT EXISTS (SELECT 1 FROM locations l WHERE l.id = c.location_id)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+}
