@@ -13,9 +13,11 @@ DROP TRIGGER users_referenced_delete ON users;
 DROP TRIGGER devices_referenced_delete ON devices;
 DROP TRIGGER count_lines_references_insert ON count_lines;
 DROP TRIGGER count_lines_references_update ON count_lines;
+DROP TRIGGER count_lines_position_fixed ON count_lines;
 DROP TRIGGER scan_events_references_insert ON scan_events;
 DROP TRIGGER scan_events_references_update ON scan_events;
 DROP FUNCTION refuse_id_change();
+DROP FUNCTION count_lines_position_fixed();
 DROP FUNCTION check_referenced_delete();
 DROP FUNCTION check_references();
 

@@ -125,13 +125,21 @@ CREATE TRIGGER count_lines_references_insert AFTER INSERT ON count_lines
         'count_lines_lot_id_fkey', 'lot_id', 'lots',
         'count_lines_counted_by_user_fkey', 'counted_by_user', 'users',
         'count_lines_counted_by_device_fkey', 'counted_by_device', 'devices');
+-- A line's position (count, product, location, lot) never changes, so an
+-- update checks only who counted: a foreign key skips unchanged keys too, and
+-- every scanner batch updates the lines it counts.
+CREATE FUNCTION count_lines_position_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the position of a count line never changes (count, product, location, lot)'
+        USING ERRCODE = 'integrity_constraint_violation', TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
+END $$;
+CREATE TRIGGER count_lines_position_fixed BEFORE UPDATE ON count_lines
+    FOR EACH ROW WHEN ((OLD.count_id, OLD.product_id, OLD.location_id, OLD.lot_id)
+                       IS DISTINCT FROM (NEW.count_id, NEW.product_id, NEW.location_id, NEW.lot_id))
+    EXECUTE FUNCTION count_lines_position_fixed();
 CREATE TRIGGER count_lines_references_update AFTER UPDATE ON count_lines
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION check_references(
-        'count_lines_count_id_fkey', 'count_id', 'count_sessions',
-        'count_lines_product_id_fkey', 'product_id', 'products',
-        'count_lines_location_id_fkey', 'location_id', 'locations',
-        'count_lines_lot_id_fkey', 'lot_id', 'lots',
         'count_lines_counted_by_user_fkey', 'counted_by_user', 'users',
         'count_lines_counted_by_device_fkey', 'counted_by_device', 'devices');
 CREATE TRIGGER scan_events_references_insert AFTER INSERT ON scan_events

@@ -126,6 +126,14 @@ async fn a_line_or_scan_event_naming_a_missing_row_is_refused_under_the_old_cons
         Some("count_lines_counted_by_device_fkey")
     );
 
+    // A line's position is fixed, so updates need not re-check it.
+    let err = sqlx::query("UPDATE count_lines SET location_id = $1")
+        .bind(Uuid::new_v4())
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(violation(err).0, "23000");
+
     let err = sqlx::query(
         "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, status)
          VALUES ($1, $2, '123', 'lookup', 1, 'rejected')",

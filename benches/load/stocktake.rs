@@ -1,7 +1,7 @@
 //! The `stocktake` mode: whole stocktakes through the API, at the sizes of
 //! `--lines` (5,000 and 100,000 by default), counted per position.
 //!
-//! Set-up, per size (not timed): a warehouse of its own (`ST<lines>-<run>`)
+//! Set-up, per size (not timed): a warehouse of its own (`ST-<run>-<lines>`)
 //! with `--locations` bins, `lines / 4` lot-tracked products (SKU `ST-<n>`,
 //! EAN-13 `22<n, 10 digits><check>`, imported by CSV; a later size reuses
 //! the products of an earlier one), each received by scanner `receive`
@@ -114,7 +114,8 @@ pub async fn stocktake(a: StocktakeArgs) -> Result<()> {
     let run = &Uuid::new_v4().simple().to_string()[..6];
     for &lines in &a.lines {
         let lines = lines.div_ceil(PER_PRODUCT) * PER_PRODUCT;
-        one_stocktake(&client, &api, &a, lines, run).await?;
+        // Location barcodes are unique across warehouses: one tag per stocktake.
+        one_stocktake(&client, &api, &a, lines, &format!("{run}-{lines}")).await?;
     }
     Ok(())
 }
@@ -132,7 +133,7 @@ async fn one_stocktake(
         client,
         api,
         "/api/v1/warehouses",
-        &json!({ "code": format!("ST{lines}-{run}"), "name": format!("Stocktake bench {lines}") }),
+        &json!({ "code": format!("ST-{run}"), "name": format!("Stocktake bench {lines}") }),
     )
     .await?;
     let warehouse = id_of(&warehouse)?;
