@@ -509,13 +509,13 @@ if [ "$mode" = stocktake ]; then
   log "stocktakes of $stocktake_lines positions: open a count, scanner count batches of 500, complete"
   load stocktake "$out/stocktake.txt" "${admin[@]}" --lines "$stocktake_lines" --server-pids "$api_pid"
   # The load tool rounds a size up to whole products (4 positions each).
-  for n in $(awk '$1 == "RESULT" && $2 ~ /^stocktake_[0-9]+_total_ms$/ { split($2, k, "_"); print k[2] }' "$out/stocktake.txt"); do
+  while read -r n; do
     st_total=$(value "$out/stocktake.txt" "stocktake_${n}_total_ms")
     st_limit=$([ "$n" -le 5000 ] && echo 1000 || echo 10000)
     summary "a $n-line stocktake over positions < $((st_limit / 1000)) s (open, scanner batches, complete)" \
       "$st_total ms (open $(value "$out/stocktake.txt" "stocktake_${n}_open_ms"), lines $(value "$out/stocktake.txt" "stocktake_${n}_lines_ms"), complete $(value "$out/stocktake.txt" "stocktake_${n}_complete_ms") ms; API peak RSS $(value "$out/stocktake.txt" "stocktake_${n}_complete_rss_mb") MB)" \
       "$(verdict "$st_total < $st_limit")"
-  done
+  done < <(awk '$1 == "RESULT" && $2 ~ /^stocktake_[0-9]+_total_ms$/ { split($2, k, "_"); print k[2] }' "$out/stocktake.txt")
 fi
 
 if [ "$mode" = import ]; then
