@@ -14,8 +14,6 @@ DROP TRIGGER devices_referenced_delete ON devices;
 DROP TRIGGER count_lines_references_insert ON count_lines;
 DROP TRIGGER count_lines_references_update ON count_lines;
 DROP TRIGGER count_lines_position_fixed ON count_lines;
-DROP TRIGGER scan_events_references_insert ON scan_events;
-DROP TRIGGER scan_events_references_update ON scan_events;
 DROP FUNCTION refuse_id_change();
 DROP FUNCTION count_lines_position_fixed();
 DROP FUNCTION check_referenced_delete();
@@ -28,8 +26,3 @@ ALTER TABLE count_lines
     ADD CONSTRAINT count_lines_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES lots (id),
     ADD CONSTRAINT count_lines_counted_by_user_fkey FOREIGN KEY (counted_by_user) REFERENCES users (id),
     ADD CONSTRAINT count_lines_counted_by_device_fkey FOREIGN KEY (counted_by_device) REFERENCES devices (id);
-ALTER TABLE scan_events
-    ADD CONSTRAINT scan_events_device_id_fkey FOREIGN KEY (device_id) REFERENCES devices (id),
-    ADD CONSTRAINT scan_events_product_id_fkey FOREIGN KEY (product_id) REFERENCES products (id),
-    ADD CONSTRAINT scan_events_location_id_fkey FOREIGN KEY (location_id) REFERENCES locations (id),
-    ADD CONSTRAINT scan_events_transaction_id_fkey FOREIGN KEY (transaction_id) REFERENCES stock_transactions (id);

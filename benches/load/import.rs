@@ -63,7 +63,7 @@ pub struct ExportArgs {
 }
 
 /// A client for single large requests: no pool to speak of, a long timeout.
-fn big_client() -> Result<reqwest::Client> {
+pub(super) fn big_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()

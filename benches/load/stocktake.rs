@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use inventory_api::catalog::csv::COLUMNS;
 
-use super::import::{post_csv, report_rss, RssSampler};
-use super::{connect, get_json, result, with_check_digit, Api, Common};
+use super::import::{big_client, post_csv, report_rss, RssSampler};
+use super::{connect, get_json, result, scanner_device, with_check_digit, Api, Common};
 
 #[derive(Args)]
 pub struct StocktakeArgs {
@@ -103,10 +103,7 @@ fn positions(lines: usize, bins: usize) -> Vec<Position> {
 }
 
 pub async fn stocktake(a: StocktakeArgs) -> Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .context("building the HTTP client")?;
+    let client = big_client()?;
     let api = connect(&client, &a.common).await?;
     if !(1..=500).contains(&a.batch) || a.locations == 0 {
         bail!("--batch must be 1-500 and --locations at least 1");
@@ -147,7 +144,9 @@ async fn one_stocktake(
         .await?;
     }
     import_products(client, api, lines / PER_PRODUCT).await?;
-    let device = device_key(client, api, warehouse).await?;
+    let device = scanner_device(client, api, warehouse)
+        .await?
+        .ok_or_else(|| anyhow!("the scanner endpoints answer 404 in this build"))?;
     let plan = positions(lines, a.locations);
     let receipts: Vec<Value> = plan
         .iter()
@@ -269,20 +268,6 @@ async fn import_products(client: &reqwest::Client, api: &Api, n: usize) -> Resul
         bail!("importing the stocktake products answered {status}: {answer}");
     }
     Ok(())
-}
-
-async fn device_key(client: &reqwest::Client, api: &Api, warehouse: Uuid) -> Result<String> {
-    let device = post(
-        client,
-        api,
-        "/api/v1/scanner/devices",
-        &json!({ "name": format!("stocktake-{}", &Uuid::new_v4().to_string()[..8]), "warehouse_ids": [warehouse] }),
-    )
-    .await?;
-    Ok(device["api_key"]
-        .as_str()
-        .ok_or_else(|| anyhow!("device answer without api_key: {device}"))?
-        .to_owned())
 }
 
 /// Posts events as scanner batches, one after the other; every event must be applied.
