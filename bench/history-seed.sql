@@ -10,17 +10,24 @@
 SET session_replication_role = replica;
 CREATE TEMP TABLE hp AS SELECT row_number() OVER (ORDER BY sku) AS n, id FROM products WHERE sku LIKE 'SEED-%';
 CREATE UNIQUE INDEX ON hp (n);
-CREATE TEMP TABLE hw AS SELECT row_number() OVER (ORDER BY code) AS n, id FROM warehouses WHERE code LIKE 'SEED-%';
+-- With the triggers off, the row names its position itself: the warehouse's
+-- DEFAULT location (what stock_transactions_v1_position fills in for a
+-- v1-shaped row), and a warehouse balance equal to the position's.
+CREATE TEMP TABLE hw AS
+    SELECT row_number() OVER (ORDER BY w.code) AS n, w.id, l.id AS location_id
+    FROM warehouses w JOIN locations l ON l.warehouse_id = w.id AND lower(l.code) = 'default'
+    WHERE w.code LIKE 'SEED-%';
 SELECT count(*) AS products FROM hp \gset
 SELECT count(*) AS warehouses FROM hw \gset
 SELECT id AS actor FROM users WHERE email = 'seed@inventory.invalid' \gset
-INSERT INTO stock_transactions (id, kind, product_id, warehouse_id, quantity, balance_after,
+INSERT INTO stock_transactions (id, kind, product_id, warehouse_id, location_id, quantity,
+                                balance_after, warehouse_balance_after,
                                 reference, actor_user_id, created_at)
 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
        CASE WHEN i % 3 = 0 THEN 'issue' ELSE 'receipt' END,
-       hp.id, hw.id,
+       hp.id, hw.id, hw.location_id,
        CASE WHEN i % 3 = 0 THEN -(1 + i % 5) ELSE 1 + i % 7 END,
-       abs(hashint8(i)) % 1000,
+       abs(hashint8(i)) % 1000, abs(hashint8(i)) % 1000,
        'PO-' || (i % (:to / 200)),
        :'actor',
        now() - interval '730 days' + (interval '730 days' / :to) * i
