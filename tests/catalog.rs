@@ -441,6 +441,44 @@ async fn search_combines_with_the_category_filter(db: PgPool) {
     }
 }
 
+/// A term under 3 characters walks the list order with every filter inside
+/// the walk (the below-reorder sum, the blind-count check of a clerk, the
+/// category, the cursor); pages still come in SKU order.
+#[sqlx::test]
+async fn a_short_term_walk_keeps_sku_order_with_every_filter(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = cat["id"].as_str().unwrap();
+    for (sku, point, category) in [
+        ("LO-4", 5, true),
+        ("LO-1", 5, true),
+        ("LO-3", 0, true),
+        ("LO-2", 5, true),
+        ("LO-5", 5, false),
+        ("LO-0", 5, true),
+    ] {
+        let mut body = json!({"sku": sku, "name": "Bolt", "reorder_point": point});
+        if category {
+            body["category_id"] = json!(id);
+        }
+        create_product(&app, &token, body).await;
+    }
+    let clerk = app.token("clerk").await;
+    let skus = search_all_pages(
+        &app,
+        &clerk,
+        &format!("q=lo&category_id={id}&below_reorder=true&active=true"),
+    )
+    .await;
+    assert_eq!(skus, ["LO-0", "LO-1", "LO-2", "LO-4"]);
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

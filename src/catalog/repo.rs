@@ -505,33 +505,40 @@ async fn matching(
         let mut q = QueryBuilder::new(format!(
             "SELECT {PRODUCT_COLUMNS} FROM (SELECT p.*, {SKU_ORDER} AS k FROM products p WHERE TRUE"
         ));
-        if let Some(category) = filter.category_id {
-            q.push(" AND p.category_id = ").push_bind(category);
-        }
-        if let Some(sku) = after.as_deref() {
-            q.push(format!(" AND {SKU_ORDER} > "))
-                .push_bind(sku.to_owned());
-        }
-        q.push(" ORDER BY k");
         if short {
-            // No bound, but a fence: without it PostgreSQL pushes the LIKE
-            // into the subquery and, for a common fragment ("ng" in 1 of 10
-            // products), prefers a parallel scan and sort of the whole table
-            // (0.8-1.9 s at 1,000,000 products) to this walk (6 ms).
-            q.push(" OFFSET 0");
+            // Unbounded, so every filter goes inside, the subquery's ORDER BY
+            // is the answer's order, and the outer query is one scan of it
+            // with the LIKE (which keeps that order) and no ORDER BY of its
+            // own: an outer ORDER BY makes PostgreSQL plan the subquery for
+            // all its rows, not for the first page, and within a category
+            // (50,000 of 1,000,000 products) it sorted the whole category for
+            // "ng" (418 ms) instead of walking products_category_sku_order_idx
+            // (4 ms). OFFSET 0 is the fence: without it PostgreSQL pushes the
+            // LIKE into the subquery and, for a common fragment ("ng" in 1 of
+            // 10 products), prefers a parallel scan and sort of the whole
+            // table (0.8-1.9 s at 1,000,000 products) to this walk (6 ms).
+            push_filters(&mut q, filter, after.as_deref());
+            q.push(" ORDER BY k OFFSET 0) p WHERE p.search_text LIKE ")
+                .push_bind(pattern.clone())
+                .push(" LIMIT ")
+                .push_bind(fetch);
         } else {
-            q.push(" LIMIT ").push_bind(WALK_ROWS);
+            // Bounded by its own LIMIT, so planned for WALK_ROWS rows whatever
+            // the outer query does; the other filters apply to what it finds.
+            if let Some(category) = filter.category_id {
+                q.push(" AND p.category_id = ").push_bind(category);
+            }
+            if let Some(sku) = after.as_deref() {
+                q.push(format!(" AND {SKU_ORDER} > "))
+                    .push_bind(sku.to_owned());
+            }
+            q.push(" ORDER BY k LIMIT ")
+                .push_bind(WALK_ROWS)
+                .push(") p WHERE p.search_text LIKE ")
+                .push_bind(pattern.clone());
+            push_filters(&mut q, filter, after.as_deref());
+            q.push(" ORDER BY p.k LIMIT ").push_bind(fetch);
         }
-        q.push(") p WHERE p.search_text LIKE ")
-            .push_bind(pattern.clone());
-        push_filters(&mut q, filter, after.as_deref());
-        // No ORDER BY out here: the rows come out of the subquery in its
-        // order (a scan of one subquery with a filter keeps it), and an outer
-        // ORDER BY makes PostgreSQL plan the subquery for all its rows, not
-        // for the first page: within a category (50,000 of 1,000,000
-        // products) it then sorted the whole category for "ng" (418 ms)
-        // instead of walking products_category_sku_order_idx (4 ms).
-        q.push(" LIMIT ").push_bind(fetch);
         let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
         if short || rows.len() as i64 >= fetch {
             return Ok(rows);
