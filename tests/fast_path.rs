@@ -234,6 +234,17 @@ async fn declines_what_only_the_general_path_decides(db: PgPool) {
     .unwrap();
     assert_eq!(at_bin, 3);
 
+    // A level whose stock has only ever been in a bin has no DEFAULT
+    // position row to lock: declined, and the general path creates it.
+    let e = w.product("FAST-BIN").await;
+    let mut only_bin = w.movement(e, MoveKind::Receipt, Amount::Add(4));
+    only_bin.location_id = Some(bin);
+    assert_eq!(w.general(&only_bin).await, Some(4));
+    let unnamed = w.movement(e, MoveKind::Receipt, Amount::Add(1));
+    assert_eq!(w.fast(&unnamed).await, None, "no DEFAULT position: declined");
+    assert_eq!(w.general(&unnamed).await, Some(5));
+    assert_eq!(w.fast(&unnamed).await, Some(6), "then in one statement");
+
     // Something reserved: declined (expired reservations are released by
     // the general path only).
     let q = w.product("FAST-D").await;
