@@ -241,7 +241,11 @@ async fn declines_what_only_the_general_path_decides(db: PgPool) {
     only_bin.location_id = Some(bin);
     assert_eq!(w.general(&only_bin).await, Some(4));
     let unnamed = w.movement(e, MoveKind::Receipt, Amount::Add(1));
-    assert_eq!(w.fast(&unnamed).await, None, "no DEFAULT position: declined");
+    assert_eq!(
+        w.fast(&unnamed).await,
+        None,
+        "no DEFAULT position: declined"
+    );
     assert_eq!(w.general(&unnamed).await, Some(5));
     assert_eq!(w.fast(&unnamed).await, Some(6), "then in one statement");
 

@@ -463,6 +463,55 @@ async fn a_count_completing_while_receipts_happen_keeps_the_receipts(db: PgPool)
 }
 
 #[sqlx::test]
+async fn a_count_opened_without_its_lines_answers_how_many_and_get_lists_them(db: PgPool) {
+    let s = scanner(db).await;
+    s.send(&s.event("receive", EAN, 4)).await;
+    let clerk = s.app.token("clerk").await;
+    let open = |body: Value, key: &'static str| {
+        s.app
+            .with_token(reqwest::Method::POST, "/api/v1/counts", &clerk)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let short = json!({"warehouse_id": s.warehouse, "include_lines": false});
+    let resp = open(short.clone(), "count-short").await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let first: Value = resp.json().await.unwrap();
+    assert_eq!(first["line_count"], 1, "{first}");
+    assert_eq!(first["lines"], json!([]), "{first}");
+    // A retry replays the same short answer.
+    let again: Value = open(short, "count-short")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    // The lines are there, listed by GET.
+    let id = first["id"].as_str().unwrap();
+    let detail: Value = s
+        .app
+        .get_as(&format!("/api/v1/counts/{id}"), &clerk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["line_count"], 1);
+    assert_eq!(detail["lines"].as_array().unwrap().len(), 1, "{detail}");
+    assert_eq!(detail["lines"][0]["expected_quantity"], 4);
+    // Without the field the answer lists every line, as in v1.
+    let full: Value = open(json!({"warehouse_id": s.warehouse}), "count-full")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full["line_count"], 1);
+    assert_eq!(full["lines"].as_array().unwrap().len(), 1, "{full}");
+}
+
+#[sqlx::test]
 async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPool) {
     let s = scanner(db).await;
     s.send(&s.event("receive", EAN, 4)).await;

@@ -278,8 +278,19 @@ async fn detail(conn: &mut PgConnection, id: Uuid, reveal: bool) -> Result<Count
                 }
             },
         )
-        .collect();
-    Ok(CountDetail { session, lines })
+        .collect::<Vec<_>>();
+    Ok(CountDetail {
+        session,
+        line_count: lines.len() as i64,
+        lines,
+    })
+}
+
+/// An answer stored for an Idempotency-Key before `line_count` existed
+/// reads back with 0 for it; such answers listed every line.
+fn replayed(mut first: CountDetail) -> CountDetail {
+    first.line_count = first.line_count.max(first.lines.len() as i64);
+    first
 }
 
 fn require_open(s: &CountSession) -> Result<()> {
@@ -342,7 +353,7 @@ impl CountsApi {
         v.finish()?;
         let mut tx = state.db.begin().await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
-            return Ok(Created::new(first));
+            return Ok(Created::new(replayed(first)));
         }
         let active: Option<bool> =
             sqlx::query_scalar("SELECT active FROM warehouses WHERE id = $1")
@@ -398,7 +409,7 @@ impl CountsApi {
         .await?;
         // The snapshot: the positions in scope as this transaction sees them;
         // a product named that has none here gets a line at DEFAULT.
-        sqlx::query(
+        let line_count = sqlx::query(
             "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity)
              SELECT $1, s.product_id, s.location_id, s.lot_id, s.quantity FROM stock_positions s
              WHERE s.warehouse_id = $2
@@ -418,7 +429,8 @@ impl CountsApi {
         .bind(&products)
         .bind(&locations)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected() as i64;
         events::emit(
             &mut tx,
             "count.opened",
@@ -426,7 +438,17 @@ impl CountsApi {
             json!({"id": id, "warehouse_id": body.warehouse_id}),
         )
         .await?;
-        let d = detail(&mut tx, id, true).await?;
+        let d = if body.include_lines {
+            detail(&mut tx, id, true).await?
+        } else {
+            // Neither read back nor held in memory (nor in the idempotency
+            // record): the answer stays small however large the count.
+            CountDetail {
+                session: session(&mut tx, id, false).await?,
+                line_count,
+                lines: Vec::new(),
+            }
+        };
         idempotency::store(&idem, &mut tx, 201, &d).await?;
         tx.commit().await?;
         Ok(Created::new(d))
@@ -513,7 +535,7 @@ impl CountsApi {
         v.finish()?;
         let mut tx = state.db.begin().await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
-            return Ok(Json(first));
+            return Ok(Json(replayed(first)));
         }
         let s = sqlx::query_as::<_, CountSession>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM count_sessions WHERE id = $1 FOR SHARE"

@@ -249,6 +249,16 @@ pub struct CreateCount {
     /// Locations (UUIDs, of this warehouse) to count; empty or absent means all.
     #[oai(default)]
     pub location_ids: Vec<Uuid>,
+    /// Whether the answer lists every line (the default, as v1 answered). A
+    /// count of a whole warehouse can have hundreds of thousands of lines:
+    /// with false the answer carries `line_count` and an empty `lines`, and
+    /// `GET /api/v1/counts/{id}` lists them.
+    #[oai(default = "yes")]
+    pub include_lines: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One position of a count: a product at a location, of a lot.
@@ -279,7 +289,11 @@ pub struct CountLine {
 pub struct CountDetail {
     #[oai(flatten)]
     pub session: CountSession,
-    /// The lines of the count.
+    /// How many lines the count has.
+    #[oai(default)]
+    pub line_count: i64,
+    /// The lines of the count (empty when it was opened with
+    /// `include_lines: false`; that answer only).
     pub lines: Vec<CountLine>,
 }
 
