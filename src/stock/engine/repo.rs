@@ -129,13 +129,17 @@ struct LoadRow {
 /// and reservations named, and the positions and expired reservations under
 /// the locked levels.
 ///
-/// The locks: the INSERT visits the (product, warehouse) rows in that order
-/// and either inserts the row (holding it until commit) or locks the existing
-/// one (`ON CONFLICT DO UPDATE` locks it): every transaction that moves stock
-/// acquires its levels in that one order, first-time rows included. (Creating
-/// the missing rows in one pass and locking in a second does not have that
-/// property: the row a transaction has just inserted is held, out of order,
-/// while it waits for the locks of the second pass.)
+/// The locks: every transaction that moves stock acquires its levels in
+/// (product, warehouse) order, in ONE pass. When the snapshot holds every
+/// level asked for (the usual case; levels are never deleted), that pass is
+/// `SELECT ... ORDER BY ... FOR UPDATE`, which writes no new row version.
+/// Otherwise the INSERT visits the pairs in that order and either inserts
+/// the row (holding it until commit) or locks the existing one (`ON CONFLICT
+/// DO UPDATE` locks it, at the price of a row version per level), first-time
+/// rows included. (Creating the missing rows in one pass and locking in a
+/// second does not have that property: the row a transaction has just
+/// inserted is held, out of order, while it waits for the locks of the
+/// second pass.)
 ///
 /// The reads see the statement's snapshot, taken before any lock wait. Every
 /// change under a level (positions, reservations) bumps its `version`, so a
@@ -150,15 +154,28 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
     let (lot_products, lot_codes): (Vec<Uuid>, Vec<String>) = req.lots.iter().cloned().unzip();
     let rows: Vec<LoadRow> = sqlx::query_as(
         "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)),
-         locked AS (
+         all_there AS (
+             SELECT count(*) = (SELECT count(*) FROM pairs) AS yes
+             FROM pairs t JOIN stock_levels s ON s.product_id = t.p AND s.warehouse_id = t.w
+         ),
+         locked_existing AS (
+             SELECT s.product_id, s.warehouse_id, s.quantity, s.reserved, s.version, s.value, s.unit_cost
+             FROM stock_levels s JOIN pairs t ON s.product_id = t.p AND s.warehouse_id = t.w
+             WHERE (SELECT yes FROM all_there)
+             ORDER BY s.product_id, s.warehouse_id
+             FOR UPDATE OF s
+         ),
+         locked_created AS (
              INSERT INTO stock_levels AS s (product_id, warehouse_id, quantity)
              SELECT t.p, t.w, 0 FROM pairs t
-             WHERE EXISTS (SELECT 1 FROM products WHERE id = t.p)
+             WHERE NOT (SELECT yes FROM all_there)
+               AND EXISTS (SELECT 1 FROM products WHERE id = t.p)
                AND EXISTS (SELECT 1 FROM warehouses WHERE id = t.w)
              ORDER BY t.p, t.w
              ON CONFLICT (product_id, warehouse_id) DO UPDATE SET quantity = s.quantity
              RETURNING s.product_id, s.warehouse_id, s.quantity, s.reserved, s.version, s.value, s.unit_cost
-         )
+         ),
+         locked AS (SELECT * FROM locked_existing UNION ALL SELECT * FROM locked_created)
          SELECT 'L' AS kind, product_id AS a, warehouse_id AS b, NULL::uuid AS c, NULL::uuid AS d,
                 quantity AS n, reserved AS m, version::text AS code, NULL AS code2, NULL::bool AS flag,
                 NULL::date AS day, value AS x, unit_cost AS y
