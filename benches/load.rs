@@ -541,6 +541,8 @@ struct Tally {
     latency: Vec<Duration>,
     /// From the actual send (differs from `latency` only when paced).
     service: Vec<Duration>,
+    /// `latency` split by status label (a tail may belong to one kind of answer).
+    latency_by_label: BTreeMap<String, Vec<Duration>>,
     counts: BTreeMap<String, u64>,
     extra: BTreeMap<String, u64>,
     completed: u64,
@@ -551,6 +553,10 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, o: Outcome, latency: Duration, service: Duration, done: Instant) {
+        self.latency_by_label
+            .entry(o.label.clone())
+            .or_default()
+            .push(latency);
         *self.counts.entry(o.label).or_default() += 1;
         for (k, v) in o.extra {
             *self.extra.entry(k).or_default() += v;
@@ -571,6 +577,9 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.latency.extend(other.latency);
+        for (k, v) in other.latency_by_label {
+            self.latency_by_label.entry(k).or_default().extend(v);
+        }
         self.service.extend(other.service);
         for (k, v) in other.counts {
             *self.counts.entry(k).or_default() += v;
@@ -694,6 +703,9 @@ async fn run(plan: &Plan, request: RequestFn) -> Report {
     }
     tally.latency.sort_unstable();
     tally.service.sort_unstable();
+    for v in tally.latency_by_label.values_mut() {
+        v.sort_unstable();
+    }
     let elapsed = tally.last_done.map_or(0.0, |t| {
         t.saturating_duration_since(measure_from).as_secs_f64()
     });
@@ -895,6 +907,15 @@ async fn movements(a: MovementsArgs) -> Result<()> {
         print_latency("service time (from actual send)", "service", &t.service);
     } else {
         print_latency("latency", "latency", &t.latency);
+    }
+    // Refused issues take the engine's general path to word the refusal:
+    // their latency apart shows whether they make the tail.
+    for (label, v) in &t.latency_by_label {
+        print_latency(
+            &format!("latency of {label} answers"),
+            &format!("latency_{label}"),
+            v,
+        );
     }
     result("movements_per_s", rate);
     result("ok_201", *t.counts.get("201").unwrap_or(&0) as f64);
