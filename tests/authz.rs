@@ -120,6 +120,7 @@ const REQUIRED: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/counts", User(Clerk)),
     ("GET", "/api/v1/counts", User(Viewer)),
     ("GET", "/api/v1/counts/{id}", User(Viewer)),
+    ("GET", "/api/v1/counts/{id}/lines", User(Viewer)),
     ("POST", "/api/v1/counts/{id}/lines", User(Clerk)),
     ("POST", "/api/v1/counts/{id}/complete", User(Manager)),
     ("POST", "/api/v1/counts/{id}/cancel", User(Manager)),
@@ -470,7 +471,7 @@ async fn valid_request(db: &PgPool, f: &Fixture, method: &str, template: &str) -
             (format!("/api/v1/scanner/lookup/{}", f.barcode), Body::None)
         }
         ("POST", "/api/v1/counts") => (template.into(), Body::Json(json!({"warehouse_id": w}))),
-        ("GET", "/api/v1/counts/{id}")
+        ("GET", "/api/v1/counts/{id}" | "/api/v1/counts/{id}/lines")
         | ("POST", "/api/v1/counts/{id}/complete" | "/api/v1/counts/{id}/cancel") => (
             template.replace("{id}", &open_count().await.to_string()),
             Body::Json(json!({})),

@@ -653,3 +653,94 @@ async fn tracking_defaults_to_none_and_cannot_change_while_stock_is_held(db: PgP
         .unwrap();
     assert_eq!(tracking, "serial");
 }
+
+#[sqlx::test]
+async fn a_counts_lines_come_a_page_at_a_time_in_the_order_of_the_whole_listing(db: PgPool) {
+    let f = fixture(db).await;
+    let (p, w) = (f.product, f.warehouse);
+    // Bins created out of order, lots received out of order: the listing
+    // sorts by SKU, location path, then lot.
+    for (bin, n) in [
+        (f.location(w, "B-2").await, 3),
+        (f.location(w, "B-1").await, 4),
+    ] {
+        for lot in ["L2", "L1"] {
+            f.receive(json!({"product_id": p, "warehouse_id": w, "quantity": n,
+                "location_id": bin, "lot": lot, "expires_on": "2030-01-31"}))
+                .await;
+        }
+    }
+    let other: Uuid = sqlx::query_scalar(
+        "INSERT INTO products (sku, name) VALUES ('ALPHA-1', 'Alpha') RETURNING id",
+    )
+    .fetch_one(&f.app.db)
+    .await
+    .unwrap();
+    f.receive(json!({"product_id": other, "warehouse_id": w, "quantity": 7}))
+        .await;
+
+    let resp = f
+        .app
+        .post_as(
+            "/api/v1/counts",
+            &f.manager,
+            &json!({"warehouse_id": w, "include_lines": false}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let count: Value = resp.json().await.unwrap();
+    assert_eq!(count["line_count"], 5, "{count}");
+    let id = count["id"].as_str().unwrap();
+    let whole = f.get(&format!("/api/v1/counts/{id}"), &f.viewer).await;
+    let order: Vec<String> = whole["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{} {} {}", l["sku"], l["location_code"], l["lot"]))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            r#""ALPHA-1" "DEFAULT" null"#,
+            r#""MILK-1" "B-1" "L1""#,
+            r#""MILK-1" "B-1" "L2""#,
+            r#""MILK-1" "B-2" "L1""#,
+            r#""MILK-1" "B-2" "L2""#,
+        ]
+    );
+
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = f
+            .get(
+                &format!("/api/v1/counts/{id}/lines?limit=2&cursor={cursor}"),
+                &f.viewer,
+            )
+            .await;
+        assert!(items(&page).len() <= 2);
+        paged.extend(items(&page).iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(Value::Array(paged), whole["lines"]);
+
+    let resp = f
+        .app
+        .get_as(
+            &format!("/api/v1/counts/{id}/lines?cursor=nonsense"),
+            &f.viewer,
+        )
+        .await;
+    assert_problem(resp, 422, "validation").await;
+    let resp = f
+        .app
+        .get_as(
+            &format!("/api/v1/counts/{}/lines", Uuid::new_v4()),
+            &f.viewer,
+        )
+        .await;
+    assert_problem(resp, 404, "not-found").await;
+}

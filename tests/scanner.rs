@@ -500,6 +500,15 @@ async fn a_count_opened_without_its_lines_answers_how_many_and_get_lists_them(db
     assert_eq!(detail["line_count"], 1);
     assert_eq!(detail["lines"].as_array().unwrap().len(), 1, "{detail}");
     assert_eq!(detail["lines"][0]["expected_quantity"], 4);
+    let paged: Value = s
+        .app
+        .get_as(&format!("/api/v1/counts/{id}/lines?limit=1"), &clerk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paged["items"], detail["lines"], "{paged}");
+    assert_eq!(paged["next_cursor"], Value::Null);
     // Without the field the answer lists every line, as in v1.
     let full: Value = open(json!({"warehouse_id": s.warehouse}), "count-full")
         .await

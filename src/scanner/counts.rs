@@ -40,17 +40,20 @@ use crate::{
     telemetry, Tags,
 };
 
-/// product_id, sku, location_id, location code, lot, expected, counted, counted_at.
-type LineRow = (
-    Uuid,
-    String,
-    Uuid,
-    String,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<OffsetDateTime>,
-);
+/// One row of [`LINES_SQL`].
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    product_id: Uuid,
+    sku: String,
+    sku_key: String,
+    location_id: Uuid,
+    location_code: String,
+    location_path: String,
+    lot: Option<String>,
+    expected_quantity: i64,
+    counted_quantity: Option<i64>,
+    counted_at: Option<OffsetDateTime>,
+}
 
 const SESSION_COLUMNS: &str =
     "id, warehouse_id, status, blind, product_ids, location_ids, opened_at, closed_at";
@@ -243,42 +246,90 @@ async fn session(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<CountS
     .ok_or_else(|| ApiError::not_found(format!("count session {id}")))
 }
 
+/// The lines of a count as listed (by GET and in the opening answer), in
+/// list order. The order's key (SKU, location path, lot code with '' for
+/// none, location id) is unique within a count, so it is also the keyset of
+/// the paged listing.
+const LINES_SQL: &str =
+    "SELECT l.product_id, p.sku, lower(p.sku) AS sku_key, l.location_id, loc.code AS location_code,
+            loc.path AS location_path, lot.code AS lot, l.expected_quantity,
+            l.counted_quantity, l.counted_at
+     FROM count_lines l JOIN products p ON p.id = l.product_id
+     JOIN locations loc ON loc.id = l.location_id
+     LEFT JOIN lots lot ON lot.id = l.lot_id
+     WHERE l.count_id = $1
+       AND ($2::text IS NULL
+            OR (lower(p.sku), loc.path, coalesce(lot.code, ''), l.location_id) > ($2, $3, $4, $5))
+     ORDER BY lower(p.sku), loc.path, coalesce(lot.code, ''), l.location_id
+     LIMIT $6";
+
+/// The keyset of [`LINES_SQL`]: lower(sku), location path, lot code or '', location id.
+type LineKey = (String, String, String, Uuid);
+
+/// Up to `limit` lines of count `id` after `after`, in list order, each with
+/// its key; expected quantities and variances left out when `hide`.
+async fn lines_page(
+    conn: &mut PgConnection,
+    id: Uuid,
+    after: Option<LineKey>,
+    limit: i64,
+    hide: bool,
+) -> Result<Vec<(LineKey, CountLine)>> {
+    let (sku, path, lot, location) = match after {
+        Some((a, b, c, d)) => (Some(a), Some(b), Some(c), Some(d)),
+        None => (None, None, None, None),
+    };
+    let rows: Vec<LineRow> = sqlx::query_as(LINES_SQL)
+        .bind(id)
+        .bind(sku)
+        .bind(path)
+        .bind(lot)
+        .bind(location)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let key = (
+                r.sku_key,
+                r.location_path,
+                r.lot.clone().unwrap_or_default(),
+                r.location_id,
+            );
+            let line = CountLine {
+                product_id: r.product_id,
+                sku: r.sku,
+                location_id: r.location_id,
+                location_code: r.location_code,
+                lot: r.lot,
+                expected_quantity: (!hide).then_some(r.expected_quantity),
+                counted_quantity: r.counted_quantity,
+                variance: if hide {
+                    None
+                } else {
+                    r.counted_quantity.map(|c| c - r.expected_quantity)
+                },
+                counted_at: r.counted_at,
+            };
+            (key, line)
+        })
+        .collect())
+}
+
+/// Whether a principal that may not see blind counts' levels gets them hidden here.
+fn hides_expected(session: &CountSession, reveal: bool) -> bool {
+    session.blind && session.status == "open" && !reveal
+}
+
 async fn detail(conn: &mut PgConnection, id: Uuid, reveal: bool) -> Result<CountDetail> {
     let session = session(conn, id, false).await?;
-    let hide = session.blind && session.status == "open" && !reveal;
-    let rows: Vec<LineRow> = sqlx::query_as(
-        "SELECT l.product_id, p.sku, l.location_id, loc.code, lot.code, l.expected_quantity,
-                l.counted_quantity, l.counted_at
-         FROM count_lines l JOIN products p ON p.id = l.product_id
-         JOIN locations loc ON loc.id = l.location_id
-         LEFT JOIN lots lot ON lot.id = l.lot_id
-         WHERE l.count_id = $1 ORDER BY lower(p.sku), loc.path, lot.code NULLS FIRST",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let lines = rows
+    let hide = hides_expected(&session, reveal);
+    let lines: Vec<CountLine> = lines_page(conn, id, None, i64::MAX, hide)
+        .await?
         .into_iter()
-        .map(
-            |(product_id, sku, location_id, location_code, lot, expected, counted, counted_at)| {
-                CountLine {
-                    product_id,
-                    sku,
-                    location_id,
-                    location_code,
-                    lot,
-                    expected_quantity: (!hide).then_some(expected),
-                    counted_quantity: counted,
-                    variance: if hide {
-                        None
-                    } else {
-                        counted.map(|c| c - expected)
-                    },
-                    counted_at,
-                }
-            },
-        )
-        .collect::<Vec<_>>();
+        .map(|(_, line)| line)
+        .collect();
     Ok(CountDetail {
         session,
         line_count: lines.len() as i64,
@@ -499,6 +550,40 @@ impl CountsApi {
         let reveal = !hides_blind_counts(&auth.0);
         let mut conn = state.db.acquire().await?;
         Ok(Json(detail(&mut conn, id.0, reveal).await?))
+    }
+
+    /// The lines of a count a page at a time (viewer), in the order of
+    /// `GET /api/v1/counts/{id}`: for counts too large to read in one answer.
+    /// In a blind count that is still open, expected quantities and variances
+    /// are shown to managers only.
+    #[oai(path = "/:id/lines", method = "get", operation_id = "listCountLines")]
+    async fn list_lines(
+        &self,
+        auth: ViewerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// Page size, 1-500 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<Page<CountLine>>> {
+        let page = PageRequest::<LineKey>::new(limit.0, cursor.0.as_deref())?;
+        let reveal = !hides_blind_counts(&auth.0);
+        let mut conn = state.db.acquire().await?;
+        let s = session(&mut conn, id.0, false).await?;
+        let rows = lines_page(
+            &mut conn,
+            id.0,
+            page.after.clone(),
+            page.fetch(),
+            hides_expected(&s, reveal),
+        )
+        .await?;
+        Ok(Json(page.page(
+            rows,
+            |(key, _)| key.clone(),
+            |(_, line)| line,
+        )))
     }
 
     /// Enter counted quantities by hand (clerk); each replaces the earlier count of its product.

@@ -252,7 +252,7 @@ pub struct CreateCount {
     /// Whether the answer lists every line (the default, as v1 answered). A
     /// count of a whole warehouse can have hundreds of thousands of lines:
     /// with false the answer carries `line_count` and an empty `lines`, and
-    /// `GET /api/v1/counts/{id}` lists them.
+    /// `GET /api/v1/counts/{id}/lines` pages them.
     #[oai(default = "yes")]
     pub include_lines: bool,
 }
