@@ -154,10 +154,11 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
     let (lot_products, lot_codes): (Vec<Uuid>, Vec<String>) = req.lots.iter().cloned().unzip();
     let rows: Vec<LoadRow> = sqlx::query_as(
         "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)),
-         all_there AS (
-             SELECT count(*) = (SELECT count(*) FROM pairs) AS yes
+         seen AS (
+             SELECT s.product_id, s.warehouse_id, s.version
              FROM pairs t JOIN stock_levels s ON s.product_id = t.p AND s.warehouse_id = t.w
          ),
+         all_there AS (SELECT count(*) = (SELECT count(*) FROM pairs) AS yes FROM seen),
          locked_existing AS (
              SELECT s.product_id, s.warehouse_id, s.quantity, s.reserved, s.version, s.value, s.unit_cost
              FROM stock_levels s JOIN pairs t ON s.product_id = t.p AND s.warehouse_id = t.w
@@ -181,9 +182,9 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
                 NULL::date AS day, value AS x, unit_cost AS y
          FROM locked
          UNION ALL
-         SELECT 'V', s.product_id, s.warehouse_id, NULL, NULL, NULL, NULL, s.version::text, NULL, NULL,
+         SELECT 'V', product_id, warehouse_id, NULL, NULL, NULL, NULL, version::text, NULL, NULL,
                 NULL, NULL, NULL
-         FROM pairs t JOIN stock_levels s ON s.product_id = t.p AND s.warehouse_id = t.w
+         FROM seen
          UNION ALL
          SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity, NULL,
                 loc.code, lot.code, loc.active, lot.expires_on, NULL, NULL
