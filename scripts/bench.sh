@@ -27,7 +27,7 @@
 #   growth     movements/s, search p99 and listing p99 at 10k/100k/1M products
 #              (100k/1M/10M ledger rows); writes bench/growth.svg
 # Each mode starts private PostgreSQL (127.0.0.1:55436, normal durability:
-# fsync on) and Redis (:56381) under target/bench-services/, builds the release
+# fsync on; production's deploy/postgres/postgresql.conf) and Redis (:56381) under target/bench-services/, builds the release
 # binary, starts the API on 127.0.0.1:18097 and stops everything it started
 # when it ends. Nothing here asserts: figures are printed, and the exit status
 # is non-zero only when the set-up fails.
@@ -160,6 +160,17 @@ command -v curl >/dev/null 2>&1 || ensure_packages curl
 pgbench="$(pg_bindir)/pgbench"
 [ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found (Debian: it comes with postgresql-NN)"
 psql_bin="$(pg_bindir)/psql"
+# Real durability: every commit waits for its WAL flush (fsync on), as in
+# production, and production's settings (deploy/postgres/postgresql.conf: cache
+# sizes, random_page_cost). pgbench runs on the same server, so the ratio is
+# fair either way. pg_stat_statements is loaded (not created) so a run can be
+# dissected afterwards: CREATE EXTENSION pg_stat_statements in the bench database.
+pg_flags=(-c shared_preload_libraries=pg_stat_statements)
+while IFS= read -r setting; do
+  setting=${setting%%#*}
+  setting=${setting//[[:space:]]/}
+  [ -n "$setting" ] && pg_flags+=(-c "$setting")
+done <deploy/postgres/postgresql.conf
 if [ "$mode" = asof ]; then
   # shellcheck source=scripts/lib/bench_asof.sh
   . scripts/lib/bench_asof.sh
@@ -171,11 +182,7 @@ if curl -fsS -o /dev/null "$api_url/health" 2>/dev/null; then
 fi
 mkdir -p "$out"
 
-# Real durability: every commit waits for its WAL flush (fsync on), as in
-# production. pgbench runs on the same server, so the ratio is fair either way.
-# pg_stat_statements is loaded (not created) so a run can be dissected
-# afterwards: CREATE EXTENSION pg_stat_statements in the bench database.
-start_postgres "$state_dir/pg" "$pg_port" -c shared_preload_libraries=pg_stat_statements
+start_postgres "$state_dir/pg" "$pg_port" "${pg_flags[@]}"
 started_pg=$PG_STARTED
 start_redis "$state_dir/redis" "$redis_port"
 started_redis=$REDIS_STARTED
@@ -567,12 +574,12 @@ rss_mb=$(calc "$rss_kb / 1024")
 stop_api
 
 pg_version=$("$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAqX -c "SHOW server_version" | cut -d' ' -f1)
-durability=$(sql_admin "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
+pg_setup=$(sql_admin "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'random_page_cost')")
 line() { printf '  %-28s %s\n' "$1" "$2"; }
 echo
 echo "================ Inventory API benchmark ($mode) ================"
 line "machine" "$(nproc) cores shared by the load generator, the API, PostgreSQL and Redis"
-line "PostgreSQL" "$pg_version ($durability), Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)"
+line "PostgreSQL" "$pg_version ($pg_setup), Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)"
 line "data" "$seed_products products, $warehouses warehouses (database $db)"
 if [ -n "$api_mps" ]; then
   line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"

@@ -658,7 +658,7 @@ smoke tls tls.d
 # throwaway certificate, and no .env: the results do not depend on this checkout.
 copy="$work/repo"
 mkdir -p "$copy"
-cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts migrations Cargo.toml "$copy/"
+cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts migrations deploy Cargo.toml "$copy/"
 rm -rf "$copy/nginx/certs" "$copy/.env"
 in_copy() {
   (cd "$copy" && env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 COMPOSE=docker-compose "$@")
@@ -708,6 +708,16 @@ def ports(svc):
                 out.append(("", parts[0], parts[1]))
             else:
                 out.append(("", "", parts[0]))
+    return out
+
+def pg_settings(path):
+    """The `name = value` lines of a postgresql.conf, comments left out."""
+    out = {}
+    for line in open(path):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            k, v = (x.strip() for x in line.split("=", 1))
+            out[k] = v.strip("'")
     return out
 
 def networks(svc):
@@ -854,6 +864,13 @@ else:
     nsrc = sources(services["nginx"])
     check(nsrc.get("/etc/nginx/conf.d", "").endswith("nginx/tls.d") and nsrc.get("/etc/nginx/certs", "").endswith("nginx/certs"),
           "nginx serves nginx/tls.d with nginx/certs", nsrc)
+    tuning = pg_settings(os.path.join(root, "deploy/postgres/postgresql.conf"))
+    pcmd = [str(x) for x in services["postgres"].get("command") or []]
+    given = dict(pcmd[i + 1].split("=", 1) for i in range(len(pcmd) - 1) if pcmd[i] == "-c")
+    check(tuning and pcmd[:1] == ["postgres"] and given == tuning,
+          "postgres runs with deploy/postgres/postgresql.conf (-c each)", {"file": tuning, "command": given})
+    check(str(services["postgres"].get("mem_limit", "")).lower() in ("4g", "4294967296"),
+          "postgres mem_limit 4g, the size deploy/postgres/postgresql.conf is for", services["postgres"].get("mem_limit"))
     b = services["backup"]
     check(b.get("image") == services["postgres"].get("image"), "backup uses the server's image (same pg_dump)")
     ep = (b.get("entrypoint") or [""])[0]

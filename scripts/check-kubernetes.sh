@@ -176,6 +176,16 @@ for o in overlays:
         check(dep["spec"]["replicas"] >= 3 and by[("PodDisruptionBudget", "inventory-api")]["spec"].get("minAvailable", 0) >= 2,
               f"{o}: 3 replicas, PDB minAvailable 2")
         check(("ServiceMonitor", "inventory-api") in by, f"{o}: ServiceMonitor")
+        tuning = {}
+        for line in open("deploy/postgres/postgresql.conf"):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                k, v = (x.strip() for x in line.split("=", 1))
+                tuning[k] = v.strip("'")
+        params = cl["spec"]["postgresql"].get("parameters", {})
+        check(tuning and {k: params.get(k) for k in tuning} == tuning
+              and cl["spec"]["resources"]["limits"]["memory"] == "4Gi",
+              f"{o}: the Cluster runs with deploy/postgres/postgresql.conf, for its 4Gi")
 print(f"contents: {failed} failed")
 sys.exit(1 if failed else 0)
 PY

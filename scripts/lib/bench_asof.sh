@@ -38,7 +38,7 @@ bench_asof() {
   local runs=${BENCH_ASOF_WAREHOUSE_RUNS:-10}
   local rows=$((products * 2 * per_level))
   mkdir -p "$out"
-  start_postgres "$state_dir/pg" "$pg_port"
+  start_postgres "$state_dir/pg" "$pg_port" "${pg_flags[@]}"
   started_pg=$PG_STARTED
   asof_sql() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -tAqX -v ON_ERROR_STOP=1 "$@"; }
   local admin=("$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAqX)
