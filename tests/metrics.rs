@@ -193,3 +193,52 @@ fn metric_names_are_found_in_promql() {
         ["http_server_requests_total", "inventory_db_pool_max"]
     );
 }
+
+/// The business gauges aggregate every level, so one replica computes them
+/// per interval and the others take its figures from the cache: a second
+/// replica (its own state on the same database and cache) reports the cached
+/// figures, not a fresh aggregate, until they expire.
+#[sqlx::test]
+async fn business_figures_are_computed_once_and_shared_through_the_cache(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let token = app.token("manager").await;
+    let product: Value = app
+        .post_as(
+            "/api/v1/products",
+            &token,
+            &json!({"sku": "G-1", "name": "Gauged", "reorder_point": 5}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let warehouse = app.create_warehouse_sql("GW").await;
+    let replica = || AppState::new(db.clone(), app.cache.clone(), common::test_config(&[]));
+    let cached = || async {
+        app.cache
+            .get_json::<Value>("gauges", "gauges:business")
+            .await
+            .expect("the figures are cached")
+    };
+
+    jobs::refresh_business(&replica()).await.unwrap();
+    assert_eq!(cached().await["low"], 1, "no stock: at its reorder point");
+
+    let receive = json!({"product_id": product["id"], "warehouse_id": warehouse, "quantity": 10});
+    assert_eq!(
+        app.post_as("/api/v1/stock/receive", &token, &receive)
+            .await
+            .status(),
+        201
+    );
+    jobs::refresh_business(&replica()).await.unwrap();
+    assert_eq!(
+        cached().await["low"],
+        1,
+        "a second replica within the interval takes the cached figures"
+    );
+
+    app.cache.delete(&["gauges:business".to_owned()]).await;
+    jobs::refresh_business(&replica()).await.unwrap();
+    assert_eq!(cached().await["low"], 0, "expired: computed again");
+}
