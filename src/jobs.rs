@@ -127,10 +127,7 @@ const BUSINESS_KEY: &str = "gauges:business";
 /// when another computed them within [`BUSINESS_EVERY`]; otherwise it takes a
 /// transaction-level advisory lock (the others wait on it, then find the
 /// figures in the cache; with Redis down they compute in turn) and computes
-/// them in one process with sequential scans: the planner's own choice was a
-/// parallel plan in which each of three processes walked the levels by index
-/// for the whole sum, 7.6 s of three processes' time against 2.7 s of one
-/// (`EXPLAIN ANALYZE` at 1,000,000 products; bench/README.md "Growth").
+/// them with [`crate::db::plan_for_whole_tables`].
 pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
     let figures = match state.cache.get_json("gauges", BUSINESS_KEY).await {
         Some(figures) => figures,
@@ -154,13 +151,7 @@ async fn compute_business(state: &AppState) -> Result<BusinessFigures, sqlx::Err
     if let Some(figures) = state.cache.get_json("gauges", BUSINESS_KEY).await {
         return Ok(figures);
     }
-    sqlx::raw_sql(
-        "SET LOCAL max_parallel_workers_per_gather = 0;
-         SET LOCAL enable_indexscan = off;
-         SET LOCAL enable_bitmapscan = off",
-    )
-    .execute(&mut *tx)
-    .await?;
+    crate::db::plan_for_whole_tables(&mut tx).await?;
     let figures: BusinessFigures = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH totals AS (
              SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id

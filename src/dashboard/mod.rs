@@ -117,16 +117,19 @@ impl DashboardApi {
         if let Some(hit) = state.cache.get_json::<Summary>("dashboard", &key).await {
             return Ok(Json(hit));
         }
+        let mut tx = state.db.begin().await?;
+        crate::db::plan_for_whole_tables(&mut tx).await?;
         let s: Summary = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "WITH levels AS NOT MATERIALIZED (SELECT * FROM stock_levels s WHERE TRUE{visible}),
                   totals AS (SELECT product_id, sum(quantity) AS q FROM levels GROUP BY product_id),
+                  on_hand AS (SELECT COALESCE(sum(quantity), 0)::bigint AS q FROM levels),
                   promised AS (SELECT COALESCE(sum({reserved}), 0)::bigint AS r FROM levels s WHERE s.reserved > 0)
              SELECT (SELECT count(*) FROM products WHERE active) AS active_products,
                     (SELECT count(*) FROM products WHERE NOT active) AS archived_products,
                     (SELECT count(*) FROM warehouses WHERE active) AS active_warehouses,
-                    (SELECT COALESCE(sum(q), 0)::bigint FROM totals) AS units_on_hand,
+                    (SELECT q FROM on_hand) AS units_on_hand,
                     (SELECT r FROM promised) AS units_reserved,
-                    (SELECT COALESCE(sum(q), 0)::bigint FROM totals) - (SELECT r FROM promised) AS units_available,
+                    (SELECT q FROM on_hand) - (SELECT r FROM promised) AS units_available,
                     {stock_value} AS stock_value,
                     (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
                       WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point{products})
@@ -144,8 +147,9 @@ impl DashboardApi {
             reserved = crate::stock::repo::effective_reserved("s"),
             stock_value = crate::stock::repo::stock_value(hide),
         )))
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         state.cache.set_json(&key, &s, SUMMARY_TTL).await;
         Ok(Json(s))
     }
