@@ -8,7 +8,7 @@
 # target/bench-services/out/growth.tsv and bench/growth.svg, and adds one
 # summary row per figure: the goal is flat, within 1.5x from the smallest size
 # to the largest. Sourced by scripts/bench.sh, which provides prepare_database,
-# add_ledger_rows, bench_ids, start_api/stop_api, load, value, calc and summary.
+# add_ledger_rows, prewarm_catalog, bench_ids, start_api/stop_api, load, value, calc and summary.
 
 growth_duration=${BENCH_GROWTH_DURATION:-10}
 growth_queries=${BENCH_GROWTH_QUERIES:-1300}
@@ -41,6 +41,7 @@ bench_growth() {
     mps=$(value "$out/growth-$n-movements.txt" movements_per_s)
     drain_outbox
 
+    prewarm_catalog
     load search "$out/growth-$n-search.txt" "${clerk[@]}" --queries "$growth_queries" --levels 1 \
       --products "$n"
     search=$(value "$out/growth-$n-search.txt" search_c1_p99_ms)
