@@ -207,6 +207,42 @@ impl Cache {
             .await;
     }
 
+    /// The value cached under `key`, or else computed by `compute` once for
+    /// every replica: under a transaction-level advisory lock on the key, so
+    /// that replicas missing at the same moment wait for the first and then
+    /// find its value cached (with Redis down each computes in turn), and
+    /// cached for `ttl` before the lock is released. For aggregates of whole
+    /// tables (the business gauges, the dashboard summary: seconds at a
+    /// million products), which must not run once per replica or per
+    /// concurrent request. `compute` runs in that transaction.
+    pub async fn computed_once<T>(
+        &self,
+        db: &sqlx::PgPool,
+        cache: &'static str,
+        key: &str,
+        ttl: Duration,
+        compute: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if let Some(hit) = self.get_json(cache, key).await {
+            return Ok(hit);
+        }
+        let mut tx = db.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inventory-api:cache:' || $1))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(hit) = self.get_json(cache, key).await {
+            return Ok(hit);
+        }
+        let value = compute(&mut tx).await?;
+        self.set_json(key, &value, ttl).await;
+        tx.commit().await?;
+        Ok(value)
+    }
+
     pub async fn delete(&self, keys: &[String]) {
         if !self.is_enabled() || keys.is_empty() {
             return;

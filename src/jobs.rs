@@ -122,17 +122,40 @@ const BUSINESS_KEY: &str = "gauges:business";
 /// Products, warehouses, low-stock products, stock value and expiring lots.
 ///
 /// The low-stock count sums every level per product: at 1,000,000 products
-/// (2,000,000 levels) that is seconds of database time, so it is not done by
-/// every replica every minute. A replica takes the figures from the cache
-/// when another computed them within [`BUSINESS_EVERY`]; otherwise it takes a
-/// transaction-level advisory lock (the others wait on it, then find the
-/// figures in the cache; with Redis down they compute in turn) and computes
-/// them with [`crate::db::plan_for_whole_tables`].
+/// (2,000,000 levels) that is seconds of database time, so it is computed
+/// once per [`BUSINESS_EVERY`] for all replicas ([`Cache::computed_once`])
+/// and planned with [`crate::db::plan_for_whole_tables`].
+///
+/// [`Cache::computed_once`]: crate::cache::Cache::computed_once
 pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
-    let figures = match state.cache.get_json("gauges", BUSINESS_KEY).await {
-        Some(figures) => figures,
-        None => compute_business(state).await?,
-    };
+    let figures: BusinessFigures = state
+        .cache
+        .computed_once(
+            &state.db,
+            "gauges",
+            BUSINESS_KEY,
+            BUSINESS_EVERY,
+            async |conn| {
+                crate::db::plan_for_whole_tables(conn).await?;
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "WITH totals AS (
+                         SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id
+                     )
+                     SELECT (SELECT count(*) FROM products WHERE active) AS products,
+                            (SELECT count(*) FROM warehouses WHERE active) AS warehouses,
+                            (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
+                              WHERE p.active AND p.reorder_point > 0
+                                AND COALESCE(t.q, 0) <= p.reorder_point) AS low,
+                            {stock_value} AS value,
+                            {expiring} AS expiring",
+                    expiring = crate::stock::repo::expiring_soon_lots(false),
+                    stock_value = crate::stock::repo::stock_value(false)
+                )))
+                .fetch_one(conn)
+                .await
+            },
+        )
+        .await?;
     let m = telemetry::metrics();
     m.products.record(figures.products, &[]);
     m.warehouses.record(figures.warehouses, &[]);
@@ -141,37 +164,4 @@ pub async fn refresh_business(state: &AppState) -> Result<(), sqlx::Error> {
     m.stock_value
         .record(figures.value.to_f64().unwrap_or(0.0), &[]);
     Ok(())
-}
-
-async fn compute_business(state: &AppState) -> Result<BusinessFigures, sqlx::Error> {
-    let mut tx = state.db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inventory-api:business-gauges'))")
-        .execute(&mut *tx)
-        .await?;
-    if let Some(figures) = state.cache.get_json("gauges", BUSINESS_KEY).await {
-        return Ok(figures);
-    }
-    crate::db::plan_for_whole_tables(&mut tx).await?;
-    let figures: BusinessFigures = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH totals AS (
-             SELECT product_id, sum(quantity) AS q FROM stock_levels GROUP BY product_id
-         )
-         SELECT (SELECT count(*) FROM products WHERE active) AS products,
-                (SELECT count(*) FROM warehouses WHERE active) AS warehouses,
-                (SELECT count(*) FROM products p LEFT JOIN totals t ON t.product_id = p.id
-                  WHERE p.active AND p.reorder_point > 0 AND COALESCE(t.q, 0) <= p.reorder_point) AS low,
-                {stock_value} AS value,
-                {expiring} AS expiring",
-        expiring = crate::stock::repo::expiring_soon_lots(false),
-        stock_value = crate::stock::repo::stock_value(false)
-    )))
-    .fetch_one(&mut *tx)
-    .await?;
-    // Cached before the lock is released, so a replica waiting on it finds them.
-    state
-        .cache
-        .set_json(BUSINESS_KEY, &figures, BUSINESS_EVERY)
-        .await;
-    tx.commit().await?;
-    Ok(figures)
 }

@@ -114,12 +114,9 @@ impl DashboardApi {
         } else {
             "dashboard:summary".to_owned()
         };
-        if let Some(hit) = state.cache.get_json::<Summary>("dashboard", &key).await {
-            return Ok(Json(hit));
-        }
-        let mut tx = state.db.begin().await?;
-        crate::db::plan_for_whole_tables(&mut tx).await?;
-        let s: Summary = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        // Seconds at a million products: computed once for every replica and
+        // concurrent request, then served from the cache for SUMMARY_TTL.
+        let sql = format!(
             "WITH levels AS NOT MATERIALIZED (SELECT * FROM stock_levels s WHERE TRUE{visible}),
                   totals AS (SELECT product_id, sum(quantity) AS q FROM levels GROUP BY product_id),
                   on_hand AS (SELECT COALESCE(sum(quantity), 0)::bigint AS q FROM levels),
@@ -146,12 +143,17 @@ impl DashboardApi {
             expiring = crate::stock::repo::expiring_soon_lots(hide),
             reserved = crate::stock::repo::effective_reserved("s"),
             stock_value = crate::stock::repo::stock_value(hide),
-        )))
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        state.cache.set_json(&key, &s, SUMMARY_TTL).await;
-        Ok(Json(s))
+        );
+        let summary: Summary = state
+            .cache
+            .computed_once(&state.db, "dashboard", &key, SUMMARY_TTL, async |conn| {
+                crate::db::plan_for_whole_tables(conn).await?;
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(conn)
+                    .await
+            })
+            .await?;
+        Ok(Json(summary))
     }
 
     /// Active products at or below their reorder point (viewer), by SKU.
