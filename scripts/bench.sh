@@ -167,10 +167,8 @@ psql_bin="$(pg_bindir)/psql"
 # dissected afterwards: CREATE EXTENSION pg_stat_statements in the bench database.
 pg_flags=(-c shared_preload_libraries=pg_stat_statements)
 while IFS= read -r setting; do
-  setting=${setting%%#*}
-  setting=${setting//[[:space:]]/}
-  [ -n "$setting" ] && pg_flags+=(-c "$setting")
-done <deploy/postgres/postgresql.conf
+  pg_flags+=(-c "$setting")
+done < <(production_pg_settings)
 if [ "$mode" = asof ]; then
   # shellcheck source=scripts/lib/bench_asof.sh
   . scripts/lib/bench_asof.sh

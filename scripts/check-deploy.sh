@@ -658,7 +658,7 @@ smoke tls tls.d
 # throwaway certificate, and no .env: the results do not depend on this checkout.
 copy="$work/repo"
 mkdir -p "$copy"
-cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts migrations deploy Cargo.toml "$copy/"
+cp -r docker-compose.yml docker-compose.prod.yml Dockerfile .dockerignore nginx monitoring scripts migrations Cargo.toml "$copy/"
 rm -rf "$copy/nginx/certs" "$copy/.env"
 in_copy() {
   (cd "$copy" && env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 COMPOSE=docker-compose "$@")
@@ -708,16 +708,6 @@ def ports(svc):
                 out.append(("", parts[0], parts[1]))
             else:
                 out.append(("", "", parts[0]))
-    return out
-
-def pg_settings(path):
-    """The `name = value` lines of a postgresql.conf, comments left out."""
-    out = {}
-    for line in open(path):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            k, v = (x.strip() for x in line.split("=", 1))
-            out[k] = v.strip("'")
     return out
 
 def networks(svc):
@@ -864,7 +854,8 @@ else:
     nsrc = sources(services["nginx"])
     check(nsrc.get("/etc/nginx/conf.d", "").endswith("nginx/tls.d") and nsrc.get("/etc/nginx/certs", "").endswith("nginx/certs"),
           "nginx serves nginx/tls.d with nginx/certs", nsrc)
-    tuning = pg_settings(os.path.join(root, "deploy/postgres/postgresql.conf"))
+    # deploy/postgres/postgresql.conf as services.sh's production_pg_settings reads it.
+    tuning = dict(line.split("=", 1) for line in os.environ["PG_SETTINGS"].splitlines())
     pcmd = [str(x) for x in services["postgres"].get("command") or []]
     given = dict(pcmd[i + 1].split("=", 1) for i in range(len(pcmd) - 1) if pcmd[i] == "-c")
     check(tuning and pcmd[:1] == ["postgres"] and given == tuning,
@@ -899,7 +890,7 @@ for mode in development production; do
   file=$work/dev.yml
   [ "$mode" = production ] && file=$work/prod.yml
   # Failures in full; the passes (dozens) only counted.
-  python3 "$work/compose_check.py" "$mode" "$file" "$copy" >"$work/compose-$mode.out" 2>&1 || true
+  PG_SETTINGS=$(production_pg_settings) python3 "$work/compose_check.py" "$mode" "$file" "$copy" >"$work/compose-$mode.out" 2>&1 || true
   grep -vE '^(  ok |COMPOSE )' "$work/compose-$mode.out" || true
   printf '       (%s checks of the resolved %s configuration passed)\n' \
     "$(grep -c '^  ok ' "$work/compose-$mode.out" || true)" "$mode"

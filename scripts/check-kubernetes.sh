@@ -112,8 +112,8 @@ if "$tools/k8s-venv/bin/kubernetes-validate" -k "$K8S_VERSION" --strict --quiet 
 fi
 printf '  ok   a broken Deployment is rejected (the check can fail)\n'
 
-"$py" - "$out" "${overlays[@]}" <<'PY'
-import sys, yaml
+PG_SETTINGS=$(production_pg_settings) "$py" - "$out" "${overlays[@]}" <<'PY'
+import os, sys, yaml
 out, overlays = sys.argv[1], sys.argv[2:]
 failed = 0
 def check(ok, what):
@@ -176,12 +176,8 @@ for o in overlays:
         check(dep["spec"]["replicas"] >= 3 and by[("PodDisruptionBudget", "inventory-api")]["spec"].get("minAvailable", 0) >= 2,
               f"{o}: 3 replicas, PDB minAvailable 2")
         check(("ServiceMonitor", "inventory-api") in by, f"{o}: ServiceMonitor")
-        tuning = {}
-        for line in open("deploy/postgres/postgresql.conf"):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                k, v = (x.strip() for x in line.split("=", 1))
-                tuning[k] = v.strip("'")
+        # deploy/postgres/postgresql.conf as services.sh's production_pg_settings reads it.
+        tuning = dict(line.split("=", 1) for line in os.environ["PG_SETTINGS"].splitlines())
         params = cl["spec"]["postgresql"].get("parameters", {})
         check(tuning and {k: params.get(k) for k in tuning} == tuning
               and cl["spec"]["resources"]["limits"]["memory"] == "4Gi",

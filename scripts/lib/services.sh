@@ -99,6 +99,15 @@ start_postgres() {
   fi
 }
 
+# Production's PostgreSQL settings (deploy/postgres/postgresql.conf), one
+# name=value per line, comments and blank lines left out: what the bench server
+# starts with and what check-deploy/check-kubernetes compare the compose file
+# and the Cluster against.
+production_pg_settings() {
+  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' \
+    "$(dirname "${BASH_SOURCE[0]}")/../../deploy/postgres/postgresql.conf"
+}
+
 stop_postgres() {
   local dir=$1
   local bindir; bindir=$(pg_bindir) || return 0
