@@ -441,6 +441,68 @@ async fn search_combines_with_the_category_filter(db: PgPool) {
     }
 }
 
+/// A term of several words is looked up by its words (the first may end a
+/// word, the last start one, the others are whole words; a word may be part
+/// of the SKU) and still means "contains": order, spans and pages as before.
+#[sqlx::test]
+async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Hinges"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = cat["id"].as_str().unwrap();
+    for (sku, name, category) in [
+        ("H-1", "Copper hinge 12mm", true),
+        ("H-2", "Copper hinges 12mm pack", false),
+        ("H-3", "Hinge copper 12mm", true),
+        ("ZZ-COPPER9", "Hinge 12mm", true),
+        ("C-3", "Brass hinge 40mm", true),
+        ("C-1", "Brass hinge 40mm", true),
+        ("C-2", "Brass hinge 40mm", false),
+        ("B-1", "Copper bolt 12mm", true),
+    ] {
+        let mut body = json!({"sku": sku, "name": name});
+        if category {
+            body["category_id"] = json!(id);
+        }
+        create_product(&app, &token, body).await;
+    }
+    // More tokens start with "b" than a word's set may hold: that word is
+    // not looked up, the others and "contains" still decide.
+    sqlx::query("INSERT INTO search_tokens SELECT 'bx' || i FROM generate_series(1, 70) i")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    for (q, expected) in [
+        ("copper hinge 12", vec!["H-1"]),
+        ("opper hinges 1", vec!["H-2"]),
+        ("copper hinge", vec!["H-1", "H-2"]),
+        ("hinge copper 1", vec!["H-3"]),
+        ("copper9 hinge 1", vec!["ZZ-COPPER9"]),
+        ("-copper9 hinge 12mm", vec!["ZZ-COPPER9"]),
+        ("brass hinge 4", vec!["C-1", "C-2", "C-3"]),
+        ("copper b", vec!["B-1"]),
+        ("hinge  copper", vec![]),
+        // No product has "hingx": nothing contains the term, so it is
+        // spell-corrected and searched once more.
+        ("copper hingx 12", vec!["H-1"]),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={}", urlencode(q))).await;
+        assert_eq!(skus, expected, "q={q}");
+    }
+    let skus = search_all_pages(
+        &app,
+        &token,
+        &format!("q=brass%20hinge%204&category_id={id}"),
+    )
+    .await;
+    assert_eq!(skus, ["C-1", "C-3"]);
+}
+
 /// A term under 3 characters walks the list order with every filter inside
 /// the walk (the below-reorder sum, the blind-count check of a clerk, the
 /// category, the cursor); pages still come in SKU order.

@@ -6,6 +6,7 @@ pub mod categories;
 pub mod csv;
 pub mod model;
 pub mod repo;
+mod search_tokens;
 
 use poem::{web::Data, Body};
 use poem_openapi::types::{ParseFromJSON, ToJSON};

@@ -382,8 +382,10 @@ fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: O
 /// 2. a term without digits is often a common word: walk the first
 ///    [`WALK_ROWS`] rows in list order; if a page is found there, done;
 /// 3. otherwise collect the candidates from the indexes, each exact for its
-///    part (SKU prefix range, SKU infix, name and barcodes; a term with a space
-///    uses the whole `search_text`), and sort those.
+///    part (SKU prefix range, SKU infix, name and barcodes), and sort those.
+///    A term with a space may span SKU and name, so it uses the whole
+///    `search_text`: by its words (`search_tokens`) when two of them can be
+///    looked up, else by the trigram index.
 ///
 /// When nothing matches, the term's words are spell-corrected against the
 /// words of product names ([`corrected`]) and the search runs once more with
@@ -549,15 +551,39 @@ async fn matching(
     // search_text; MATERIALIZED so each is collected from its index rather
     // than by a walk the planner might prefer for a term it over-estimates.
     // Only the page's rows are read again in full.
-    let mut q = QueryBuilder::new("WITH m AS MATERIALIZED (");
+    let mut q = QueryBuilder::new("WITH ");
     let select = format!("SELECT p.id, {SKU_ORDER} AS k FROM products p WHERE ");
-    if term.contains(' ') {
+    let spaced = term.contains(' ');
+    let token_sets = match spaced {
+        true => super::search_tokens::sets(db, &term).await?,
+        false => None,
+    };
+    if let Some(sets) = token_sets {
+        // Several words: the products carrying a token of each set (GIN,
+        // one short posting list per word), then the LIKE on those alone.
+        // The candidates are MATERIALIZED first because the planner, which
+        // prices a long LIKE pattern as very selective, would otherwise add
+        // the trigram index: the slow part this avoids.
+        q.push(format!(
+            "t AS MATERIALIZED (SELECT p.id, {SKU_ORDER} AS k, p.search_text FROM products p WHERE TRUE"
+        ));
+        for set in sets {
+            q.push(" AND search_tokens_of(p.search_text) && ")
+                .push_bind(set)
+                .push("::text[]");
+        }
+        push_filters(&mut q, filter, after.as_deref());
+        q.push("), m AS (SELECT id, k FROM t WHERE t.search_text LIKE ")
+            .push_bind(pattern.clone());
+    } else if spaced {
         // May span the SKU and the name: the whole search_text.
-        q.push(&select)
+        q.push("m AS MATERIALIZED (")
+            .push(&select)
             .push("p.search_text LIKE ")
             .push_bind(pattern.clone());
         push_filters(&mut q, filter, after.as_deref());
     } else {
+        q.push("m AS MATERIALIZED (");
         if let Some(end) = sku_prefix_end(&term) {
             // SKU prefix: a range of the list order, read in order, one page.
             q.push(format!("({select}{SKU_ORDER} >= "))

@@ -1,0 +1,158 @@
+//! Terms of several words, found by word (migration 20261203120001): the
+//! conditions a product whose `search_text` contains the term must meet on
+//! its tokens, for the GIN index `products_search_tokens_idx`.
+//!
+//! A token is a maximal run of ASCII letters and digits; only tokens with a
+//! letter are indexed. When a text contains the term, a token of the term
+//! with a separator on both sides is a whole token of the text, the first one
+//! (separator after it only) is the end of one, the last one (separator
+//! before it only) is the start of one. The first and the last are expanded
+//! to the tokens of the vocabulary (`search_tokens`) that end / start with
+//! them; the product must carry one token of each set. Necessary, not
+//! sufficient: the caller still applies the LIKE.
+
+use sqlx::PgPool;
+
+/// A set wider than this is dropped rather than sent to the index ("a" starts
+/// thousands of tokens; the other conditions and the LIKE still decide).
+const MAX_SET: usize = 64;
+
+/// How the term bounds one of its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// Separators on both sides: a whole token of the text.
+    Whole,
+    /// A separator after it only (the term's first token): a token's end.
+    End,
+    /// A separator before it only (the term's last token): a token's start.
+    Start,
+}
+
+/// The term's indexed tokens (those with a letter) and how each is bounded.
+/// A term without a separator has none: it is one token bounded on neither
+/// side, which could be anywhere inside a token.
+fn tokens(term: &str) -> Vec<(Bound, &str)> {
+    let pieces: Vec<&str> = term.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.bytes().any(|b| b.is_ascii_lowercase()))
+        .filter_map(|(i, &t)| {
+            let bound = match (i > 0, i < last) {
+                (true, true) => Bound::Whole,
+                (false, true) => Bound::End,
+                (true, false) => Bound::Start,
+                (false, false) => return None,
+            };
+            Some((bound, t))
+        })
+        .collect()
+}
+
+/// The first string after every string starting with `prefix` in byte order
+/// (`prefix` is ASCII letters and digits, so its last byte + 1 is ASCII).
+fn range_end(prefix: &str) -> String {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(end).expect("ASCII stays ASCII")
+}
+
+/// For a lower-cased term, one token set per condition (a product must carry
+/// a token of each; an empty set means no product can match), or None when
+/// fewer than two conditions are usable: one condition alone may be a token
+/// most products carry ("seed 0001"), which the trigram index answers better.
+pub async fn sets(db: &PgPool, term: &str) -> Result<Option<Vec<Vec<String>>>, sqlx::Error> {
+    let tokens = tokens(term);
+    if tokens.len() < 2 {
+        return Ok(None);
+    }
+    let start = tokens
+        .iter()
+        .find(|(b, _)| *b == Bound::Start)
+        .map(|(_, t)| *t);
+    let end: Option<String> = tokens
+        .iter()
+        .find(|(b, _)| *b == Bound::End)
+        .map(|(_, t)| t.chars().rev().collect());
+    // One round trip for both expansions; MAX_SET + 1 rows tell "too wide".
+    let (starting, ending): (Vec<String>, Vec<String>) = sqlx::query_as(
+        "SELECT ARRAY(SELECT token FROM search_tokens WHERE token >= $1 AND token < $2
+                      ORDER BY token LIMIT $5),
+                ARRAY(SELECT token FROM search_tokens
+                      WHERE reverse(token) >= $3 AND reverse(token) < $4
+                      ORDER BY reverse(token) LIMIT $5)",
+    )
+    .bind(start)
+    .bind(start.map(range_end))
+    .bind(end.as_deref())
+    .bind(end.as_deref().map(range_end))
+    .bind(MAX_SET as i64 + 1)
+    .fetch_one(db)
+    .await?;
+    let mut sets = Vec::with_capacity(tokens.len());
+    for (bound, token) in tokens {
+        let set = match bound {
+            Bound::Whole => vec![token.to_owned()],
+            Bound::Start => starting.clone(),
+            Bound::End => ending.clone(),
+        };
+        if set.len() <= MAX_SET {
+            sets.push(set);
+        }
+    }
+    Ok((sets.len() >= 2).then_some(sets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_token_is_bounded_by_where_the_term_has_separators() {
+        assert_eq!(
+            tokens("copper hinge"),
+            vec![(Bound::End, "copper"), (Bound::Start, "hinge")]
+        );
+        assert_eq!(
+            tokens("brass m6 hex bolt"),
+            vec![
+                (Bound::End, "brass"),
+                (Bound::Whole, "m6"),
+                (Bound::Whole, "hex"),
+                (Bound::Start, "bolt")
+            ]
+        );
+        // A leading or trailing separator bounds the outer tokens too.
+        assert_eq!(
+            tokens("(copper hinge)"),
+            vec![(Bound::Whole, "copper"), (Bound::Whole, "hinge")]
+        );
+        // Digit runs are not indexed; non-ASCII letters separate.
+        assert_eq!(
+            tokens("hinge 12 x"),
+            vec![(Bound::End, "hinge"), (Bound::Start, "x")]
+        );
+        assert_eq!(
+            tokens("crème brûlée"),
+            vec![
+                (Bound::End, "cr"),
+                (Bound::Whole, "me"),
+                (Bound::Whole, "br"),
+                (Bound::Whole, "l"),
+                (Bound::Start, "e")
+            ]
+        );
+        // One token bounded on neither side: anywhere inside a token.
+        assert!(tokens("hinge").is_empty());
+    }
+
+    #[test]
+    fn a_range_end_is_past_every_longer_token() {
+        assert_eq!(range_end("hinge"), "hingf");
+        assert_eq!(range_end("m9"), "m:");
+        assert!("hinges".as_bytes() < range_end("hinge").as_bytes());
+    }
+}
