@@ -19,6 +19,30 @@ use serde::{de::DeserializeOwned, Serialize};
 /// How long a Redis call may take before we carry on without it.
 const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// How many times its freshness a value of [`Cache::computed_once`] is kept,
+/// to be served while it is being recomputed.
+pub const STALE_FOR: u32 = 6;
+
+/// A value of [`Cache::computed_once`] and when it was computed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stamped<T> {
+    at_ms: i64,
+    value: T,
+}
+
+impl<T> Stamped<T> {
+    fn younger_than(&self, age: Duration) -> bool {
+        unix_ms() - self.at_ms < age.as_millis() as i64
+    }
+}
+
+/// Wall-clock milliseconds: the age of a value computed by another replica.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisState {
     Ok,
@@ -207,40 +231,72 @@ impl Cache {
             .await;
     }
 
-    /// The value cached under `key`, or else computed by `compute` once for
-    /// every replica: under a transaction-level advisory lock on the key, so
-    /// that replicas missing at the same moment wait for the first and then
-    /// find its value cached (with Redis down each computes in turn), and
-    /// cached for `ttl` before the lock is released. For aggregates of whole
-    /// tables (the business gauges, the dashboard summary: seconds at a
-    /// million products), which must not run once per replica or per
-    /// concurrent request. `compute` runs in that transaction.
+    /// The value cached under `key` while younger than `fresh`, or else
+    /// computed by `compute` once for every replica: under a
+    /// transaction-level advisory lock on the key, cached before the lock is
+    /// released. For aggregates of whole tables (the business gauges, the
+    /// dashboard summary: seconds at a million products), which must not run
+    /// once per replica or per concurrent request. `compute` runs in that
+    /// transaction.
+    ///
+    /// An older value is kept for [`STALE_FOR`] × `fresh` so that nobody waits
+    /// for a recompute already under way: whoever finds the value old and the
+    /// lock free recomputes; whoever finds the lock taken gets the old value
+    /// at once. Only a missing value (first use, Redis down or flushed) makes
+    /// callers wait for the one computing it (with Redis down each computes
+    /// in turn).
     pub async fn computed_once<T>(
         &self,
         db: &sqlx::PgPool,
         cache: &'static str,
         key: &str,
-        ttl: Duration,
+        fresh: Duration,
         compute: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error>
     where
         T: Serialize + DeserializeOwned,
     {
-        if let Some(hit) = self.get_json(cache, key).await {
-            return Ok(hit);
-        }
+        let cached = self.get_json::<Stamped<T>>(cache, key).await;
+        let cached = match cached {
+            Some(c) if c.younger_than(fresh) => return Ok(c.value),
+            other => other,
+        };
         let mut tx = db.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inventory-api:cache:' || $1))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(hit) = self.get_json(cache, key).await {
-            return Ok(hit);
+        let lock = "hashtext('inventory-api:cache:' || $1)";
+        match cached {
+            Some(old) => {
+                let locked: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT pg_try_advisory_xact_lock({lock})"
+                )))
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                if !locked {
+                    return Ok(old.value);
+                }
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT pg_advisory_xact_lock({lock})"
+                )))
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        let value = compute(&mut tx).await?;
-        self.set_json(key, &value, ttl).await;
+        // Another caller may have finished while this one took the lock.
+        if let Some(hit) = self.get_json::<Stamped<T>>(cache, key).await {
+            if hit.younger_than(fresh) {
+                return Ok(hit.value);
+            }
+        }
+        let stamped = Stamped {
+            at_ms: unix_ms(),
+            value: compute(&mut tx).await?,
+        };
+        self.set_json(key, &stamped, fresh * STALE_FOR).await;
         tx.commit().await?;
-        Ok(value)
+        Ok(stamped.value)
     }
 
     pub async fn delete(&self, keys: &[String]) {

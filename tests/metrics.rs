@@ -218,7 +218,8 @@ async fn business_figures_are_computed_once_and_shared_through_the_cache(db: PgP
         app.cache
             .get_json::<Value>("gauges", "gauges:business")
             .await
-            .expect("the figures are cached")
+            .expect("the figures are cached")["value"]
+            .clone()
     };
 
     jobs::refresh_business(&replica()).await.unwrap();
@@ -241,4 +242,50 @@ async fn business_figures_are_computed_once_and_shared_through_the_cache(db: PgP
     app.cache.delete(&["gauges:business".to_owned()]).await;
     jobs::refresh_business(&replica()).await.unwrap();
     assert_eq!(cached().await["low"], 0, "expired: computed again");
+}
+
+/// A whole-table aggregate past its freshness is served as it was while
+/// another replica recomputes it (holding the key's lock), instead of making
+/// every request wait seconds; once the lock is free the next caller
+/// recomputes. Only a missing value waits.
+#[sqlx::test]
+async fn an_old_aggregate_is_served_while_another_replica_recomputes_it(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    if !app.cache.is_enabled() {
+        return; // nothing is shared without Redis
+    }
+    let fresh = std::time::Duration::from_secs(1);
+    let key = "test:aggregate";
+    let once = |n: i64| {
+        app.cache.computed_once(
+            &db,
+            "test",
+            key,
+            fresh,
+            async move |_: &mut sqlx::PgConnection| Ok(n),
+        )
+    };
+    assert_eq!(once(1).await.unwrap(), 1, "missing: computed");
+    assert_eq!(once(2).await.unwrap(), 1, "fresh: cached");
+    tokio::time::sleep(fresh + std::time::Duration::from_millis(100)).await;
+
+    // Another replica is recomputing: it holds the key's lock.
+    let mut other = db.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inventory-api:cache:' || $1))")
+        .bind(key)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let served = tokio::time::timeout(std::time::Duration::from_secs(3), once(3))
+        .await
+        .expect("an old value does not wait for the recompute");
+    assert_eq!(served.unwrap(), 1, "old, while being recomputed");
+    other.rollback().await.unwrap();
+
+    assert_eq!(
+        once(4).await.unwrap(),
+        4,
+        "old and the lock free: recomputed"
+    );
+    assert_eq!(once(5).await.unwrap(), 4, "fresh again");
 }

@@ -18,7 +18,8 @@ use crate::{
     Tags,
 };
 
-/// How long a summary may be served from the cache.
+/// How long a summary is served from the cache before it is recomputed (and
+/// served a little longer while that runs, see `Cache::computed_once`).
 const SUMMARY_TTL: Duration = Duration::from_secs(10);
 
 /// The inventory at a glance.
@@ -115,7 +116,8 @@ impl DashboardApi {
             "dashboard:summary".to_owned()
         };
         // Seconds at a million products: computed once for every replica and
-        // concurrent request, then served from the cache for SUMMARY_TTL.
+        // concurrent request, then served from the cache for SUMMARY_TTL, and
+        // while its recompute runs.
         let sql = format!(
             "WITH levels AS NOT MATERIALIZED (SELECT * FROM stock_levels s WHERE TRUE{visible}),
                   totals AS (SELECT product_id, sum(quantity) AS q FROM levels GROUP BY product_id),
