@@ -503,6 +503,37 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
     assert_eq!(skus, ["C-1", "C-3"]);
 }
 
+/// A word no token of the catalog contains finds nothing without reading
+/// products; every word inside a token (of a name, a SKU, or a barcode added
+/// later) is still found.
+#[sqlx::test]
+async fn a_word_inside_no_token_finds_nothing_and_every_other_word_is_found(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let product = create_product(&app, &token, json!({"sku": "QX-1", "name": "Gasket ring"})).await;
+    let id = product["id"].as_str().unwrap();
+    let resp = app
+        .post_as(
+            &format!("/api/v1/products/{id}/barcodes"),
+            &token,
+            &json!({"barcode": "ZR77KT"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    for (q, expected) in [
+        ("asket", vec!["QX-1"]),
+        ("qx", vec!["QX-1"]),
+        ("r77k", vec!["QX-1"]),
+        ("zr77kt", vec!["QX-1"]),
+        ("ring", vec!["QX-1"]),
+        ("qqqq", vec![]),
+        ("kt9", vec![]),
+    ] {
+        let skus = search_all_pages(&app, &token, &format!("q={q}")).await;
+        assert_eq!(skus, expected, "q={q}");
+    }
+}
+
 /// A term under 3 characters walks the list order with every filter inside
 /// the walk (the below-reorder sum, the blind-count check of a clerk, the
 /// category, the cursor); pages still come in SKU order.

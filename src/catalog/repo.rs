@@ -387,6 +387,9 @@ fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ProductFilter, after: O
 ///    `search_text`: by its words (`search_tokens`) when two of them can be
 ///    looked up, else by the trigram index.
 ///
+/// A word no token of the catalog contains ([`super::search_tokens::in_no_token`])
+/// finds nothing without reading products.
+///
 /// When nothing matches, the term's words are spell-corrected against the
 /// words of product names ([`corrected`]) and the search runs once more with
 /// the corrected term, so "bering" lists bearings.
@@ -494,6 +497,10 @@ async fn matching(
     }
     let pattern = format!("%{}%", like_escape(&term));
     let short = term.chars().count() < 3;
+    if !short && super::search_tokens::in_no_token(db, &term).await? {
+        // A misspelling or a word the catalog lacks: nothing to walk for.
+        return Ok(Vec::new());
+    }
 
     if short || !term.bytes().any(|b| b.is_ascii_digit()) {
         // The walk: rows in list order, keeping those that match. Bounded to

@@ -106,6 +106,23 @@ pub async fn sets(db: &PgPool, term: &str) -> Result<Option<Vec<Vec<String>>>, s
     Ok((sets.len() >= 2).then_some(sets))
 }
 
+/// Whether no product can contain the lower-cased `term`, known from the
+/// vocabulary alone: a term of ASCII letters and digits with a letter lies
+/// inside one indexed token of any text containing it, so if no token
+/// contains it, nothing does. False when the term is not of that kind.
+pub async fn in_no_token(db: &PgPool, term: &str) -> Result<bool, sqlx::Error> {
+    let plain = term.bytes().all(|b| b.is_ascii_alphanumeric())
+        && term.bytes().any(|b| b.is_ascii_lowercase());
+    if !plain {
+        return Ok(false);
+    }
+    // Letters and digits only: nothing to escape in the pattern.
+    sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM search_tokens WHERE token LIKE $1)")
+        .bind(format!("%{term}%"))
+        .fetch_one(db)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS search_tokens_trgm_idx;
