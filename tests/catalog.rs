@@ -490,6 +490,8 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
         // No product has "hingx": nothing contains the term, so it is
         // spell-corrected and searched once more.
         ("copper hingx 12", vec!["H-1"]),
+        // No token starts with "hingx": the same, without reading products.
+        ("copper hingx", vec!["H-1", "H-2"]),
     ] {
         let skus = search_all_pages(&app, &token, &format!("q={}", urlencode(q))).await;
         assert_eq!(skus, expected, "q={q}");
@@ -501,6 +503,47 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
     )
     .await;
     assert_eq!(skus, ["C-1", "C-3"]);
+}
+
+/// A phrase so common that its words have more candidates than are sorted
+/// at once is answered from the list order instead; the page is still the
+/// first in SKU order (the rows are stored in reverse SKU order, so a page
+/// sorted from an arbitrary part of the candidates would start elsewhere).
+#[sqlx::test]
+async fn a_common_phrase_is_paged_in_sku_order(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    sqlx::query(
+        "INSERT INTO products (sku, name)
+         SELECT 'CP-' || lpad(i::text, 5, '0'), 'Common phrase' FROM generate_series(5002, 1, -1) i",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let page: Value = app
+        .get_as("/api/v1/products?q=common%20phrase&limit=3", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let skus: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["CP-00001", "CP-00002", "CP-00003"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next: Value = app
+        .get_as(
+            &format!("/api/v1/products?q=mmon%20phr&limit=2&cursor={cursor}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["items"][0]["sku"], "CP-00004", "{next}");
 }
 
 /// A word no token of the catalog contains finds nothing without reading

@@ -501,6 +501,26 @@ async fn matching(
         // A misspelling or a word the catalog lacks: nothing to walk for.
         return Ok(Vec::new());
     }
+    let spaced = term.contains(' ');
+    let token_sets = match spaced && !short {
+        true => super::search_tokens::sets(db, &term).await?,
+        false => None,
+    };
+    if let Some(sets) = &token_sets {
+        if sets.iter().any(Vec::is_empty) {
+            // No token of the catalog starts (ends) like the term's last
+            // (first) word: nothing contains the term.
+            return Ok(Vec::new());
+        }
+        // Rare words first: their candidates answer without the walk; only
+        // a common phrase ("stainless steel") is left to the walk below.
+        let capped = Some(TOKEN_CANDIDATES);
+        if let Some(rows) =
+            by_tokens(db, filter, sets, &pattern, after.as_deref(), fetch, capped).await?
+        {
+            return Ok(rows);
+        }
+    }
 
     if short || !term.bytes().any(|b| b.is_ascii_digit()) {
         // The walk: rows in list order, keeping those that match. Bounded to
@@ -558,32 +578,15 @@ async fn matching(
     // search_text; MATERIALIZED so each is collected from its index rather
     // than by a walk the planner might prefer for a term it over-estimates.
     // Only the page's rows are read again in full.
+    if let Some(sets) = &token_sets {
+        let rows = by_tokens(db, filter, sets, &pattern, after.as_deref(), fetch, None).await?;
+        return Ok(rows.unwrap_or_default());
+    }
     let mut q = QueryBuilder::new("WITH ");
     let select = format!("SELECT p.id, {SKU_ORDER} AS k FROM products p WHERE ");
-    let spaced = term.contains(' ');
-    let token_sets = match spaced {
-        true => super::search_tokens::sets(db, &term).await?,
-        false => None,
-    };
-    if let Some(sets) = token_sets {
-        // Several words: the products carrying a token of each set (GIN,
-        // one short posting list per word), then the LIKE on those alone.
-        // The candidates are MATERIALIZED first because the planner, which
-        // prices a long LIKE pattern as very selective, would otherwise add
-        // the trigram index: the slow part this avoids.
-        q.push(format!(
-            "t AS MATERIALIZED (SELECT p.id, {SKU_ORDER} AS k, p.search_text FROM products p WHERE TRUE"
-        ));
-        for set in sets {
-            q.push(" AND search_tokens_of(p.search_text) && ")
-                .push_bind(set)
-                .push("::text[]");
-        }
-        push_filters(&mut q, filter, after.as_deref());
-        q.push("), m AS (SELECT id, k FROM t WHERE t.search_text LIKE ")
-            .push_bind(pattern.clone());
-    } else if spaced {
-        // May span the SKU and the name: the whole search_text.
+    if spaced {
+        // May span the SKU and the name: the whole search_text (fewer than
+        // two of its words could be looked up).
         q.push("m AS MATERIALIZED (")
             .push(&select)
             .push("p.search_text LIKE ")
@@ -618,4 +621,73 @@ async fn matching(
             ") SELECT {PRODUCT_COLUMNS} FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
         ));
     q.build_query_as().fetch_all(db).await
+}
+
+/// A term of several words whose words have at most this many candidates is
+/// answered from them before the list walk is tried: the walk (3 ms at
+/// 1,000,000 products) only pays for a phrase common enough to fill a page
+/// in its first rows, which has many candidates.
+const TOKEN_CANDIDATES: i64 = 5_000;
+
+/// A page of products carrying a token of each of `sets` whose
+/// `search_text` is LIKE `pattern`, in list order (see
+/// `super::search_tokens`). With `cap`, None when the words have more
+/// candidates than that (nothing was answered).
+async fn by_tokens(
+    db: &PgPool,
+    filter: &ProductFilter,
+    sets: &[Vec<String>],
+    pattern: &str,
+    after: Option<&str>,
+    fetch: i64,
+    cap: Option<i64>,
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
+    let candidates = |q: &mut QueryBuilder<Postgres>, select: &str| {
+        q.push(format!("SELECT {select} FROM products p WHERE TRUE"));
+        for set in sets {
+            q.push(" AND search_tokens_of(p.search_text) && ")
+                .push_bind(set.clone())
+                .push("::text[]");
+        }
+        push_filters(q, filter, after);
+        if let Some(cap) = cap {
+            q.push(" LIMIT ").push_bind(cap + 1);
+        }
+    };
+    // MATERIALIZED because the planner, which prices a long LIKE pattern as
+    // very selective, would otherwise add the trigram index: the slow part
+    // the words avoid.
+    let mut q = QueryBuilder::new("WITH t AS MATERIALIZED (");
+    candidates(&mut q, &format!("p.id, {SKU_ORDER} AS k, p.search_text"));
+    q.push("), page AS (SELECT id, k FROM t WHERE t.search_text LIKE ")
+        .push_bind(pattern.to_owned())
+        .push(" ORDER BY k LIMIT ")
+        .push_bind(fetch)
+        .push(format!(
+            ") SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM t) AS candidates \
+             FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
+        ));
+    let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
+    let Some(cap) = cap else {
+        return Ok(Some(rows.into_iter().map(|r| r.row).collect()));
+    };
+    let count = match rows.first() {
+        Some(r) => r.candidates,
+        // No row to carry the count: asked for on its own.
+        None => {
+            let mut q = QueryBuilder::new("SELECT count(*) FROM (");
+            candidates(&mut q, "1");
+            q.push(") c");
+            q.build_query_scalar().fetch_one(db).await?
+        }
+    };
+    Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row).collect()))
+}
+
+/// A product of [`by_tokens`] and how many candidates its words had.
+#[derive(sqlx::FromRow)]
+struct Counted {
+    #[sqlx(flatten)]
+    row: ProductRow,
+    candidates: i64,
 }
