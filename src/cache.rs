@@ -21,7 +21,7 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How many times its freshness a value of [`Cache::computed_once`] is kept,
 /// to be served while it is being recomputed.
-pub const STALE_FOR: u32 = 6;
+const STALE_FOR: u32 = 6;
 
 /// A value of [`Cache::computed_once`] and when it was computed.
 #[derive(serde::Serialize, serde::Deserialize)]

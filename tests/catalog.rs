@@ -288,14 +288,18 @@ async fn search_finds_by_sku_name_and_barcode_case_insensitively(db: PgPool) {
             .json()
             .await
             .unwrap();
-        let skus: Vec<&str> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["sku"].as_str().unwrap())
-            .collect();
-        assert_eq!(skus, expected, "q={q}");
+        assert_eq!(page_skus(&page), expected, "q={q}");
     }
+}
+
+/// The SKUs of one page of products, in order.
+fn page_skus(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect()
 }
 
 /// SKUs of every page of `GET /api/v1/products?{query}`, following the cursor.
@@ -309,9 +313,7 @@ async fn search_all_pages(app: &TestApp, token: &str, query: &str) -> Vec<String
             .json()
             .await
             .unwrap();
-        for p in page["items"].as_array().unwrap() {
-            skus.push(p["sku"].as_str().unwrap().to_owned());
-        }
+        skus.extend(page_skus(&page).into_iter().map(str::to_owned));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
             None => return skus,
@@ -526,13 +528,7 @@ async fn a_common_phrase_is_paged_in_sku_order(db: PgPool) {
         .json()
         .await
         .unwrap();
-    let skus: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["sku"].as_str().unwrap())
-        .collect();
-    assert_eq!(skus, ["CP-00001", "CP-00002", "CP-00003"]);
+    assert_eq!(page_skus(&page), ["CP-00001", "CP-00002", "CP-00003"]);
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
         .get_as(

@@ -495,7 +495,7 @@ async fn matching(
             }
         }
     }
-    let pattern = format!("%{}%", like_escape(&term));
+    let pattern = like_pattern(&term);
     let short = term.chars().count() < 3;
     if !short && super::search_tokens::in_no_token(db, &term).await? {
         // A misspelling or a word the catalog lacks: nothing to walk for.
@@ -574,14 +574,14 @@ async fn matching(
         }
     }
 
-    // The candidates (id and list key), each branch exact for its part of
-    // search_text; MATERIALIZED so each is collected from its index rather
-    // than by a walk the planner might prefer for a term it over-estimates.
-    // Only the page's rows are read again in full.
     if let Some(sets) = &token_sets {
         let rows = by_tokens(db, filter, sets, &pattern, after.as_deref(), fetch, None).await?;
         return Ok(rows.unwrap_or_default());
     }
+    // The candidates (id and list key), each branch exact for its part of
+    // search_text; MATERIALIZED so each is collected from its index rather
+    // than by a walk the planner might prefer for a term it over-estimates.
+    // Only the page's rows are read again in full.
     let mut q = QueryBuilder::new("WITH ");
     let select = format!("SELECT p.id, {SKU_ORDER} AS k FROM products p WHERE ");
     if spaced {

@@ -116,9 +116,8 @@ pub async fn in_no_token(db: &PgPool, term: &str) -> Result<bool, sqlx::Error> {
     if !plain {
         return Ok(false);
     }
-    // Letters and digits only: nothing to escape in the pattern.
     sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM search_tokens WHERE token LIKE $1)")
-        .bind(format!("%{term}%"))
+        .bind(super::repo::like_pattern(term))
         .fetch_one(db)
         .await
 }
