@@ -162,21 +162,27 @@ pub struct OutboxRow {
     pub position: i64,
     pub topic: String,
     pub aggregate_id: Option<Uuid>,
-    pub payload: Value,
+    /// The event's data as JSON text: the relay passes it on as it is, and
+    /// only the feed, which may null a blind count's figures, parses it.
+    pub payload: String,
     pub created_at: time::OffsetDateTime,
 }
 
-/// The committed events after `after`, in position order: the only way any
-/// consumer reads the outbox.
+/// The committed events after `$1`, at most `$2`, in position order: the
+/// only way any consumer reads the outbox, through [`read_after`] or, where
+/// the rows never need to leave PostgreSQL (the webhook fan-out), as a
+/// `SELECT <columns> {AFTER}` of its own.
+pub const AFTER: &str = "FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
+
+/// The committed events after `after`, in position order.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, position, topic, aggregate_id, payload, created_at FROM outbox
-         WHERE position > $1 ORDER BY position LIMIT $2",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, position, topic, aggregate_id, payload::text AS payload, created_at {AFTER}"
+    )))
     .bind(after)
     .bind(limit)
     .fetch_all(conn)
@@ -221,7 +227,7 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
                     "aggregate_id",
                     row.aggregate_id.map(|a| a.to_string()).unwrap_or_default(),
                 ),
-                ("payload", row.payload.to_string()),
+                ("payload", row.payload.clone()),
                 ("created_at", row.created_at.to_string()),
             ];
             (row.position, fields)
@@ -322,15 +328,17 @@ pub struct FeedEvent {
     pub created_at: time::OffsetDateTime,
 }
 
-impl From<OutboxRow> for FeedEvent {
-    fn from(r: OutboxRow) -> Self {
-        Self {
+impl TryFrom<OutboxRow> for FeedEvent {
+    type Error = serde_json::Error;
+
+    fn try_from(r: OutboxRow) -> Result<Self, Self::Error> {
+        Ok(Self {
             id: r.position,
             topic: r.topic,
             aggregate_id: r.aggregate_id,
-            payload: r.payload,
+            payload: serde_json::from_str(&r.payload)?,
             created_at: r.created_at,
-        }
+        })
     }
 }
 
@@ -351,22 +359,24 @@ async fn poll(
 ) -> Result<Vec<FeedEvent>, sqlx::Error> {
     sequence(db).await?;
     let mut conn = db.acquire().await?;
-    let rows = read_after(&mut conn, after, limit).await?;
+    let mut events = read_after(&mut conn, after, limit)
+        .await?
+        .into_iter()
+        .map(FeedEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let blind = Blind::of(
         &mut *conn,
         hide_blind,
-        rows.iter()
-            .filter_map(|r| Blind::event_level(&r.topic, &r.payload)),
+        events
+            .iter()
+            .filter_map(|e| Blind::event_level(&e.topic, &e.payload)),
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let mut e = FeedEvent::from(r);
-            blind.event(&e.topic, &mut e.payload);
-            e
-        })
-        .collect())
+    for e in &mut events {
+        blind.event(&e.topic, &mut e.payload);
+    }
+    Ok(events)
 }
 
 /// The live feed: committed events after `after`, read from the outbox (not

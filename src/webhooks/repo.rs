@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{Delivery, Webhook};
-use crate::events::OutboxRow;
+use crate::events;
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, description, active, disabled_reason, \
     failing_since, created_at, updated_at";
@@ -168,39 +168,40 @@ pub async fn delivery(db: &PgPool, id: Uuid) -> Result<Delivery, sqlx::Error> {
     .await
 }
 
-/// Queues each event for every active webhook whose filters match its topic,
-/// in position order. `*` in a filter matches any characters; `_` is literal.
+/// Queues the committed events after `after` (at most `limit`, the
+/// [`events::AFTER`] read) for every active webhook whose filters match their
+/// topic, in position order; `*` in a filter matches any characters, `_` is
+/// literal. The events stay in PostgreSQL: nothing is read into the API when
+/// no webhook wants them. Returns how many events were read and the last
+/// one's position (None when there were none).
 pub async fn fan_out(
     conn: &mut PgConnection,
-    events: &[OutboxRow],
+    after: i64,
+    limit: i64,
     retry_for: std::time::Duration,
-) -> Result<u64, sqlx::Error> {
-    let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
-    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
-    let aggregates: Vec<Option<Uuid>> = events.iter().map(|e| e.aggregate_id).collect();
-    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
-    let created: Vec<OffsetDateTime> = events.iter().map(|e| e.created_at).collect();
-    let done = sqlx::query(
-        "INSERT INTO webhook_deliveries
-             (webhook_id, position, topic, aggregate_id, payload, give_up_at, event_created_at)
-         SELECT w.id, e.position, e.topic, e.aggregate_id, e.payload, now() + $6, e.created_at
-         FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::jsonb[], $5::timestamptz[])
-              AS e(position, topic, aggregate_id, payload, created_at)
-         JOIN webhooks w ON w.active AND EXISTS (
-             SELECT 1 FROM unnest(w.events) AS f(filter)
-             WHERE e.topic LIKE replace(replace(f.filter, '_', '\\_'), '*', '%'))
-         ORDER BY e.position, w.id
-         ON CONFLICT (webhook_id, position) DO NOTHING",
-    )
-    .bind(&positions)
-    .bind(&topics)
-    .bind(&aggregates)
-    .bind(&payloads)
-    .bind(&created)
+) -> Result<(i64, Option<i64>), sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH batch AS (
+             SELECT position, topic, aggregate_id, payload, created_at {after_sql}
+         ), queued AS (
+             INSERT INTO webhook_deliveries
+                 (webhook_id, position, topic, aggregate_id, payload, give_up_at, event_created_at)
+             SELECT w.id, e.position, e.topic, e.aggregate_id, e.payload, now() + $3, e.created_at
+             FROM batch e
+             JOIN webhooks w ON w.active AND EXISTS (
+                 SELECT 1 FROM unnest(w.events) AS f(filter)
+                 WHERE e.topic LIKE replace(replace(f.filter, '_', '\\_'), '*', '%'))
+             ORDER BY e.position, w.id
+             ON CONFLICT (webhook_id, position) DO NOTHING
+         )
+         SELECT count(*), max(position) FROM batch",
+        after_sql = events::AFTER
+    )))
+    .bind(after)
+    .bind(limit)
     .bind(retry_for)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    .fetch_one(conn)
+    .await
 }
 
 /// A delivery claimed for an attempt, with what sending it needs.

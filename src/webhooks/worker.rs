@@ -50,14 +50,13 @@ pub async fn fan_out(db: &PgPool, retry_for: Duration) -> anyhow::Result<usize> 
     let Some(cursor) = events::claim_cursor(&mut tx, Consumer::Webhooks).await? else {
         return Ok(0);
     };
-    let rows = events::read_after(&mut tx, cursor, FAN_OUT_BATCH).await?;
-    let Some(last) = rows.last().map(|r| r.position) else {
+    let (read, last) = repo::fan_out(&mut tx, cursor, FAN_OUT_BATCH, retry_for).await?;
+    let Some(last) = last else {
         return Ok(0);
     };
-    repo::fan_out(&mut tx, &rows, retry_for).await?;
     events::advance_cursor(&mut tx, Consumer::Webhooks, last).await?;
     tx.commit().await?;
-    Ok(rows.len())
+    Ok(read as usize)
 }
 
 /// The delay before retry number `attempt` (1 = first retry): base × 3^(n-1),
@@ -113,9 +112,15 @@ impl Worker {
     pub async fn run(self) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         loop {
-            if let Err(e) = fan_out(&self.db, self.config.retry_for).await {
-                tracing::warn!(error = format!("{e:#}"), "webhook fan-out failed");
-            }
+            // A full batch means more are waiting: no idle pause after this
+            // pass, so fan-out keeps up with any event rate.
+            let backlog = match fan_out(&self.db, self.config.retry_for).await {
+                Ok(n) => n as i64 == FAN_OUT_BATCH,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "webhook fan-out failed");
+                    false
+                }
+            };
             // Start attempts while slots are free and deliveries are due.
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -136,7 +141,9 @@ impl Worker {
                     }
                 }
             }
-            tokio::time::sleep(IDLE).await;
+            if !backlog {
+                tokio::time::sleep(IDLE).await;
+            }
         }
     }
 
