@@ -549,10 +549,14 @@ struct Tally {
     units: u64,
     details: Vec<String>,
     last_done: Option<Instant>,
+    /// (scheduled send in seconds after the measured window began, latency):
+    /// whether the slowest answers are spread out or came in a few stalls.
+    timeline: Vec<(f64, Duration)>,
 }
 
 impl Tally {
-    fn add(&mut self, o: Outcome, latency: Duration, service: Duration, done: Instant) {
+    fn add(&mut self, o: Outcome, latency: Duration, service: Duration, done: Instant, at: f64) {
+        self.timeline.push((at, latency));
         self.latency_by_label
             .entry(o.label.clone())
             .or_default()
@@ -577,6 +581,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.latency.extend(other.latency);
+        self.timeline.extend(other.timeline);
         for (k, v) in other.latency_by_label {
             self.latency_by_label.entry(k).or_default().extend(v);
         }
@@ -641,6 +646,36 @@ impl Report {
         s
     }
 
+    /// "the slowest 1 % (N answers, >= X ms) were sent in K of the run's W
+    /// 100-ms windows; most in one: +T s (n, max M ms)": a tail in a few
+    /// windows is a stall of the server (a checkpoint, a background job), a
+    /// tail spread over many is the per-request cost varying.
+    fn print_tail(&self) {
+        let t = &self.tally;
+        if t.latency.len() < 100 {
+            return;
+        }
+        let p99 = t.latency[(t.latency.len() * 99).div_ceil(100) - 1];
+        let mut windows: BTreeMap<u64, (usize, Duration)> = BTreeMap::new();
+        for (at, l) in t.timeline.iter().filter(|(_, l)| *l >= p99) {
+            let w = windows.entry((at * 10.0) as u64).or_default();
+            w.0 += 1;
+            w.1 = w.1.max(*l);
+        }
+        let slow: usize = windows.values().map(|w| w.0).sum();
+        let all = (t.timeline.last().map_or(0.0, |l| l.0) * 10.0) as u64 + 1;
+        if let Some((w, (n, max))) = windows.iter().max_by_key(|(_, w)| w.0) {
+            println!(
+                "  slowest 1 % ({slow} answers, >= {:.2} ms) were sent in {} of the run's {all} \
+                 100-ms windows; most in one: +{:.1} s ({n}, max {:.2} ms)",
+                p99.as_secs_f64() * 1e3,
+                windows.len(),
+                *w as f64 / 10.0,
+                max.as_secs_f64() * 1e3
+            );
+        }
+    }
+
     fn print_details(&self) {
         for d in &self.tally.details {
             println!("    unexpected answer: {d}");
@@ -689,7 +724,8 @@ async fn run(plan: &Plan, request: RequestFn) -> Report {
                 let outcome = request(&mut rng).await;
                 let done = Instant::now();
                 if scheduled >= measure_from {
-                    tally.add(outcome, done - scheduled, done - sent, done);
+                    let at = (scheduled - measure_from).as_secs_f64();
+                    tally.add(outcome, done - scheduled, done - sent, done, at);
                 }
             }
             tally
@@ -703,6 +739,17 @@ async fn run(plan: &Plan, request: RequestFn) -> Report {
     }
     tally.latency.sort_unstable();
     tally.service.sort_unstable();
+    tally.timeline.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    if let Ok(path) = std::env::var("BENCH_TIMELINE") {
+        let csv: String = tally
+            .timeline
+            .iter()
+            .map(|(at, l)| format!("{at:.4},{:.3}\n", l.as_secs_f64() * 1e3))
+            .collect();
+        if let Err(e) = std::fs::write(&path, format!("scheduled_s,latency_ms\n{csv}")) {
+            eprintln!("could not write BENCH_TIMELINE {path}: {e}");
+        }
+    }
     for v in tally.latency_by_label.values_mut() {
         v.sort_unstable();
     }
@@ -905,6 +952,7 @@ async fn movements(a: MovementsArgs) -> Result<()> {
             &t.latency,
         );
         print_latency("service time (from actual send)", "service", &t.service);
+        report.print_tail();
     } else {
         print_latency("latency", "latency", &t.latency);
     }
@@ -1790,6 +1838,7 @@ async fn scan_single(a: ScanSingleArgs) -> Result<()> {
     report.print_details();
     println!("  {}", report.cpu("server side"));
     print_latency("event latency", "single", &report.tally.latency);
+    report.print_tail();
     result("single_events_per_s", events_per_s);
     Ok(())
 }
