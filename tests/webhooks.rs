@@ -12,7 +12,12 @@ use std::{
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use common::{assert_problem, TestApp};
 use hmac::{Hmac, Mac};
-use inventory_api::{cache::Cache, config::Config, webhooks::worker::Worker};
+use inventory_api::{
+    cache::Cache,
+    config::Config,
+    events,
+    webhooks::worker::{self, Worker},
+};
 use poem::{handler, http::StatusCode, web::Data, EndpointExt, Request, Route};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -601,4 +606,69 @@ async fn failed_deliveries_are_listed_and_can_be_retried_and_pinged(db: PgPool) 
     let got = rx.accepted();
     assert!(verify(&secret, got.last().unwrap()));
     worker.abort();
+}
+
+/// The fan-out passes over 1,100 events in batches of 500, consuming every
+/// event but queueing only those a webhook's filters match (an inactive
+/// webhook gets nothing), each once and in position order.
+#[sqlx::test]
+async fn the_fan_out_queues_exactly_the_matching_events_batch_by_batch(db: PgPool) {
+    let (app, token) = app_with(db.clone(), config(&[])).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (receipts, _) = create_webhook(&app, &token, &rx.url, &["stock.receipt"]).await;
+    let (products, _) = create_webhook(&app, &token, &rx.url, &["product.*"]).await;
+    let (off, _) = create_webhook(&app, &token, &rx.url, &["*"]).await;
+    sqlx::query("UPDATE webhooks SET active = false WHERE id = $1")
+        .bind(off)
+        .execute(&db)
+        .await
+        .unwrap();
+    let retry_for = Duration::from_secs(60);
+    // Whatever the setup itself emitted goes first.
+    while events::sequence(&db).await.unwrap() > 0 {}
+    while worker::fan_out(&db, retry_for).await.unwrap() > 0 {}
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+
+    sqlx::query(
+        "INSERT INTO outbox (topic, aggregate_id, payload)
+         SELECT CASE WHEN g % 2 = 0 THEN 'stock.receipt' ELSE 'stock.issue' END,
+                gen_random_uuid(), jsonb_build_object('n', g)
+         FROM generate_series(1, 1100) g ORDER BY g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    while events::sequence(&db).await.unwrap() > 0 {}
+    let mut passes = Vec::new();
+    loop {
+        let n = worker::fan_out(&db, retry_for).await.unwrap();
+        passes.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(passes, [500, 500, 100, 0]);
+
+    let queued: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "SELECT webhook_id, topic, (payload->>'n')::bigint FROM webhook_deliveries
+         ORDER BY position OFFSET $1",
+    )
+    .bind(before)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        queued.len(),
+        550,
+        "one delivery per receipt, none for issues"
+    );
+    assert!(queued
+        .iter()
+        .all(|(w, t, _)| *w == receipts && t == "stock.receipt"));
+    assert!(!queued.iter().any(|(w, ..)| *w == products || *w == off));
+    let ns: Vec<i64> = queued.iter().map(|q| q.2).collect();
+    assert_eq!(ns, (1..=1100).filter(|g| g % 2 == 0).collect::<Vec<i64>>());
 }
