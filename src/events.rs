@@ -24,9 +24,10 @@
 //! visibility order, and `position > last_seen` ([`read_after`]) never skips.
 //! Rows of a transaction still in flight simply get a position later.
 //!
-//! Per-aggregate order: a movement inserts its outbox row in the same
-//! statement that holds the stock level's row lock (stock/repo.rs,
-//! stock/batch.rs), so two events of one level get ids in lock order, which
+//! Per-aggregate order: a movement inserts its outbox row in the transaction
+//! that holds the stock level's row lock, after taking it (the engine's write
+//! in `stock/engine/repo.rs`, and `stock_move_default` of the one-statement
+//! path), so two events of one level get ids in lock order, which
 //! is commit order; the sequencer numbers rows that become visible together
 //! by id and rows that become visible later after them, so positions keep
 //! that order.
