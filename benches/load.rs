@@ -655,7 +655,7 @@ impl Report {
         if t.latency.len() < 100 {
             return;
         }
-        let p99 = t.latency[(t.latency.len() * 99).div_ceil(100) - 1];
+        let p99 = percentile(&t.latency, 99.0);
         let mut windows: BTreeMap<u64, (usize, Duration)> = BTreeMap::new();
         for (at, l) in t.timeline.iter().filter(|(_, l)| *l >= p99) {
             let w = windows.entry((at * 10.0) as u64).or_default();
@@ -668,10 +668,10 @@ impl Report {
             println!(
                 "  slowest 1 % ({slow} answers, >= {:.2} ms) were sent in {} of the run's {all} \
                  100-ms windows; most in one: +{:.1} s ({n}, max {:.2} ms)",
-                p99.as_secs_f64() * 1e3,
+                ms(p99),
                 windows.len(),
                 *w as f64 / 10.0,
-                max.as_secs_f64() * 1e3
+                ms(*max)
             );
         }
     }
@@ -744,7 +744,7 @@ async fn run(plan: &Plan, request: RequestFn) -> Report {
         let csv: String = tally
             .timeline
             .iter()
-            .map(|(at, l)| format!("{at:.4},{:.3}\n", l.as_secs_f64() * 1e3))
+            .map(|(at, l)| format!("{at:.4},{:.3}\n", ms(*l)))
             .collect();
         if let Err(e) = std::fs::write(&path, format!("scheduled_s,latency_ms\n{csv}")) {
             eprintln!("could not write BENCH_TIMELINE {path}: {e}");

@@ -217,18 +217,20 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
     let Some(last) = rows.last().map(|r| r.position) else {
         return Ok(0);
     };
+    let count = rows.len();
+    // The rows are moved into the entries: payloads go to Redis as stored.
     let entries: Vec<(i64, Vec<(&str, String)>)> = rows
-        .iter()
+        .into_iter()
         .map(|row| {
             let fields = vec![
                 ("id", row.id.to_string()),
                 ("position", row.position.to_string()),
-                ("topic", row.topic.clone()),
+                ("topic", row.topic),
                 (
                     "aggregate_id",
                     row.aggregate_id.map(|a| a.to_string()).unwrap_or_default(),
                 ),
-                ("payload", row.payload.clone()),
+                ("payload", row.payload),
                 ("created_at", row.created_at.to_string()),
             ];
             (row.position, fields)
@@ -236,14 +238,12 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         .collect();
     if cache.xadd_at(STREAM, &entries).await.is_none() {
         telemetry::metrics().outbox_publish_failures.add(1, &[]);
-        anyhow::bail!("Redis did not confirm {} events", rows.len());
+        anyhow::bail!("Redis did not confirm {count} events");
     }
     advance_cursor(&mut tx, Consumer::Redis, last).await?;
     tx.commit().await?;
-    telemetry::metrics()
-        .outbox_published
-        .add(rows.len() as u64, &[]);
-    Ok(rows.len())
+    telemetry::metrics().outbox_published.add(count as u64, &[]);
+    Ok(count)
 }
 
 /// Forgets events older than a day that every reader has consumed (the Redis
