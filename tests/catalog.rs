@@ -507,6 +507,94 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
     assert_eq!(skus, ["C-1", "C-3"]);
 }
 
+/// Rows of `product_search_pairs` that differ from the pairs recomputed from
+/// the catalog (either way).
+async fn stale_pairs(db: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "WITH want AS (SELECT pr AS pair, lower(sku) AS k, id AS product_id
+                       FROM products, unnest(search_pairs_of(search_text)) AS pr)
+         SELECT count(*) FROM ((SELECT * FROM want EXCEPT SELECT * FROM product_search_pairs)
+                  UNION ALL (SELECT * FROM product_search_pairs EXCEPT SELECT * FROM want)) d",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// Terms of several words are looked up by their first two adjacent words
+/// (`product_search_pairs`); the pairs follow every change of `search_text`:
+/// a new name, a barcode with letters, a new SKU (the list key), a deleted
+/// product.
+#[sqlx::test]
+async fn word_pairs_follow_every_change_of_a_product(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let token = manager(&app).await;
+    let p = create_product(&app, &token, json!({"sku": "W-1", "name": "Walnut shelf"})).await;
+    create_product(
+        &app,
+        &token,
+        json!({"sku": "W-2", "name": "Walnut-shelf bracket"}),
+    )
+    .await;
+    let id = p["id"].as_str().unwrap();
+    let (a, t) = (&app, token.as_str());
+    let find = move |q: &'static str| search_all_pages(a, t, q);
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    // W-2 carries the pair too, but not the term: the LIKE decides.
+    assert_eq!(find("q=walnut%20shelf").await, ["W-1"]);
+
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/products/{id}"),
+            &token,
+            &json!({"name": "Cherry shelf"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    assert!(find("q=walnut%20shelf").await.is_empty());
+    assert_eq!(find("q=cherry%20shelf").await, ["W-1"]);
+
+    // The name's last word and a barcode's first token are adjacent too.
+    let resp = app
+        .post_as(
+            &format!("/api/v1/products/{id}/barcodes"),
+            &token,
+            &json!({"barcode": "ZQ-77"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    assert_eq!(find("q=shelf%20zq").await, ["W-1"]);
+
+    sqlx::query("UPDATE products SET sku = 'A-9' WHERE id = $1::uuid")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    assert_eq!(find("q=cherry%20shelf").await, ["A-9"]);
+
+    sqlx::query("DELETE FROM product_barcodes WHERE product_id = $1::uuid")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM products WHERE id = $1::uuid")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    assert!(find("q=cherry%20shelf").await.is_empty());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM product_search_pairs")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // W-2's "walnut shelf" and "shelf bracket".
+    assert_eq!(left, 2);
+}
+
 /// A phrase so common that its words have more candidates than are sorted
 /// at once is answered from the list order instead; the page is still the
 /// first in SKU order (the rows are stored in reverse SKU order, so a page

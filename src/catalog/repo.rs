@@ -502,22 +502,36 @@ async fn matching(
         return Ok(Vec::new());
     }
     let spaced = term.contains(' ');
-    let token_sets = match spaced && !short {
-        true => super::search_tokens::sets(db, &term).await?,
+    let words = match spaced && !short {
+        true => super::search_tokens::words(db, &term).await?,
         false => None,
     };
-    if let Some(sets) = &token_sets {
-        if sets.iter().any(Vec::is_empty) {
+    let token_sets = words.as_ref().map(|w| &w.sets);
+    if let Some(words) = &words {
+        if words.sets.iter().any(Vec::is_empty) {
             // No token of the catalog starts (ends) like the term's last
             // (first) word: nothing contains the term.
             return Ok(Vec::new());
         }
         // Rare words first: their candidates answer without the walk; only
         // a common phrase ("stainless steel") is left to the walk below.
-        let capped = Some(TOKEN_CANDIDATES);
-        if let Some(rows) =
-            by_tokens(db, filter, sets, &pattern, after.as_deref(), fetch, capped).await?
-        {
+        let rows = match &words.pairs {
+            Some(pairs) => by_pairs(db, filter, pairs, &pattern, after.as_deref(), fetch).await?,
+            None => {
+                let capped = Some(TOKEN_CANDIDATES);
+                by_tokens(
+                    db,
+                    filter,
+                    &words.sets,
+                    &pattern,
+                    after.as_deref(),
+                    fetch,
+                    capped,
+                )
+                .await?
+            }
+        };
+        if let Some(rows) = rows {
             return Ok(rows);
         }
     }
@@ -684,7 +698,60 @@ async fn by_tokens(
     Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row).collect()))
 }
 
-/// A product of [`by_tokens`] and how many candidates its words had.
+/// A page of products carrying one of `pairs` whose `search_text` is LIKE
+/// `pattern`, in list order (see `super::search_tokens::Words::pairs`), or
+/// None when the pairs have more than [`TOKEN_CANDIDATES`] products (a
+/// common phrase: the walk in list order finds its page sooner).
+///
+/// The pairs' products come from `product_search_pairs_pkey` alone, with
+/// their list key; sorted by it, they are read from the catalog one by one
+/// until the page is full, so a page costs about its own rows however many
+/// products carry the pair.
+async fn by_pairs(
+    db: &PgPool,
+    filter: &ProductFilter,
+    pairs: &[String],
+    pattern: &str,
+    after: Option<&str>,
+    fetch: i64,
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
+    // The pairs' products after the keyset, at most one more than the cap.
+    let candidates = |q: &mut QueryBuilder<Postgres>| {
+        q.push("SELECT s.product_id, s.k FROM product_search_pairs s WHERE s.pair = ANY(")
+            .push_bind(pairs.to_vec())
+            .push("::text[])");
+        if let Some(sku) = after {
+            q.push(" AND s.k > ").push_bind(sku.to_owned());
+        }
+        q.push(" LIMIT ").push_bind(TOKEN_CANDIDATES + 1);
+    };
+    let mut q = QueryBuilder::new("WITH c AS MATERIALIZED (");
+    candidates(&mut q);
+    // DISTINCT: a product may carry two of the pairs. Sorted before the join,
+    // so the join reads products in list order and stops at a full page.
+    q.push("), page AS (SELECT DISTINCT product_id, k FROM c ORDER BY k) ")
+        .push(format!(
+            "SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM c) AS candidates \
+             FROM page JOIN products p ON p.id = page.product_id WHERE p.search_text LIKE "
+        ))
+        .push_bind(pattern.to_owned());
+    push_filters(&mut q, filter, None);
+    q.push(" ORDER BY page.k LIMIT ").push_bind(fetch);
+    let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
+    let count = match rows.first() {
+        Some(r) => r.candidates,
+        // No row to carry the count: asked for on its own.
+        None => {
+            let mut q = QueryBuilder::new("SELECT count(*) FROM (");
+            candidates(&mut q);
+            q.push(") c");
+            q.build_query_scalar().fetch_one(db).await?
+        }
+    };
+    Ok((count <= TOKEN_CANDIDATES).then(|| rows.into_iter().map(|r| r.row).collect()))
+}
+
+/// A product of [`by_tokens`] or [`by_pairs`] and how many candidates its words had.
 #[derive(sqlx::FromRow)]
 struct Counted {
     #[sqlx(flatten)]

@@ -28,26 +28,33 @@ enum Bound {
     Start,
 }
 
-/// The term's indexed tokens (those with a letter) and how each is bounded.
+/// The term's indexed tokens (those with a letter), each with how it is
+/// bounded and its place among all the term's tokens (digit runs included):
+/// two with consecutive places are adjacent in any text containing the term.
 /// A term without a separator has none: it is one token bounded on neither
 /// side, which could be anywhere inside a token.
-fn tokens(term: &str) -> Vec<(Bound, &str)> {
+fn placed_tokens(term: &str) -> Vec<(usize, Bound, &str)> {
     let pieces: Vec<&str> = term.split(|c: char| !c.is_ascii_alphanumeric()).collect();
     let last = pieces.len() - 1;
-    pieces
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.bytes().any(|b| b.is_ascii_lowercase()))
-        .filter_map(|(i, &t)| {
-            let bound = match (i > 0, i < last) {
-                (true, true) => Bound::Whole,
-                (false, true) => Bound::End,
-                (true, false) => Bound::Start,
-                (false, false) => return None,
-            };
-            Some((bound, t))
-        })
-        .collect()
+    let mut place = 0;
+    let mut out = Vec::new();
+    for (i, &t) in pieces.iter().enumerate() {
+        if t.is_empty() {
+            continue;
+        }
+        place += 1;
+        if !t.bytes().any(|b| b.is_ascii_lowercase()) {
+            continue;
+        }
+        let bound = match (i > 0, i < last) {
+            (true, true) => Bound::Whole,
+            (false, true) => Bound::End,
+            (true, false) => Bound::Start,
+            (false, false) => continue,
+        };
+        out.push((place, bound, t));
+    }
+    out
 }
 
 /// The first string after every string starting with `prefix` in byte order
@@ -60,23 +67,38 @@ fn range_end(prefix: &str) -> String {
     String::from_utf8(end).expect("ASCII stays ASCII")
 }
 
-/// For a lower-cased term, one token set per condition (a product must carry
-/// a token of each; an empty set means no product can match), or None when
-/// fewer than two conditions are usable: one condition alone may be a token
-/// most products carry ("seed 0001"), which the trigram index answers better.
-pub async fn sets(db: &PgPool, term: &str) -> Result<Option<Vec<Vec<String>>>, sqlx::Error> {
-    let tokens = tokens(term);
-    if tokens.len() < 2 {
+/// What the word indexes can look up for a term of several words.
+#[derive(Debug, Default)]
+pub struct Words {
+    /// One token set per condition: a product must carry a token of each
+    /// (`products_search_tokens_idx`); an empty set means no product can match.
+    pub sets: Vec<Vec<String>>,
+    /// The pairs (`product_search_pairs`) one of which a product containing
+    /// the term carries, from the term's first two adjacent tokens; None when
+    /// it has no two or their sets are too wide.
+    pub pairs: Option<Vec<String>>,
+}
+
+/// Pairs beyond this many are not looked up (each is one probe of the index).
+const MAX_PAIRS: usize = 256;
+
+/// The words of a lower-cased term the indexes can look up, or None when
+/// fewer than two token conditions are usable: one condition alone may be a
+/// token most products carry ("seed 0001"), which the trigram index answers
+/// better.
+pub async fn words(db: &PgPool, term: &str) -> Result<Option<Words>, sqlx::Error> {
+    let placed = placed_tokens(term);
+    if placed.len() < 2 {
         return Ok(None);
     }
-    let start = tokens
+    let start = placed
         .iter()
-        .find(|(b, _)| *b == Bound::Start)
-        .map(|(_, t)| *t);
-    let end: Option<String> = tokens
+        .find(|(_, b, _)| *b == Bound::Start)
+        .map(|(_, _, t)| *t);
+    let end: Option<String> = placed
         .iter()
-        .find(|(b, _)| *b == Bound::End)
-        .map(|(_, t)| t.chars().rev().collect());
+        .find(|(_, b, _)| *b == Bound::End)
+        .map(|(_, _, t)| t.chars().rev().collect());
     // One round trip for both expansions; MAX_SET + 1 rows tell "too wide".
     let (starting, ending): (Vec<String>, Vec<String>) = sqlx::query_as(
         "SELECT ARRAY(SELECT token FROM search_tokens WHERE token >= $1 AND token < $2
@@ -92,18 +114,30 @@ pub async fn sets(db: &PgPool, term: &str) -> Result<Option<Vec<Vec<String>>>, s
     .bind(MAX_SET as i64 + 1)
     .fetch_one(db)
     .await?;
-    let mut sets = Vec::with_capacity(tokens.len());
-    for (bound, token) in tokens {
-        let set = match bound {
-            Bound::Whole => vec![token.to_owned()],
-            Bound::Start => starting.clone(),
-            Bound::End => ending.clone(),
-        };
-        if set.len() <= MAX_SET {
-            sets.push(set);
-        }
+    let set_of = |bound: Bound, token: &str| match bound {
+        Bound::Whole => vec![token.to_owned()],
+        Bound::Start => starting.clone(),
+        Bound::End => ending.clone(),
+    };
+    let sets: Vec<Vec<String>> = placed
+        .iter()
+        .map(|&(_, bound, token)| set_of(bound, token))
+        .filter(|set| set.len() <= MAX_SET)
+        .collect();
+    if sets.len() < 2 {
+        return Ok(None);
     }
-    Ok((sets.len() >= 2).then_some(sets))
+    let pairs = placed
+        .windows(2)
+        .find(|w| w[1].0 == w[0].0 + 1)
+        .map(|w| (set_of(w[0].1, w[0].2), set_of(w[1].1, w[1].2)))
+        .filter(|(a, b)| a.len().max(b.len()) <= MAX_SET && a.len() * b.len() <= MAX_PAIRS)
+        .map(|(a, b)| {
+            a.iter()
+                .flat_map(|x| b.iter().map(move |y| format!("{x} {y}")))
+                .collect()
+        });
+    Ok(Some(Words { sets, pairs }))
 }
 
 /// Whether no product can contain the lower-cased `term`, known from the
@@ -125,6 +159,23 @@ pub async fn in_no_token(db: &PgPool, term: &str) -> Result<bool, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tokens(term: &str) -> Vec<(Bound, &str)> {
+        placed_tokens(term)
+            .into_iter()
+            .map(|(_, b, t)| (b, t))
+            .collect()
+    }
+
+    #[test]
+    fn places_tell_which_tokens_are_adjacent() {
+        let places = |term| -> Vec<usize> { placed_tokens(term).iter().map(|t| t.0).collect() };
+        assert_eq!(places("copper hinge"), [1, 2]);
+        assert_eq!(places("copper  hinge"), [1, 2]);
+        // "12" stands between: copper and hinge are not adjacent.
+        assert_eq!(places("copper 12 hinge"), [1, 3]);
+        assert_eq!(places("-copper hinge 12mm"), [1, 2, 3]);
+    }
 
     #[test]
     fn each_token_is_bounded_by_where_the_term_has_separators() {
