@@ -12,6 +12,8 @@
 
 growth_duration=${BENCH_GROWTH_DURATION:-10}
 growth_queries=${BENCH_GROWTH_QUERIES:-1300}
+# Per filter and page: with 100 a p99 is the second-slowest answer (one stall).
+growth_listing_queries=${BENCH_GROWTH_LISTING_QUERIES:-1000}
 
 # The p99 of the slowest listing measured in a history output file.
 growth_listing_p99() {
@@ -50,7 +52,7 @@ bench_growth() {
     # a tenth of the rows) and one warehouse; first page and deep where the
     # chain is long enough.
     hot=$(sql "SELECT product_id FROM stock_transactions GROUP BY product_id ORDER BY count(*) DESC LIMIT 1")
-    load history "$out/growth-$n-history.txt" "${clerk[@]}" --queries 100 \
+    load history "$out/growth-$n-history.txt" "${clerk[@]}" --queries "$growth_listing_queries" \
       --filter "product=product_id=$hot" --filter "warehouse=warehouse_id=$warehouse"
     listing=$(growth_listing_p99 "$out/growth-$n-history.txt")
 
