@@ -511,7 +511,7 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
 /// the catalog (either way).
 async fn stale_pairs(db: &PgPool) -> i64 {
     sqlx::query_scalar(
-        "WITH want AS (SELECT pr AS pair, lower(sku) AS k, id AS product_id
+        "WITH want AS (SELECT pr AS pair, lower(sku) AS k, id AS product_id, category_id
                        FROM products, unnest(search_pairs_of(search_text)) AS pr)
          SELECT count(*) FROM ((SELECT * FROM want EXCEPT SELECT * FROM product_search_pairs)
                   UNION ALL (SELECT * FROM product_search_pairs EXCEPT SELECT * FROM want)) d",
@@ -523,8 +523,8 @@ async fn stale_pairs(db: &PgPool) -> i64 {
 
 /// Terms of several words are looked up by their first two adjacent words
 /// (`product_search_pairs`); the pairs follow every change of `search_text`:
-/// a new name, a barcode with letters, a new SKU (the list key), a deleted
-/// product.
+/// a new name, a new category, a barcode with letters, a new SKU (the list
+/// key), a deleted product.
 #[sqlx::test]
 async fn word_pairs_follow_every_change_of_a_product(db: PgPool) {
     let app = TestApp::spawn(db).await;
@@ -554,6 +554,27 @@ async fn word_pairs_follow_every_change_of_a_product(db: PgPool) {
     assert_eq!(stale_pairs(&app.db).await, 0);
     assert!(find("q=walnut%20shelf").await.is_empty());
     assert_eq!(find("q=cherry%20shelf").await, ["W-1"]);
+
+    // The pairs carry the category, which a search within one reads from them.
+    let cat: Value = app
+        .post_as("/api/v1/categories", &token, &json!({"name": "Shelves"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cat = cat["id"].as_str().unwrap();
+    let within = format!("q=cherry%20shelf&category_id={cat}");
+    assert!(search_all_pages(a, t, &within).await.is_empty());
+    let resp = app
+        .patch_as(
+            &format!("/api/v1/products/{id}"),
+            &token,
+            &json!({"category_id": cat}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(stale_pairs(&app.db).await, 0);
+    assert_eq!(search_all_pages(a, t, &within).await, ["W-1"]);
 
     // The name's last word and a barcode's first token are adjacent too.
     let resp = app

@@ -704,7 +704,8 @@ async fn by_tokens(
 /// common phrase: the walk in list order finds its page sooner).
 ///
 /// The pairs' products come from `product_search_pairs_pkey` alone, with
-/// their list key; sorted by it, they are read from the catalog one by one
+/// their list key (and within the category, when the filter names one);
+/// sorted by the key, they are read from the catalog one by one
 /// until the page is full, so a page costs about its own rows however many
 /// products carry the pair.
 async fn by_pairs(
@@ -720,6 +721,10 @@ async fn by_pairs(
         q.push("SELECT s.product_id, s.k FROM product_search_pairs s WHERE s.pair = ANY(")
             .push_bind(pairs.to_vec())
             .push("::text[])");
+        if let Some(category) = filter.category_id {
+            // From the index too (`INCLUDE (product_id, category_id)`).
+            q.push(" AND s.category_id = ").push_bind(category);
+        }
         if let Some(sku) = after {
             q.push(" AND s.k > ").push_bind(sku.to_owned());
         }
