@@ -685,17 +685,7 @@ async fn by_tokens(
     let Some(cap) = cap else {
         return Ok(Some(rows.into_iter().map(|r| r.row).collect()));
     };
-    let count = match rows.first() {
-        Some(r) => r.candidates,
-        // No row to carry the count: asked for on its own.
-        None => {
-            let mut q = QueryBuilder::new("SELECT count(*) FROM (");
-            candidates(&mut q, "1");
-            q.push(") c");
-            q.build_query_scalar().fetch_one(db).await?
-        }
-    };
-    Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row).collect()))
+    within_cap(db, rows, cap, |q| candidates(q, "1")).await
 }
 
 /// A page of products carrying one of `pairs` whose `search_text` is LIKE
@@ -743,9 +733,20 @@ async fn by_pairs(
     push_filters(&mut q, filter, None);
     q.push(" ORDER BY page.k LIMIT ").push_bind(fetch);
     let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
+    within_cap(db, rows, TOKEN_CANDIDATES, candidates).await
+}
+
+/// The page `rows` when their candidates were at most `cap`, else None. The
+/// count rides on every row; a page without rows asks for it on its own,
+/// counting what `candidates` selects.
+async fn within_cap(
+    db: &PgPool,
+    rows: Vec<Counted>,
+    cap: i64,
+    candidates: impl FnOnce(&mut QueryBuilder<Postgres>),
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
     let count = match rows.first() {
         Some(r) => r.candidates,
-        // No row to carry the count: asked for on its own.
         None => {
             let mut q = QueryBuilder::new("SELECT count(*) FROM (");
             candidates(&mut q);
@@ -753,7 +754,7 @@ async fn by_pairs(
             q.build_query_scalar().fetch_one(db).await?
         }
     };
-    Ok((count <= TOKEN_CANDIDATES).then(|| rows.into_iter().map(|r| r.row).collect()))
+    Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row).collect()))
 }
 
 /// A product of [`by_tokens`] or [`by_pairs`] and how many candidates its words had.
