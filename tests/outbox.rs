@@ -297,6 +297,17 @@ impl OwnRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
+        // The server creates its socket a moment after it starts; a cache that
+        // connected before then would wait out its 5 s retry, so the test waits here.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server listening on {}",
+                socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self {
             child,
             url: format!("redis+unix://{}", socket.display()),
@@ -328,7 +339,8 @@ async fn a_frozen_redis_gets_each_event_once(db: PgPool) {
     let db = wide_pool(&db).await;
     let redis = OwnRedis::start();
     let cache = Cache::connect(&redis.url, "frozen:").unwrap();
-    assert!(cache.wait_connected(Duration::from_secs(5)).await);
+    // Past one 5 s reconnect pause, for a loaded CI machine.
+    assert!(cache.wait_connected(Duration::from_secs(15)).await);
     let app = TestApp::spawn_with(db.clone(), cache.clone(), common::test_config(&[])).await;
     let manager = app.create_user("manager").await;
     let token = app.token("manager").await;
