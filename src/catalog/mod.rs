@@ -190,7 +190,8 @@ impl ProductsApi {
             hide_blind: crate::stock::blind::hides_blind_counts(&auth.0),
         };
         let rows = repo::list(&state.db, &filter, page.after.clone(), page.fetch()).await?;
-        Ok(Json(page.page(rows, |p| p.sku.to_lowercase(), |p| p)))
+        let page_rows = repo::with_barcodes(&state.db, rows).await?;
+        Ok(Json(page.page(page_rows, |p| p.sku.to_lowercase(), |p| p)))
     }
 
     /// Create a product with its barcodes (manager).

@@ -28,40 +28,6 @@ const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id
     p.unit_cost, p.price, p.reorder_point, p.reorder_quantity, p.tracking, p.active, p.version, \
     p.created_at, p.updated_at";
 
-/// The barcodes of product `p` as a JSON array of [`ProductBarcode`]s ordered
-/// by code, as [`barcodes_of`] orders them (a macro so `concat!` can build
-/// the constants that use it).
-macro_rules! barcodes_json {
-    () => {
-        "COALESCE((SELECT jsonb_agg(jsonb_build_object(
-                       'barcode', pb.barcode, 'pack_quantity', pb.pack_quantity,
-                       'symbology', pb.symbology) ORDER BY pb.barcode)
-                   FROM product_barcodes pb WHERE pb.product_id = p.id), '[]'::jsonb)"
-    };
-}
-
-/// Lets a statement answer whole products ([`FullRow`]) without a second
-/// round trip for their barcodes.
-const BARCODES_COLUMN: &str = concat!(barcodes_json!(), " AS barcodes");
-
-/// A products row with its barcodes ([`BARCODES_COLUMN`]).
-#[derive(sqlx::FromRow)]
-pub struct FullRow {
-    #[sqlx(flatten)]
-    row: ProductRow,
-    barcodes: sqlx::types::Json<Vec<ProductBarcode>>,
-}
-
-impl From<FullRow> for Product {
-    fn from(r: FullRow) -> Self {
-        r.row.with_barcodes(r.barcodes.0)
-    }
-}
-
-fn products(rows: Vec<FullRow>) -> Vec<Product> {
-    rows.into_iter().map(Product::from).collect()
-}
-
 impl ProductRow {
     pub fn with_barcodes(self, barcodes: Vec<ProductBarcode>) -> Product {
         let f = self.fields;
@@ -92,18 +58,17 @@ impl ProductRow {
 /// form `[year, day of year, hour, minute, second, nanosecond, 0, 0, 0]` in
 /// UTC), for writing many events in one statement (the CSV import).
 /// `tests/catalog.rs` checks it against the serde form.
-pub const PRODUCT_EVENT_JSON: &str = concat!(
-    "jsonb_build_object(
+pub const PRODUCT_EVENT_JSON: &str = "jsonb_build_object(
     'id', p.id, 'sku', p.sku, 'name', p.name, 'description', p.description,
     'category_id', p.category_id, 'unit', p.unit,
     'unit_cost', p.unit_cost::text, 'price', p.price::text,
     'reorder_point', p.reorder_point, 'reorder_quantity', p.reorder_quantity,
     'tracking', p.tracking, 'active', p.active, 'version', p.version,
-    'barcodes', ",
-    barcodes_json!(),
-    ",
-    'created_at', time_serde(p.created_at), 'updated_at', time_serde(p.updated_at))"
-);
+    'barcodes', COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                              'barcode', b.barcode, 'pack_quantity', b.pack_quantity,
+                              'symbology', b.symbology) ORDER BY b.barcode)
+                          FROM product_barcodes b WHERE b.product_id = p.id), '[]'::jsonb),
+    'created_at', time_serde(p.created_at), 'updated_at', time_serde(p.updated_at))";
 
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
@@ -235,13 +200,10 @@ pub async fn with_barcodes(
 }
 
 pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
-    let row: Option<FullRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN} FROM products p WHERE p.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(Product::from))
+    let Some(row) = get_row(db, id, false).await? else {
+        return Ok(None);
+    };
+    Ok(with_barcodes(db, vec![row]).await?.pop())
 }
 
 pub async fn insert_barcodes(
@@ -436,7 +398,7 @@ pub async fn list(
     filter: &ProductFilter,
     after: Option<String>,
     fetch: i64,
-) -> Result<Vec<Product>, sqlx::Error> {
+) -> Result<Vec<ProductRow>, sqlx::Error> {
     let term = filter
         .q
         .as_deref()
@@ -445,12 +407,12 @@ pub async fn list(
         .map(str::to_lowercase);
     let Some(term) = term else {
         let mut q = QueryBuilder::new(format!(
-            "SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN} FROM products p WHERE TRUE"
+            "SELECT {PRODUCT_COLUMNS} FROM products p WHERE TRUE"
         ));
         push_filters(&mut q, filter, after.as_deref());
         q.push(format!(" ORDER BY {SKU_ORDER} LIMIT "))
             .push_bind(fetch);
-        return Ok(products(q.build_query_as().fetch_all(db).await?));
+        return q.build_query_as().fetch_all(db).await;
     };
     let rows = matching(db, filter, &term, after.as_deref(), fetch).await?;
     if !rows.is_empty() {
@@ -509,7 +471,7 @@ async fn matching(
     term: &str,
     after: Option<&str>,
     fetch: i64,
-) -> Result<Vec<Product>, sqlx::Error> {
+) -> Result<Vec<ProductRow>, sqlx::Error> {
     let term = term.to_owned();
     let after = after.map(str::to_owned);
     if let Ok(code) = super::barcode::parse(&term) {
@@ -519,12 +481,12 @@ async fn matching(
             // (its digits are in most barcodes' trigrams, so the trigram
             // indexes would read a large share of the catalog for it).
             let mut q = QueryBuilder::new(format!(
-                "SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN} FROM products p \
+                "SELECT {PRODUCT_COLUMNS} FROM products p \
                  JOIN product_barcodes b ON b.product_id = p.id WHERE b.lookup_key = "
             ));
             q.push_bind(code.key.clone());
             push_filters(&mut q, filter, after.as_deref());
-            let rows = products(q.build_query_as().fetch_all(db).await?);
+            let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
             // Its product filtered out (another category, inactive, an
             // earlier page) is still an answer: the code names one product.
             // Only a GTIN no product carries is searched for as a fragment.
@@ -584,8 +546,7 @@ async fn matching(
         // when the planner would rather scan a whole trigram index for a
         // 2-letter pattern it cannot narrow.
         let mut q = QueryBuilder::new(format!(
-            "SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN} \
-             FROM (SELECT p.*, {SKU_ORDER} AS k FROM products p WHERE TRUE"
+            "SELECT {PRODUCT_COLUMNS} FROM (SELECT p.*, {SKU_ORDER} AS k FROM products p WHERE TRUE"
         ));
         if short {
             // Unbounded, so every filter goes inside, the subquery's ORDER BY
@@ -621,7 +582,7 @@ async fn matching(
             push_filters(&mut q, filter, after.as_deref());
             q.push(" ORDER BY p.k LIMIT ").push_bind(fetch);
         }
-        let rows = products(q.build_query_as().fetch_all(db).await?);
+        let rows: Vec<ProductRow> = q.build_query_as().fetch_all(db).await?;
         if short || rows.len() as i64 >= fetch {
             return Ok(rows);
         }
@@ -671,10 +632,9 @@ async fn matching(
     q.push("), page AS (SELECT DISTINCT id, k FROM m ORDER BY k LIMIT ")
         .push_bind(fetch)
         .push(format!(
-            ") SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN} \
-             FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
+            ") SELECT {PRODUCT_COLUMNS} FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
         ));
-    Ok(products(q.build_query_as().fetch_all(db).await?))
+    q.build_query_as().fetch_all(db).await
 }
 
 /// A term of several words whose words have at most this many candidates is
@@ -695,7 +655,7 @@ async fn by_tokens(
     after: Option<&str>,
     fetch: i64,
     cap: Option<i64>,
-) -> Result<Option<Vec<Product>>, sqlx::Error> {
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
     let candidates = |q: &mut QueryBuilder<Postgres>, select: &str| {
         q.push(format!("SELECT {select} FROM products p WHERE TRUE"));
         for set in sets {
@@ -718,12 +678,12 @@ async fn by_tokens(
         .push(" ORDER BY k LIMIT ")
         .push_bind(fetch)
         .push(format!(
-            ") SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN}, (SELECT count(*) FROM t) AS candidates \
+            ") SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM t) AS candidates \
              FROM page JOIN products p ON p.id = page.id ORDER BY page.k"
         ));
     let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
     let Some(cap) = cap else {
-        return Ok(Some(rows.into_iter().map(|r| r.row.into()).collect()));
+        return Ok(Some(rows.into_iter().map(|r| r.row).collect()));
     };
     within_cap(db, rows, cap, |q| candidates(q, "1")).await
 }
@@ -745,7 +705,7 @@ async fn by_pairs(
     pattern: &str,
     after: Option<&str>,
     fetch: i64,
-) -> Result<Option<Vec<Product>>, sqlx::Error> {
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
     // The pairs' products after the keyset, at most one more than the cap.
     let candidates = |q: &mut QueryBuilder<Postgres>| {
         q.push("SELECT s.product_id, s.k FROM product_search_pairs s WHERE s.pair = ANY(")
@@ -766,7 +726,7 @@ async fn by_pairs(
     // so the join reads products in list order and stops at a full page.
     q.push("), page AS (SELECT DISTINCT product_id, k FROM c ORDER BY k) ")
         .push(format!(
-            "SELECT {PRODUCT_COLUMNS}, {BARCODES_COLUMN}, (SELECT count(*) FROM c) AS candidates \
+            "SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM c) AS candidates \
              FROM page JOIN products p ON p.id = page.product_id WHERE p.search_text LIKE "
         ))
         .push_bind(pattern.to_owned());
@@ -784,7 +744,7 @@ async fn within_cap(
     rows: Vec<Counted>,
     cap: i64,
     candidates: impl FnOnce(&mut QueryBuilder<Postgres>),
-) -> Result<Option<Vec<Product>>, sqlx::Error> {
+) -> Result<Option<Vec<ProductRow>>, sqlx::Error> {
     let count = match rows.first() {
         Some(r) => r.candidates,
         None => {
@@ -794,13 +754,13 @@ async fn within_cap(
             q.build_query_scalar().fetch_one(db).await?
         }
     };
-    Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row.into()).collect()))
+    Ok((count <= cap).then(|| rows.into_iter().map(|r| r.row).collect()))
 }
 
 /// A product of [`by_tokens`] or [`by_pairs`] and how many candidates its words had.
 #[derive(sqlx::FromRow)]
 struct Counted {
     #[sqlx(flatten)]
-    row: FullRow,
+    row: ProductRow,
     candidates: i64,
 }
