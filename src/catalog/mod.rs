@@ -6,6 +6,7 @@ pub mod categories;
 pub mod csv;
 pub mod model;
 pub mod repo;
+pub mod search_indexes;
 mod search_tokens;
 
 use poem::{web::Data, Body};
