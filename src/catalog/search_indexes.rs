@@ -14,13 +14,9 @@
 
 use sqlx::PgPool;
 
-/// The catalog tables whose GIN indexes the product search reads.
-const SEARCH_TABLES: [&str; 4] = [
-    "products",
-    "product_barcodes",
-    "search_tokens",
-    "search_words",
-];
+/// The catalog tables whose GIN indexes the product search reads (barcodes
+/// are searched through `products.search_text`; their table has none).
+const SEARCH_TABLES: [&str; 3] = ["products", "search_tokens", "search_words"];
 
 /// The search's GIN indexes, schema-qualified where needed, by name.
 pub async fn list(db: &PgPool) -> Result<Vec<String>, sqlx::Error> {
