@@ -154,6 +154,16 @@ for o in overlays:
           f"{o}: DATABASE_URL and JWT_SECRET are files on mounted Secrets ({files})")
     check(("Job", "inventory-api-migrate") in by and by[("Job", "inventory-api-migrate")]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"],
           f"{o}: a migration Job running `inventory-api migrate`")
+    cron = by.get(("CronJob", "inventory-api-reindex-search"))
+    cron_pod = cron and cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    check(cron is not None and cron["spec"]["concurrencyPolicy"] == "Forbid"
+          and cron_pod["containers"][0]["args"] == ["reindex-search"]
+          and cron_pod["containers"][0]["env"] == by[("Job", "inventory-api-migrate")]["spec"]["template"]["spec"]["containers"][0]["env"],
+          f"{o}: a nightly CronJob running `inventory-api reindex-search`, one at a time, on the migration's database URL")
+    mig_np = by[("NetworkPolicy", "inventory-api-migrate")]["spec"]["podSelector"]
+    check(any(e["key"] == "app.kubernetes.io/component" and "maintenance" in e["values"]
+              for e in mig_np.get("matchExpressions", [])),
+          f"{o}: the reindex pods get the migration's network policy (PostgreSQL and DNS only)")
     for kind in ("Service", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
         check((kind, "inventory-api") in by, f"{o}: {kind} inventory-api")
     ing = by[("Ingress", "inventory-api")]

@@ -369,9 +369,11 @@ fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
 }
 
 /// Just the database (and its pool size), for the subcommands that only touch
-/// it (`migrate`, `seed`, `create-user`), so they do not demand a JWT secret.
-/// They all apply migrations first, so `DATABASE_MIGRATION_URL` comes first
-/// when set, else `DATABASE_URL`.
+/// it (`migrate`, `seed`, `create-user`, `reindex-search`), so they do not
+/// demand a JWT secret. They apply migrations first or, `reindex-search`, run
+/// `REINDEX CONCURRENTLY` for minutes outside a transaction block: both need
+/// PostgreSQL directly, so `DATABASE_MIGRATION_URL` comes first when set, else
+/// `DATABASE_URL`.
 pub fn database_from_env() -> Result<(SecretString, u32), ConfigError> {
     let lookup = |name: &str| std::env::var(name).ok();
     let env = Env { lookup: &lookup };

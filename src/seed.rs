@@ -10,6 +10,8 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::catalog;
+
 /// Rows written per statement (bounded so a huge seed does not build one giant transaction).
 const BATCH: i64 = 50_000;
 
@@ -64,42 +66,33 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
     while from <= to {
         let until = (from + BATCH - 1).min(to);
         let mut tx = db.begin().await?;
-        // Names combine words so trigram search has realistic selectivity.
-        sqlx::query(
-            "INSERT INTO products (sku, name, description, category_id, unit_cost, price, reorder_point,
-                                   reorder_quantity)
-             SELECT 'SEED-' || lpad(i::text, 8, '0'),
-                    (ARRAY['Steel','Copper','Brass','Nylon','Oak','Pine','Rubber','Glass','Ceramic','Carbon',
-                           'Zinc','Titanium','Cotton','Wool','Vinyl','Granite','Bamboo','Cobalt','Nickel','Silver'])[1 + i % 20]
-                    || ' ' ||
-                    (ARRAY['bolt','nut','washer','hinge','bracket','screw','rivet','pipe','valve','gasket',
-                           'spring','cable','hose','clamp','pulley','bearing','chain','hook','panel','tile',
-                           'brush','filter','fuse','relay','switch','socket','plug','lamp','tape','glue'])[1 + (i / 20) % 30]
-                    || ' ' || (i % 997)::text || 'mm',
-                    'Seeded product ' || i,
-                    ($3::uuid[])[1 + abs(hashtext('c' || i)) % cardinality($3::uuid[])],
-                    round((1 + (i % 5000)) / 100.0, 2), round((2 + (i % 7000)) / 100.0, 2),
-                    i % 50, 10 + i % 90
-             FROM generate_series($1::bigint, $2::bigint) AS i",
+        // Each product's id is chosen first so that its barcodes can be
+        // written before it and its search_text computed once, as the API
+        // and the CSV import write them (catalog::repo::insert): a product
+        // rewritten right after its insert left dead entries at the front of
+        // the search's GIN posting trees, which misled GIN once vacuumed.
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE seed_ids (i bigint PRIMARY KEY, id uuid NOT NULL DEFAULT gen_random_uuid())
+             ON COMMIT DROP",
         )
-        .bind(from)
-        .bind(until)
-        .bind(&categories)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO seed_ids (i) SELECT generate_series($1::bigint, $2::bigint)")
+            .bind(from)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+        catalog::repo::defer_barcode_fk(&mut *tx).await?;
         // GTINs with computed check digits: an EAN-13 with prefix 20 (in-store
         // numbers) for every product, a UPC-A (4 + 10 digits) for products up to
         // 100,000 and an EAN-8 (9 + 6 digits) up to 10,000; keyed as GTIN-14.
         sqlx::query(
-            "WITH batch AS (
-                 SELECT p.id, substr(p.sku, 6)::bigint AS n FROM products p
-                 WHERE p.sku BETWEEN 'SEED-' || lpad($1::text, 8, '0') AND 'SEED-' || lpad($2::text, 8, '0')
-             ), codes AS (
-                 SELECT id, 'gtin13' AS symbology, '20' || lpad(n::text, 10, '0') AS body FROM batch
+            "WITH codes AS (
+                 SELECT id, 'gtin13' AS symbology, '20' || lpad(i::text, 10, '0') AS body FROM seed_ids
                  UNION ALL
-                 SELECT id, 'gtin12', '4' || lpad(n::text, 10, '0') FROM batch WHERE n <= 100000
+                 SELECT id, 'gtin12', '4' || lpad(i::text, 10, '0') FROM seed_ids WHERE i <= 100000
                  UNION ALL
-                 SELECT id, 'gtin8', '9' || lpad(n::text, 6, '0') FROM batch WHERE n <= 10000
+                 SELECT id, 'gtin8', '9' || lpad(i::text, 6, '0') FROM seed_ids WHERE i <= 10000
              )
              INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id)
              SELECT lpad(body || d, 14, '0'), body || d, symbology, id FROM codes,
@@ -108,10 +101,30 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
                                      FROM generate_series(1, length(body)) k) % 10) % 10)::text AS d) check_digit
              ON CONFLICT DO NOTHING",
         )
-        .bind(from)
-        .bind(until)
         .execute(&mut *tx)
         .await?;
+        // Names combine words so trigram search has realistic selectivity.
+        sqlx::query(
+            "INSERT INTO products (id, sku, name, description, category_id, unit_cost, price,
+                                   reorder_point, reorder_quantity)
+             SELECT id, 'SEED-' || lpad(i::text, 8, '0'),
+                    (ARRAY['Steel','Copper','Brass','Nylon','Oak','Pine','Rubber','Glass','Ceramic','Carbon',
+                           'Zinc','Titanium','Cotton','Wool','Vinyl','Granite','Bamboo','Cobalt','Nickel','Silver'])[1 + i % 20]
+                    || ' ' ||
+                    (ARRAY['bolt','nut','washer','hinge','bracket','screw','rivet','pipe','valve','gasket',
+                           'spring','cable','hose','clamp','pulley','bearing','chain','hook','panel','tile',
+                           'brush','filter','fuse','relay','switch','socket','plug','lamp','tape','glue'])[1 + (i / 20) % 30]
+                    || ' ' || (i % 997)::text || 'mm',
+                    'Seeded product ' || i,
+                    ($1::uuid[])[1 + abs(hashtext('c' || i)) % cardinality($1::uuid[])],
+                    round((1 + (i % 5000)) / 100.0, 2), round((2 + (i % 7000)) / 100.0, 2),
+                    i % 50, 10 + i % 90
+             FROM seed_ids ORDER BY i",
+        )
+        .bind(&categories)
+        .execute(&mut *tx)
+        .await?;
+        catalog::repo::check_barcode_fk(&mut *tx).await?;
         for (n, w) in warehouse_ids.iter().enumerate() {
             sqlx::query(
                 "WITH batch AS (

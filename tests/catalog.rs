@@ -1539,3 +1539,101 @@ async fn reindex_search_restores_the_trigram_short_cut_that_vacuum_broke(db: PgP
         .unwrap();
     assert_eq!(page_skus(&page), ["SEED-00012345"]);
 }
+
+/// Inserts and updates of `products` counted so far: by this transaction
+/// (`pg_stat_xact_user_tables`), so nothing else can add to them.
+async fn products_written_in(tx: &mut sqlx::PgConnection) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'products'",
+    )
+    .fetch_one(tx)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn a_product_created_with_barcodes_is_written_once(db: PgPool) {
+    use inventory_api::catalog::{barcode, model::ProductFields, model::Tracking, repo};
+    // A second version of every new product (its barcodes' trigger rewriting
+    // search_text) is what later misleads GIN once VACUUM has removed the
+    // first ones (the test above); the API's create must not leave one.
+    let fields = ProductFields {
+        sku: "ONCE-1".into(),
+        name: "Written once".into(),
+        description: String::new(),
+        category_id: None,
+        unit: "pcs".into(),
+        unit_cost: 1.into(),
+        price: 2.into(),
+        reorder_point: 0,
+        reorder_quantity: 0,
+    };
+    let ean = format!("400638133393{}", gtin_check_digit("400638133393"));
+    let barcodes = [
+        (barcode::parse(&ean).unwrap(), 1),
+        (barcode::parse("ONCE-CODE").unwrap(), 6),
+    ];
+    let mut tx = db.begin().await.unwrap();
+    let row = repo::insert(&mut tx, &fields, Tracking::None, &barcodes)
+        .await
+        .unwrap();
+    assert_eq!(
+        products_written_in(&mut tx).await,
+        (1, 0),
+        "one insert, no update"
+    );
+    let search_text: String = sqlx::query_scalar("SELECT search_text FROM products WHERE id = $1")
+        .bind(row.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(
+        search_text.contains(&ean) && search_text.contains("once-code"),
+        "the barcodes are in the one version: {search_text}"
+    );
+    tx.commit().await.unwrap();
+
+    // The foreign key is checked per statement again afterwards.
+    let mut tx = db.begin().await.unwrap();
+    let orphan = sqlx::query(
+        "INSERT INTO product_barcodes (lookup_key, barcode, symbology, product_id)
+         VALUES ('ORPHAN', 'ORPHAN', 'other', gen_random_uuid())",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(orphan.to_string().contains("foreign key"), "{orphan}");
+}
+
+#[sqlx::test]
+async fn the_seed_writes_each_product_once(db: PgPool) {
+    // Its own pool, closed afterwards: a backend reports its table counters
+    // when it exits, so they can be read from here.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(db.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    inventory_api::seed::seed(&pool, 2_000, 1).await.unwrap();
+    pool.close().await;
+    let mut counters: (i64, i64) = (0, 0);
+    for _ in 0..100 {
+        counters = sqlx::query_as(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'products'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if counters.0 >= 2_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counters, (2_000, 0), "(inserted, updated)");
+    let search_text: String =
+        sqlx::query_scalar("SELECT search_text FROM products WHERE sku = 'SEED-00000042'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(search_text.contains("200000000042"), "{search_text}");
+}

@@ -758,9 +758,7 @@ mod staging {
         .persistent(false)
         .fetch_all(&mut **tx)
         .await?;
-        sqlx::raw_sql("SET CONSTRAINTS product_barcodes_product_id_fkey DEFERRED")
-            .execute(&mut **tx)
-            .await?;
+        repo::defer_barcode_fk(&mut **tx).await?;
         sqlx::query(
             "UPDATE products p
              SET sku = r.sku, name = r.name, description = r.description,
@@ -801,9 +799,7 @@ mod staging {
         .persistent(false)
         .execute(&mut **tx)
         .await?;
-        sqlx::raw_sql("SET CONSTRAINTS product_barcodes_product_id_fkey IMMEDIATE")
-            .execute(&mut **tx)
-            .await?;
+        repo::check_barcode_fk(&mut **tx).await?;
         Ok(touched)
     }
 

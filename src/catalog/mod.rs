@@ -223,8 +223,8 @@ impl ProductsApi {
             let tag = etag(first.version);
             return Ok(ProductResponse::Created(Json(first), tag));
         }
-        let row = repo::insert(&mut tx, &fields, body.tracking.unwrap_or_default()).await?;
-        repo::insert_barcodes(&mut tx, row.id, &barcodes).await?;
+        let tracking = body.tracking.unwrap_or_default();
+        let row = repo::insert(&mut tx, &fields, tracking, &barcodes).await?;
         let product = repo::with_barcodes(&mut *tx, vec![row]).await?.remove(0);
         events::emit(
             &mut tx,
