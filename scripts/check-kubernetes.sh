@@ -35,15 +35,17 @@ overlays=(development production)
 
 step() { printf '\n\033[1;34m### %s\033[0m\n' "$*"; }
 
-# venv NAME PACKAGE==VERSION...: a venv under target/tools with those packages.
+# venv NAME PACKAGE==VERSION...: a venv under target/tools with those packages,
+# their dependencies pinned by scripts/check-kubernetes/NAME.txt when it exists.
 venv() {
-  local name=$1 dir="$tools/$1"
+  local name=$1 dir="$tools/$1" pins="$ROOT/scripts/check-kubernetes/$1.txt"
   shift
   if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -m pip show "${@%%==*}" >/dev/null 2>&1; then
     command -v /usr/bin/python3 >/dev/null 2>&1 || ensure_packages python3
     /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || ensure_packages python3-venv
     log "installing $* into $dir"
     /usr/bin/python3 -m venv "$dir"
+    if [ -f "$pins" ]; then set -- -c "$pins" "$@"; fi
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
   fi
 }

@@ -22,7 +22,9 @@ playwright_version=1.65.2
 if ! "$venv/bin/python" -c "import playwright, sys; from importlib.metadata import version; sys.exit(version('playwright') != '$playwright_version')" 2>/dev/null; then
   log "installing Playwright $playwright_version into $venv (no browser download)"
   python3 -m venv "$venv"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/pip" install -q "playwright==$playwright_version"
+  # Its dependencies pinned as the contract check's (the same Playwright).
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/pip" install -q -c scripts/contract/constraints.txt \
+    "playwright==$playwright_version"
 fi
 
 cargo build -q --bin inventory-api

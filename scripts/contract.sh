@@ -38,8 +38,9 @@ command -v chromium >/dev/null 2>&1 || ensure_packages chromium
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" 2>/dev/null || { ensure_packages python3-venv; python3 -m venv "$venv"; }
 fi
-# Pinned: a new release must not change what CI finds overnight.
-"$venv/bin/pip" install -q --disable-pip-version-check \
+# Pinned, dependencies too (scripts/contract/constraints.txt): a new release
+# must not change what CI finds overnight.
+"$venv/bin/pip" install -q --disable-pip-version-check -c scripts/contract/constraints.txt \
   schemathesis==4.32.5 openapi-python-client==0.29.1 playwright==1.65.2
 (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
