@@ -217,6 +217,13 @@ struct SearchArgs {
     /// Category ids; every third query of each shape also filters by one.
     #[arg(long, value_delimiter = ',')]
     categories: Vec<Uuid>,
+    /// Unmeasured queries before each level, sent by --warmup-concurrency
+    /// tasks, so that every connection of the API's pool has run the search
+    /// statements before the measured ones (see `search`).
+    #[arg(long, default_value_t = 1000)]
+    warmup_queries: usize,
+    #[arg(long, default_value_t = 16)]
+    warmup_concurrency: usize,
 }
 
 #[derive(Args)]
@@ -1374,10 +1381,40 @@ async fn search_once(client: &reqwest::Client, api: &Api, q: &SearchQuery) -> Se
     Ok((q.shape, q.category.is_some(), took, items))
 }
 
+/// Sends `queries` from `tasks` concurrent tasks, each taking the next
+/// query when its last is answered; the results in no particular order.
+async fn run_searches(
+    client: &reqwest::Client,
+    api: &Arc<Api>,
+    queries: Arc<Vec<SearchQuery>>,
+    tasks: usize,
+) -> Vec<SearchResult> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut running = Vec::new();
+    for _ in 0..tasks {
+        let (client, api, queries, next) =
+            (client.clone(), api.clone(), queries.clone(), next.clone());
+        running.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(q) = queries.get(i) else { break };
+                out.push(search_once(&client, &api, q).await);
+            }
+            out
+        }));
+    }
+    let mut results = Vec::new();
+    for t in running {
+        results.extend(t.await.unwrap_or_default());
+    }
+    results
+}
+
 async fn search(a: SearchArgs) -> Result<()> {
     let c = &a.common;
     let max_level = a.levels.iter().copied().max().unwrap_or(1);
-    let client = http_client(max_level)?;
+    let client = http_client(max_level.max(a.warmup_concurrency))?;
     let api = Arc::new(connect(&client, c).await?);
     let mut rng = SmallRng::from_os_rng();
     let shapes = SHAPES.len() + 1;
@@ -1397,35 +1434,23 @@ async fn search(a: SearchArgs) -> Result<()> {
     };
     println!(
         "search: {} shapes, {} measured queries per level (every third of a shape also with \
-         category_id), levels {:?}, {} products",
-        shapes, a.queries, a.levels, a.products
+         category_id) after {} unmeasured ones at c={}, levels {:?}, {} products",
+        shapes, a.queries, a.warmup_queries, a.warmup_concurrency, a.levels, a.products
     );
     for &level in &a.levels {
         let level = level.max(1);
-        for q in plan_queries(&mut rng, 5 * shapes) {
-            let _ = search_once(&client, &api, &q).await;
-        }
+        // Warm-up, concurrently: the API's pool hands its idle connections
+        // out in turn (first in, first out), and a connection's first run of
+        // each search statement is slow (parse, describe, plan, its
+        // backend's caches). After another load has opened the pool's
+        // connections, sequential warm-up queries reach only some of the
+        // (connection, statement) pairs and the measured p99 counted those
+        // first runs, which a long-running API pays once per connection.
+        let warmup = Arc::new(plan_queries(&mut rng, a.warmup_queries));
+        run_searches(&client, &api, warmup, a.warmup_concurrency.max(1)).await;
         let queries = Arc::new(plan_queries(&mut rng, a.queries));
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..level {
-            let (client, api, queries, next) =
-                (client.clone(), api.clone(), queries.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(q) = queries.get(i) else { break };
-                    out.push(search_once(&client, &api, q).await);
-                }
-                out
-            }));
-        }
-        let mut results = Vec::new();
-        for t in tasks {
-            results.extend(t.await.unwrap_or_default());
-        }
+        let results = run_searches(&client, &api, queries, level).await;
         let elapsed = started.elapsed().as_secs_f64();
         let mut all = Vec::new();
         let mut by_shape: BTreeMap<(usize, bool), (Vec<Duration>, usize)> = BTreeMap::new();
