@@ -1382,13 +1382,14 @@ async fn search_once(client: &reqwest::Client, api: &Api, q: &SearchQuery) -> Se
 }
 
 /// Sends `queries` from `tasks` concurrent tasks, each taking the next
-/// query when its last is answered; the results in no particular order.
+/// query when its last is answered; each result with its query's index, in
+/// no particular order.
 async fn run_searches(
     client: &reqwest::Client,
     api: &Arc<Api>,
     queries: Arc<Vec<SearchQuery>>,
     tasks: usize,
-) -> Vec<SearchResult> {
+) -> Vec<(usize, SearchResult)> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut running = Vec::new();
     for _ in 0..tasks {
@@ -1399,7 +1400,7 @@ async fn run_searches(
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(q) = queries.get(i) else { break };
-                out.push(search_once(&client, &api, q).await);
+                out.push((i, search_once(&client, &api, q).await));
             }
             out
         }));
@@ -1450,15 +1451,18 @@ async fn search(a: SearchArgs) -> Result<()> {
         run_searches(&client, &api, warmup, a.warmup_concurrency.max(1)).await;
         let queries = Arc::new(plan_queries(&mut rng, a.queries));
         let started = Instant::now();
-        let results = run_searches(&client, &api, queries, level).await;
+        let results = run_searches(&client, &api, queries.clone(), level).await;
         let elapsed = started.elapsed().as_secs_f64();
         let mut all = Vec::new();
         let mut by_shape: BTreeMap<(usize, bool), (Vec<Duration>, usize)> = BTreeMap::new();
         let mut failures = Vec::new();
-        for r in results {
+        // The slowest answers with their terms, to find the shapes' dear cases.
+        let mut slowest: Vec<(Duration, usize)> = Vec::new();
+        for (i, r) in results {
             match r {
                 Ok((shape, cat, took, items)) => {
                     all.push(took);
+                    slowest.push((took, i));
                     let e = by_shape.entry((shape, cat)).or_default();
                     e.0.push(took);
                     e.1 += items;
@@ -1467,6 +1471,7 @@ async fn search(a: SearchArgs) -> Result<()> {
             }
         }
         all.sort_unstable();
+        slowest.sort_unstable_by(|a, b| b.cmp(a));
         println!(
             "  c={level}: {} answered 200, {} failed, {:.0} queries/s",
             all.len(),
@@ -1504,6 +1509,16 @@ async fn search(a: SearchArgs) -> Result<()> {
         }
         println!("    slowest shape by p99: {} ({:.2} ms)", worst.0, worst.1);
         result(&format!("search_c{level}_worst_shape_p99_ms"), worst.1);
+        for (took, i) in slowest.iter().take(8) {
+            let q = &queries[*i];
+            println!(
+                "    slow: {:>8.2} ms  {:<22} q={:?}{}",
+                took.as_secs_f64() * 1000.0,
+                shape_name(q.shape),
+                q.term,
+                if q.category.is_some() { " +category" } else { "" }
+            );
+        }
         print_latency(
             &format!("c={level} overall"),
             &format!("search_c{level}"),

@@ -748,15 +748,22 @@ async fn by_pairs(
     let mut q = QueryBuilder::new("WITH c AS MATERIALIZED (");
     candidates(&mut q);
     // DISTINCT: a product may carry two of the pairs. Sorted before the join,
-    // so the join reads products in list order and stops at a full page.
-    q.push("), page AS (SELECT DISTINCT product_id, k FROM c ORDER BY k) ")
-        .push(format!(
-            "SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM c) AS candidates \
-             FROM page JOIN products p ON p.id = page.product_id WHERE p.search_text LIKE "
-        ))
-        .push_bind(pattern.to_owned());
+    // so the join reads products in list order and stops at a full page. The
+    // products are a LATERAL subquery fenced by OFFSET 0, so that each is
+    // looked up by id in that order: as a plain join, PostgreSQL priced the
+    // LIKE as very selective and read every product matching it through the
+    // trigram index instead (a hash join over all 1,667 products of "zinc
+    // screw" at 1,000,000 products: 1,928 pages, 69 ms when not cached; this
+    // way 156 pages, 6 ms).
+    q.push(format!(
+        "), page AS (SELECT DISTINCT product_id, k FROM c ORDER BY k) \
+         SELECT {PRODUCT_COLUMNS}, (SELECT count(*) FROM c) AS candidates \
+         FROM page CROSS JOIN LATERAL (SELECT * FROM products p \
+             WHERE p.id = page.product_id AND p.search_text LIKE "
+    ))
+    .push_bind(pattern.to_owned());
     push_filters(&mut q, filter, None);
-    q.push(" ORDER BY page.k LIMIT ").push_bind(fetch);
+    q.push(" OFFSET 0) p ORDER BY page.k LIMIT ").push_bind(fetch);
     let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
     within_cap(db, rows, TOKEN_CANDIDATES, candidates).await
 }
