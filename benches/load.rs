@@ -1516,7 +1516,11 @@ async fn search(a: SearchArgs) -> Result<()> {
                 took.as_secs_f64() * 1000.0,
                 shape_name(q.shape),
                 q.term,
-                if q.category.is_some() { " +category" } else { "" }
+                if q.category.is_some() {
+                    " +category"
+                } else {
+                    ""
+                }
             );
         }
         print_latency(

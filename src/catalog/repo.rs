@@ -763,7 +763,8 @@ async fn by_pairs(
     ))
     .push_bind(pattern.to_owned());
     push_filters(&mut q, filter, None);
-    q.push(" OFFSET 0) p ORDER BY page.k LIMIT ").push_bind(fetch);
+    q.push(" OFFSET 0) p ORDER BY page.k LIMIT ")
+        .push_bind(fetch);
     let rows: Vec<Counted> = q.build_query_as().fetch_all(db).await?;
     within_cap(db, rows, TOKEN_CANDIDATES, candidates).await
 }
