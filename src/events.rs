@@ -238,6 +238,10 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         .collect();
     if cache.xadd_at(STREAM, &entries).await.is_none() {
         telemetry::metrics().outbox_publish_failures.add(1, &[]);
+        // Released now: a dropped transaction's ROLLBACK waits for its
+        // connection's next use, and until then the cursor stays locked and
+        // every relay (this replica's next pass, the others') skips it.
+        tx.rollback().await?;
         anyhow::bail!("Redis did not confirm {count} events");
     }
     advance_cursor(&mut tx, Consumer::Redis, last).await?;
