@@ -47,7 +47,7 @@ enum Command {
         warehouses: i64,
     },
     /// Rebuild the product search's GIN indexes without blocking reads or
-    /// writes (REINDEX CONCURRENTLY): after bulk loads and on a schedule, as
+    /// writes (REINDEX CONCURRENTLY): after bulk edits and on a schedule, as
     /// VACUUM leaves them estimating their commonest entries wrongly.
     ReindexSearch,
     /// Create a user. The password is read from --password-file, else from stdin.

@@ -1491,8 +1491,9 @@ async fn reindex_search_restores_the_trigram_short_cut_that_vacuum_broke(db: PgP
     sqlx::raw_sql("VACUUM products").execute(&db).await.unwrap();
     let fresh = sku_infix_pages(&db).await;
     // The oldest 30,000 rewritten (the name is indexed, so not in place) and
-    // vacuumed, as products created with barcodes or later edited are: the
-    // first leaf page of "eed"'s posting tree is emptied but kept.
+    // vacuumed, as products edited in bulk are (and, before repo::insert
+    // wrote barcodes first, every product created with barcodes): the first
+    // leaf page of "eed"'s posting tree is emptied but kept.
     sqlx::query("UPDATE products SET name = 'Gadget' WHERE sku < 'SEED-00030001'")
         .execute(&db)
         .await
