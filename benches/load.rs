@@ -81,6 +81,34 @@ enum Mode {
     /// Internal: the bare endpoint of `lookup`, run as a child process.
     #[command(hide = true)]
     BareServer(BareServerArgs),
+    /// The stack without the application, for `movements`: poem and a sqlx pool
+    /// calling the database function the API's one-statement path calls.
+    BareMovements(BareMovementsArgs),
+    /// CPU used by each command (postgres, inventory-api, load, pgbench, ...)
+    /// over a window: where a run's two cores went.
+    CpuSplit(CpuSplitArgs),
+}
+
+#[derive(Args)]
+struct BareMovementsArgs {
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// The user recorded as the movements' actor.
+    #[arg(long)]
+    actor: Uuid,
+    /// Pool size (the API's default DATABASE_MAX_CONNECTIONS).
+    #[arg(long, default_value_t = 20)]
+    pool: u32,
+}
+
+#[derive(Args)]
+struct CpuSplitArgs {
+    /// Seconds to wait before the window opens (a load's warm-up).
+    #[arg(long, default_value_t = 0.0)]
+    delay: f64,
+    /// Length of the window in seconds.
+    #[arg(long)]
+    duration: f64,
 }
 
 #[derive(Args)]
@@ -132,6 +160,13 @@ struct MovementsArgs {
     /// measured from the scheduled send time.
     #[arg(long)]
     rate: Option<f64>,
+    /// Write the warehouse and product ids used to this file (JSON).
+    #[arg(long)]
+    save_ids: Option<std::path::PathBuf>,
+    /// Take the ids from a file written by --save-ids instead of asking the API
+    /// (for `bare-movements`, which has no catalog).
+    #[arg(long)]
+    ids: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -302,6 +337,8 @@ async fn main() -> Result<()> {
         Mode::Export(a) => import::export(a).await,
         Mode::Stocktake(a) => stocktake::stocktake(a).await,
         Mode::BareServer(a) => bare_server(a).await,
+        Mode::BareMovements(a) => bare_movements(a).await,
+        Mode::CpuSplit(a) => cpu_split(a).await,
     }
 }
 
@@ -645,7 +682,7 @@ impl Report {
 
     /// "CPU: load generator 0.9 cores, <servers> 1.0 cores" over the measured window.
     fn cpu(&self, servers: &str) -> String {
-        let f = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2}"));
+        let f = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.3}"));
         let mut s = format!("CPU: load generator {} cores", f(self.client_cores));
         if self.server_cores.is_some() {
             s.push_str(&format!(", {servers} {} cores", f(self.server_cores)));
@@ -908,8 +945,21 @@ async fn movements(a: MovementsArgs) -> Result<()> {
     let c = &a.common;
     let client = http_client(c.concurrency)?;
     let api = connect(&client, c).await?;
-    let warehouse = warehouse_id(&client, &api, &a.warehouse).await?;
-    let products = Arc::new(seeded_products(&client, &api, a.products).await?);
+    let (warehouse, products): (Uuid, Vec<Uuid>) = match &a.ids {
+        Some(file) => serde_json::from_slice(
+            &std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        )
+        .with_context(|| format!("{} is not a file of --save-ids", file.display()))?,
+        None => (
+            warehouse_id(&client, &api, &a.warehouse).await?,
+            seeded_products(&client, &api, a.products).await?,
+        ),
+    };
+    if let Some(file) = &a.save_ids {
+        std::fs::write(file, serde_json::to_vec(&(warehouse, &products))?)
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    let products = Arc::new(products);
     let plan = plan(c, a.rate);
     println!(
         "movements: c={} {}, {:.0} s measured after {:.0} s warm-up, products SEED-00000001..SEED-{:08} in {}",
@@ -918,8 +968,8 @@ async fn movements(a: MovementsArgs) -> Result<()> {
             .map_or("closed loop".to_owned(), |r| format!("paced at {r:.0}/s in total")),
         c.duration,
         c.warmup,
-        a.products,
-        a.warehouse
+        products.len(),
+        if a.ids.is_some() { "the warehouse of --ids" } else { a.warehouse.as_str() }
     );
     let receive_url = Arc::new(format!("{}/api/v1/stock/receive", api.base));
     let issue_url = Arc::new(format!("{}/api/v1/stock/issue", api.base));
@@ -951,6 +1001,12 @@ async fn movements(a: MovementsArgs) -> Result<()> {
     );
     report.print_details();
     println!("  {}", report.cpu("server side"));
+    if let Some(cores) = report.server_cores.filter(|_| rate > 0.0) {
+        // What one movement costs the server side in CPU, the figure to
+        // compare between the API and the bare stack.
+        println!("  server CPU per movement: {:.1} us", cores / rate * 1e6);
+        result("server_us_per_movement", cores / rate * 1e6);
+    }
     if let Some(target) = a.rate {
         println!("  target rate {target:.0}/s, achieved {rate:.1}/s");
         print_latency(
@@ -1079,6 +1135,154 @@ async fn bare_server(a: BareServerArgs) -> Result<()> {
     Server::new_with_acceptor(TcpAcceptor::from_std(listener)?)
         .run(app)
         .await?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct BareMove {
+    product_id: Uuid,
+    warehouse_id: Uuid,
+    quantity: i64,
+}
+
+/// `POST /api/v1/stock/{receive,issue}` with nothing of the application: no
+/// authentication, validation, idempotency, metrics or logging; the body is
+/// parsed, the function called in autocommit as the API calls it, and a few
+/// columns of its ledger row answered as JSON. A declined movement (the API
+/// would take its general path) answers 409.
+#[handler]
+async fn bare_move(
+    poem::web::Path(kind): poem::web::Path<String>,
+    poem::web::Json(m): poem::web::Json<BareMove>,
+    db: Data<&(sqlx::PgPool, Uuid)>,
+) -> poem::Result<Response> {
+    let (kind, delta) = match kind.as_str() {
+        "receive" => ("receipt", m.quantity),
+        "issue" => ("issue", -m.quantity),
+        _ => return Err(StatusCode::NOT_FOUND.into()),
+    };
+    let row: Option<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT id, quantity, balance_after FROM stock_move_default(\
+         $1, $2, $3, $4, $5, NULL, NULL, NULL, NULL, $6, NULL)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kind)
+    .bind(m.product_id)
+    .bind(m.warehouse_id)
+    .bind(delta)
+    .bind(db.0 .1)
+    .fetch_optional(&db.0 .0)
+    .await
+    .map_err(poem::error::InternalServerError)?;
+    Ok(match row {
+        Some((id, quantity, balance_after)) => Response::builder()
+            .status(StatusCode::CREATED)
+            .content_type("application/json")
+            .body(
+                json!({ "id": id, "quantity": quantity, "balance_after": balance_after })
+                    .to_string(),
+            ),
+        None => Response::builder().status(StatusCode::CONFLICT).finish(),
+    })
+}
+
+async fn bare_movements(a: BareMovementsArgs) -> Result<()> {
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(a.pool)
+        .test_before_acquire(false)
+        .connect(&a.database_url)
+        .await
+        .context("connecting the bare server to PostgreSQL")?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the bare server")?;
+    listener.set_nonblocking(true)?;
+    println!("LISTENING {}", listener.local_addr()?);
+    let app = Route::new()
+        .at("/api/v1/stock/:kind", poem::post(bare_move))
+        .data((db, a.actor));
+    Server::new_with_acceptor(TcpAcceptor::from_std(listener)?)
+        .run(app)
+        .await?;
+    Ok(())
+}
+
+/// CPU ticks (user + system) of every process, by command name.
+fn ticks_by_command() -> BTreeMap<u32, (String, u64)> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..stat.len() - rest.len() - 1].to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        all.insert(pid, (comm, ticks(11) + ticks(12)));
+    }
+    all
+}
+
+/// Busy and idle jiffies of the whole machine (/proc/stat's first line).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, idle)
+}
+
+/// Prints the cores each command used over the window (a process started
+/// inside it counts whole; one that ended inside it is missed) and
+/// `RESULT cpu_<command> <cores>` lines; the machine's busy cores first.
+async fn cpu_split(a: CpuSplitArgs) -> Result<()> {
+    tokio::time::sleep(Duration::from_secs_f64(a.delay)).await;
+    let (before, (busy0, _)) = (ticks_by_command(), machine_ticks());
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
+    let (after, (busy1, _)) = (ticks_by_command(), machine_ticks());
+    let secs = t0.elapsed().as_secs_f64();
+    let hz = clock_ticks_per_second();
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (pid, (comm, ticks)) in &after {
+        let start = before.get(pid).filter(|b| b.0 == *comm).map_or(0, |b| b.1);
+        *by.entry(comm.clone()).or_default() += ticks.saturating_sub(start);
+    }
+    let mut by: Vec<(String, f64)> = by
+        .into_iter()
+        .map(|(c, t)| (c, t as f64 / hz / secs))
+        .filter(|(_, cores)| *cores >= 0.005)
+        .collect();
+    by.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let busy = busy1.saturating_sub(busy0) as f64 / hz / secs;
+    let list: Vec<String> = by.iter().map(|(c, v)| format!("{c} {v:.2}")).collect();
+    println!(
+        "CPU over {secs:.1} s: machine busy {busy:.2} cores; {}",
+        list.join(", ")
+    );
+    result("cpu_machine", busy);
+    for (c, v) in &by {
+        result(
+            &format!(
+                "cpu_{}",
+                c.replace(|ch: char| !ch.is_ascii_alphanumeric(), "_")
+            ),
+            *v,
+        );
+    }
     Ok(())
 }
 

@@ -437,7 +437,7 @@ server_pids() {
 clerk=(--email "$clerk_email" --password "$password")
 admin=(--email "$admin_email" --password "$password")
 
-api_mps="" pg_tps="" move_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
+api_mps="" pg_tps="" move_ratio="" bare_mps="" bare_ratio="" hot_bare="" hot_bare_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
 reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" single_p99="" paced_p99="" paced_rate="" scanner_note=""
@@ -464,41 +464,92 @@ if [ "$mode" = logins ]; then
   note_rss
 fi
 
+# cpu_watch FILE DELAY SECONDS: where the machine's CPU goes during a measured
+# window (every process by command: postgres, inventory-api, load, pgbench,
+# redis-server), in the background; `wait "$cpu_pid"` collects it. The window
+# is kept half a second inside the run's at each end: a process that exits
+# before the window closes is not counted.
+cpu_watch() {
+  "$load_bin" cpu-split --delay "$(calc "$2 + 0.5")" --duration "$(calc "$3 - 1")" >"$1" &
+  cpu_pid=$!
+}
+# cpu_line FILE: the split as one line (command cores, ...)
+cpu_line() { grep '^CPU' "$1" || echo "CPU split not measured"; }
+
+# bare_movements N FILE: the same movements through the bare stack: poem and a
+# sqlx pool calling the same database function, none of the application
+# (the load tool's `bare-movements`); sets bare_mps.
+bare_movements() {
+  local n=$1 file=$2 bare_pid bare_addr="" i
+  log "the same through the bare stack (poem + sqlx, nothing of the application): c=$concurrency, ${duration} s"
+  "$load_bin" bare-movements --database-url "$db_url" --actor "$actor" --pool 32 >"$out/$file-bare-server.txt" 2>&1 &
+  bare_pid=$!
+  for i in $(seq 1 100); do
+    bare_addr=$(awk '/^LISTENING / { print $2 }' "$out/$file-bare-server.txt")
+    [ -n "$bare_addr" ] && break
+    kill -0 "$bare_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$bare_addr" ] || { cat "$out/$file-bare-server.txt" >&2; die "the bare movement server did not start (output above)"; }
+  checkpoint
+  cpu_watch "$out/cpu-$file-bare.txt" "$warmup" "$duration"
+  "$load_bin" movements --url "http://$bare_addr" --token bare -c "$concurrency" --duration "$duration" \
+    --warmup "$warmup" --ids "$out/$file-ids.json" --server-pids "$bare_pid" | tee "$out/$file-bare.txt"
+  wait "$cpu_pid"
+  kill -TERM "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  bare_mps=$(value "$out/$file-bare.txt" movements_per_s)
+}
+
 # compare_movements N FILE: movements through the API over the first N seeded
-# products, then the same statement through pgbench on the same database;
-# sets api_mps, pg_tps and move_ratio. The API stands still during pgbench
-# (its relay would otherwise compete for PostgreSQL while it publishes
-# pgbench's events); it restarts afterwards and the relay catches up.
+# products, then through the bare stack, then the same statement through
+# pgbench, on the same database; sets api_mps, bare_mps, pg_tps, move_ratio and
+# bare_ratio. The API stands still during the other two (its relay would
+# otherwise compete for PostgreSQL while it publishes their events); it
+# restarts afterwards and the relay catches up. Each run's CPU split is logged.
 compare_movements() {
   local n=$1 file=$2
   log "movements through the API over $n product(s): c=$concurrency, ${duration} s"
   checkpoint
+  cpu_watch "$out/cpu-$file-api.txt" "$warmup" "$duration"
   load movements "$out/$file.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
-    --warmup "$warmup" --products "$n" --warehouse "$warehouse_code" --server-pids "$api_pid"
+    --warmup "$warmup" --products "$n" --warehouse "$warehouse_code" --server-pids "$api_pid" \
+    --save-ids "$out/$file-ids.json"
+  wait "$cpu_pid"
   api_mps=$(value "$out/$file.txt" movements_per_s)
   log "outbox events not yet relayed when the API run ended: $(unpublished)"
   note_rss
   stop_api
+  bare_movements "$n" "$file"
   log "the same SQL through pgbench: c=$concurrency -j 2, ${duration} s (after ${warmup} s warm-up)"
   pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
     -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$db")
   "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
     || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
   checkpoint
+  cpu_watch "$out/cpu-$file-pgbench.txt" 0 "$duration"
   "$pgbench" "${pgbench_args[@]}" -T "$duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$file.txt"
+  wait "$cpu_pid"
   pg_tps=$(awk '/^tps = / { print $3; exit }' "$out/pgbench-$file.txt")
   [ -n "$pg_tps" ] || die "pgbench printed no tps (output above)"
   pg_tps=$(calc "$pg_tps")
   move_ratio=$(calc "$api_mps / $pg_tps")
-  log "movements/s over $n product(s): API $api_mps, pgbench $pg_tps, ratio $move_ratio"
+  bare_ratio=$(calc "$bare_mps / $pg_tps")
+  log "movements/s over $n product(s): API $api_mps, bare stack $bare_mps, pgbench $pg_tps;" \
+    "API/pgbench $move_ratio, bare/pgbench $bare_ratio, API/bare $(calc "$api_mps / $bare_mps")"
+  log "  server CPU per movement: API $(value "$out/$file.txt" server_us_per_movement) us," \
+    "bare stack $(value "$out/$file-bare.txt" server_us_per_movement) us"
+  log "  API run:     $(cpu_line "$out/cpu-$file-api.txt")"
+  log "  bare run:    $(cpu_line "$out/cpu-$file-bare.txt")"
+  log "  pgbench run: $(cpu_line "$out/cpu-$file-pgbench.txt")"
   start_api
-  log "API restarted (pid $api_pid); waiting for its relay to publish pgbench's $(unpublished) outbox events"
+  log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
   drain_outbox
 }
 
 if [ "$mode" = movements ]; then
   compare_movements 1 movements-hot
-  hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio
+  hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio hot_bare=$bare_mps hot_bare_ratio=$bare_ratio
   compare_movements "$move_products" movements
 
   half=$(calc "$api_mps / 2")
@@ -632,8 +683,10 @@ line "PostgreSQL" "$pg_version ($pg_setup), Redis $(redis-server --version | awk
 line "data" "$seed_products products, $warehouses warehouses (database $db)"
 if [ -n "$api_mps" ]; then
   line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"
+  line "  bare poem + sqlx" "$bare_mps/s  ratio to pgbench $bare_ratio (the stack's own ceiling here)"
   line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${duration} s each"
   line "movements/s, one hot product" "API $hot_api  pgbench $hot_pg  ratio $hot_ratio (target >= 0.80)"
+  line "  bare poem + sqlx" "$hot_bare/s  ratio to pgbench $hot_bare_ratio"
   line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
   line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
   line "" "p99 of service time alone (from actual send): $half_service_p99 ms"
@@ -673,9 +726,9 @@ echo "=================================================================="
 # The rows this mode adds to the summary table.
 if [ -n "$api_mps" ]; then
   summary "movements/s >= 0.8 x pgbench, c=16 over $move_products products" \
-    "API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio" "$(verdict "$move_ratio >= 0.8")"
+    "API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio (bare poem + sqlx $bare_mps/s: $bare_ratio)" "$(verdict "$move_ratio >= 0.8")"
   summary "movements/s >= 0.8 x pgbench, c=16 on one hot product" \
-    "API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio" "$(verdict "$hot_ratio >= 0.8")"
+    "API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio (bare poem + sqlx $hot_bare/s: $hot_bare_ratio)" "$(verdict "$hot_ratio >= 0.8")"
   summary "movements p99 < 10 ms at half of peak" "p99 $half_p99 ms at $half_rate/s (p50 $half_p50 ms)" \
     "$(verdict "$half_p99 < 10")"
   summary "API RSS < 64 MB during the movement benchmark" "$rss_mb MB" "$(verdict "$rss_mb < 64")"

@@ -434,8 +434,6 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
         method = %method,
         path = %req.uri().path(),
         route = %route_for_path(req.uri().path()),
-        status = tracing::field::Empty,
-        latency_ms = tracing::field::Empty,
         principal = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -466,16 +464,17 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
     metrics.http_requests.add(1, &labels);
     metrics.http_duration.record(elapsed.as_secs_f64(), &labels);
 
-    span.record("route", route.as_str());
-    span.record("status", status.as_u16());
-    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    // The outcome goes on the line, not into the span: recording a field
+    // into a span makes the JSON formatter parse and rewrite the span's
+    // fields, which cost ~7 % of the API's CPU in a movement run (perf).
+    let (status_code, latency_ms) = (status.as_u16(), elapsed.as_secs_f64() * 1000.0);
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::error!("request failed");
+            tracing::error!(status = status_code, latency_ms, "request failed");
         } else if elapsed > Duration::from_secs(1) {
-            tracing::warn!("slow request");
+            tracing::warn!(status = status_code, latency_ms, "slow request");
         } else {
-            tracing::info!("request completed");
+            tracing::info!(status = status_code, latency_ms, "request completed");
         }
     });
 

@@ -1,7 +1,8 @@
 //! Log lines: every line logged while serving a request, at every level,
-//! carries the request id, method and route. This binary installs the global
-//! subscriber (JSON, filtered at WARN as in production) into a buffer, so it
-//! holds this one test only.
+//! carries the request id, method and route, and the access line its status
+//! and latency. This binary installs the global subscriber (JSON, filtered at
+//! WARN as in production, plus the access lines) into a buffer, so it holds
+//! this one test only.
 
 mod common;
 
@@ -31,7 +32,7 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
     let writer = buffer.clone();
     telemetry::init_logging_to(
         LogFormat::Json,
-        tracing_subscriber::EnvFilter::new("warn"),
+        tracing_subscriber::EnvFilter::new("warn,inventory_api::telemetry=info"),
         move || writer.clone(),
     );
     let plain = TestApp::spawn(db.clone()).await;
@@ -78,6 +79,17 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
     assert_eq!(line["span"]["request_id"], "log-test-42", "{line}");
     assert_eq!(line["span"]["method"], "POST", "{line}");
     assert_eq!(line["span"]["route"], "/api/v1/auth/refresh", "{line}");
+    // The access line of that request says how it ended.
+    let access = lines
+        .iter()
+        .find(|l| l["message"] == "request completed" && l["span"]["request_id"] == "log-test-42")
+        .unwrap_or_else(|| panic!("no access line for the request in:\n{text}"));
+    assert_eq!(access["status"], 401, "{access}");
+    assert!(
+        access["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{access}"
+    );
+    assert_eq!(access["span"]["route"], "/api/v1/auth/refresh", "{access}");
     // And every line logged inside a request has them.
     for l in lines.iter().filter(|l| l.get("span").is_some()) {
         for field in ["request_id", "method", "route"] {
