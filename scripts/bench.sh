@@ -12,8 +12,10 @@
 # (seeding 1,000,000 products and 10,000,000 ledger rows; those databases are
 # kept for the next run).
 #   movements  API movements/s vs pgbench running the same statement, over
-#              BENCH_MOVE_PRODUCTS (1000) products and on one hot product;
-#              p99 at half of peak; reservations on one product
+#              BENCH_MOVE_PRODUCTS (1000) products and on one hot product,
+#              with a bare poem + sqlx server between them (medians of
+#              BENCH_MOVE_ROUNDS rounds); p99 at half of peak; reservations
+#              on one product
 #   lookup     cached barcode lookup vs a bare poem endpoint
 #   scanner    scanner batches of 500 (c=1, c=4) and single events from 32 devices
 #   logins     BENCH_LOGINS (40) concurrent logins x 5 rounds: peak RSS
@@ -42,7 +44,7 @@ case $mode in
   search) mode="search-mix" ;; # the name before v2
   all | movements | lookup | scanner | search-mix | history | logins | asof | stocktake | import | growth) ;;
   -h | --help)
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) die "unknown mode '$mode' (all, ${all_modes// /, })" ;;
@@ -98,6 +100,8 @@ move_products=${BENCH_MOVE_PRODUCTS:-1000}
 [ "$move_products" -le "$products" ] || move_products=$products
 concurrency=${BENCH_CONCURRENCY:-16}
 duration=${BENCH_DURATION:-20}
+move_rounds=${BENCH_MOVE_ROUNDS:-3}
+move_duration=${BENCH_MOVE_SECONDS:-10}
 warmup=${BENCH_WARMUP:-3}
 lookup_duration=${BENCH_LOOKUP_DURATION:-10}
 scanner_duration=${BENCH_SCANNER_DURATION:-10}
@@ -437,7 +441,7 @@ server_pids() {
 clerk=(--email "$clerk_email" --password "$password")
 admin=(--email "$admin_email" --password "$password")
 
-api_mps="" pg_tps="" move_ratio="" bare_mps="" bare_ratio="" hot_bare="" hot_bare_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
+api_mps="" pg_tps="" move_ratio="" move_rounds_seen="" hot_rounds="" bare_mps="" bare_ratio="" hot_bare="" hot_bare_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
 reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" single_p99="" paced_p99="" paced_rate="" scanner_note=""
@@ -476,12 +480,13 @@ cpu_watch() {
 # cpu_line FILE: the split as one line (command cores, ...)
 cpu_line() { grep '^CPU' "$1" || echo "CPU split not measured"; }
 
-# bare_movements N FILE: the same movements through the bare stack: poem and a
-# sqlx pool calling the same database function, none of the application
-# (the load tool's `bare-movements`); sets bare_mps.
+# bare_movements N FILE IDS: the same movements (the products and warehouse
+# listed in $out/IDS) through the bare stack: poem and a sqlx pool calling the
+# same database function, none of the application (the load tool's
+# `bare-movements`); sets bare_mps.
 bare_movements() {
-  local n=$1 file=$2 bare_pid bare_addr="" i
-  log "the same through the bare stack (poem + sqlx, nothing of the application): c=$concurrency, ${duration} s"
+  local n=$1 file=$2 ids=$3 bare_pid bare_addr="" i
+  log "the same through the bare stack (poem + sqlx, nothing of the application): c=$concurrency, ${move_duration} s"
   "$load_bin" bare-movements --database-url "$db_url" --actor "$actor" --pool 32 >"$out/$file-bare-server.txt" 2>&1 &
   bare_pid=$!
   for i in $(seq 1 100); do
@@ -492,64 +497,92 @@ bare_movements() {
   done
   [ -n "$bare_addr" ] || { cat "$out/$file-bare-server.txt" >&2; die "the bare movement server did not start (output above)"; }
   checkpoint
-  cpu_watch "$out/cpu-$file-bare.txt" "$warmup" "$duration"
-  "$load_bin" movements --url "http://$bare_addr" --token bare -c "$concurrency" --duration "$duration" \
-    --warmup "$warmup" --ids "$out/$file-ids.json" --server-pids "$bare_pid" | tee "$out/$file-bare.txt"
+  cpu_watch "$out/cpu-$file-bare.txt" "$warmup" "$move_duration"
+  "$load_bin" movements --url "http://$bare_addr" --token bare -c "$concurrency" --duration "$move_duration" \
+    --warmup "$warmup" --ids "$out/$ids" --server-pids "$bare_pid" | tee "$out/$file-bare.txt"
   wait "$cpu_pid"
   kill -TERM "$bare_pid" 2>/dev/null || true
   wait "$bare_pid" 2>/dev/null || true
   bare_mps=$(value "$out/$file-bare.txt" movements_per_s)
 }
 
-# compare_movements N FILE: movements through the API over the first N seeded
-# products, then through the bare stack, then the same statement through
-# pgbench, on the same database; sets api_mps, bare_mps, pg_tps, move_ratio and
-# bare_ratio. The API stands still during the other two (its relay would
-# otherwise compete for PostgreSQL while it publishes their events); it
-# restarts afterwards and the relay catches up. Each run's CPU split is logged.
+# median V...: the middle value (the mean of the two middle ones for an even count)
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# compare_movements N FILE: movements over the first N seeded products through
+# the API, then through the bare stack, then the same statement through
+# pgbench, on the same database, in BENCH_MOVE_ROUNDS (3) rounds of
+# BENCH_MOVE_SECONDS (10) seconds per side. This machine's speed drifts by a quarter
+# within minutes (the disk's fsync, neighbours), so each round's three runs
+# are taken back to back and compared with each other, and the figures are
+# the medians over the rounds. Sets api_mps, bare_mps, pg_tps (medians),
+# move_ratio and bare_ratio (medians of the rounds' ratios) and move_rounds_seen
+# (each round's API/pgbench). The API stands still during the other two (its
+# relay would otherwise compete for PostgreSQL while it publishes their
+# events); it restarts afterwards and the relay catches up. Each run's CPU
+# split is logged.
 compare_movements() {
-  local n=$1 file=$2
-  log "movements through the API over $n product(s): c=$concurrency, ${duration} s"
-  checkpoint
-  cpu_watch "$out/cpu-$file-api.txt" "$warmup" "$duration"
-  load movements "$out/$file.txt" "${clerk[@]}" -c "$concurrency" --duration "$duration" \
-    --warmup "$warmup" --products "$n" --warehouse "$warehouse_code" --server-pids "$api_pid" \
-    --save-ids "$out/$file-ids.json"
-  wait "$cpu_pid"
-  api_mps=$(value "$out/$file.txt" movements_per_s)
-  log "outbox events not yet relayed when the API run ended: $(unpublished)"
-  note_rss
-  stop_api
-  bare_movements "$n" "$file"
-  log "the same SQL through pgbench: c=$concurrency -j 2, ${duration} s (after ${warmup} s warm-up)"
-  pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
-    -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$db")
-  "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
-    || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
-  checkpoint
-  cpu_watch "$out/cpu-$file-pgbench.txt" 0 "$duration"
-  "$pgbench" "${pgbench_args[@]}" -T "$duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$file.txt"
-  wait "$cpu_pid"
-  pg_tps=$(awk '/^tps = / { print $3; exit }' "$out/pgbench-$file.txt")
-  [ -n "$pg_tps" ] || die "pgbench printed no tps (output above)"
-  pg_tps=$(calc "$pg_tps")
-  move_ratio=$(calc "$api_mps / $pg_tps")
-  bare_ratio=$(calc "$bare_mps / $pg_tps")
-  log "movements/s over $n product(s): API $api_mps, bare stack $bare_mps, pgbench $pg_tps;" \
-    "API/pgbench $move_ratio, bare/pgbench $bare_ratio, API/bare $(calc "$api_mps / $bare_mps")"
-  log "  server CPU per movement: API $(value "$out/$file.txt" server_us_per_movement) us," \
-    "bare stack $(value "$out/$file-bare.txt" server_us_per_movement) us"
-  log "  API run:     $(cpu_line "$out/cpu-$file-api.txt")"
-  log "  bare run:    $(cpu_line "$out/cpu-$file-bare.txt")"
-  log "  pgbench run: $(cpu_line "$out/cpu-$file-pgbench.txt")"
+  local n=$1 file=$2 r f api bare pg
+  local -a apis=() bares=() pgs=() ratios=() bare_ratios=()
+  for r in $(seq 1 "$move_rounds"); do
+    f=$file-r$r
+    if [ -z "$api_pid" ]; then
+      start_api
+      log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
+      drain_outbox
+    fi
+    log "round $r of $move_rounds: movements through the API over $n product(s): c=$concurrency, ${move_duration} s"
+    checkpoint
+    cpu_watch "$out/cpu-$f-api.txt" "$warmup" "$move_duration"
+    load movements "$out/$f.txt" "${clerk[@]}" -c "$concurrency" --duration "$move_duration" \
+      --warmup "$warmup" --products "$n" --warehouse "$warehouse_code" --server-pids "$api_pid" \
+      --save-ids "$out/$file-ids.json"
+    wait "$cpu_pid"
+    api=$(value "$out/$f.txt" movements_per_s)
+    log "outbox events not yet relayed when the API run ended: $(unpublished)"
+    note_rss
+    stop_api
+    bare_movements "$n" "$f" "$file-ids.json"
+    bare=$bare_mps
+    log "the same SQL through pgbench: c=$concurrency -j 2, ${move_duration} s (after ${warmup} s warm-up)"
+    pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
+      -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$db")
+    "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
+      || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
+    checkpoint
+    cpu_watch "$out/cpu-$f-pgbench.txt" 0 "$move_duration"
+    "$pgbench" "${pgbench_args[@]}" -T "$move_duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$f.txt"
+    wait "$cpu_pid"
+    pg=$(awk '/^tps = / { print $3; exit }' "$out/pgbench-$f.txt")
+    [ -n "$pg" ] || die "pgbench printed no tps (output above)"
+    pg=$(calc "$pg")
+    apis+=("$api") bares+=("$bare") pgs+=("$pg")
+    ratios+=("$(calc "$api / $pg")") bare_ratios+=("$(calc "$bare / $pg")")
+    log "round $r over $n product(s): API $api, bare stack $bare, pgbench $pg;" \
+      "API/pgbench ${ratios[-1]}, bare/pgbench ${bare_ratios[-1]}, API/bare $(calc "$api / $bare")"
+    log "  server CPU per movement: API $(value "$out/$f.txt" server_us_per_movement) us," \
+      "bare stack $(value "$out/$f-bare.txt" server_us_per_movement) us"
+    log "  API run:     $(cpu_line "$out/cpu-$f-api.txt")"
+    log "  bare run:    $(cpu_line "$out/cpu-$f-bare.txt")"
+    log "  pgbench run: $(cpu_line "$out/cpu-$f-pgbench.txt")"
+  done
   start_api
   log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
   drain_outbox
+  api_mps=$(median "${apis[@]}") bare_mps=$(median "${bares[@]}") pg_tps=$(median "${pgs[@]}")
+  move_ratio=$(median "${ratios[@]}") bare_ratio=$(median "${bare_ratios[@]}")
+  move_rounds_seen=${ratios[*]}
+  log "movements/s over $n product(s), medians of $move_rounds rounds: API $api_mps, bare stack $bare_mps," \
+    "pgbench $pg_tps; API/pgbench $move_ratio (rounds: $move_rounds_seen), bare/pgbench $bare_ratio" \
+    "(rounds: ${bare_ratios[*]})"
 }
 
 if [ "$mode" = movements ]; then
   compare_movements 1 movements-hot
   hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio hot_bare=$bare_mps hot_bare_ratio=$bare_ratio
+  hot_rounds=$move_rounds_seen
   compare_movements "$move_products" movements
 
   half=$(calc "$api_mps / 2")
@@ -683,9 +716,11 @@ line "PostgreSQL" "$pg_version ($pg_setup), Redis $(redis-server --version | awk
 line "data" "$seed_products products, $warehouses warehouses (database $db)"
 if [ -n "$api_mps" ]; then
   line "movements/s, c=$concurrency" "API $api_mps  pgbench $pg_tps  ratio $move_ratio (target >= 0.80)"
+  line "  medians of $move_rounds rounds" "ratios per round: $move_rounds_seen"
   line "  bare poem + sqlx" "$bare_mps/s  ratio to pgbench $bare_ratio (the stack's own ceiling here)"
-  line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${duration} s each"
+  line "  over" "products SEED-00000001..$(printf 'SEED-%08d' "$move_products") in $warehouse_code, ${move_duration} s per side and round"
   line "movements/s, one hot product" "API $hot_api  pgbench $hot_pg  ratio $hot_ratio (target >= 0.80)"
+  line "  medians of $move_rounds rounds" "ratios per round: $hot_rounds"
   line "  bare poem + sqlx" "$hot_bare/s  ratio to pgbench $hot_bare_ratio"
   line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
   line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
@@ -726,9 +761,9 @@ echo "=================================================================="
 # The rows this mode adds to the summary table.
 if [ -n "$api_mps" ]; then
   summary "movements/s >= 0.8 x pgbench, c=16 over $move_products products" \
-    "API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio (bare poem + sqlx $bare_mps/s: $bare_ratio)" "$(verdict "$move_ratio >= 0.8")"
+    "medians of $move_rounds rounds: API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio (rounds $move_rounds_seen; bare poem + sqlx $bare_mps/s: $bare_ratio)" "$(verdict "$move_ratio >= 0.8")"
   summary "movements/s >= 0.8 x pgbench, c=16 on one hot product" \
-    "API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio (bare poem + sqlx $hot_bare/s: $hot_bare_ratio)" "$(verdict "$hot_ratio >= 0.8")"
+    "medians of $move_rounds rounds: API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio (rounds $hot_rounds; bare poem + sqlx $hot_bare/s: $hot_bare_ratio)" "$(verdict "$hot_ratio >= 0.8")"
   summary "movements p99 < 10 ms at half of peak" "p99 $half_p99 ms at $half_rate/s (p50 $half_p50 ms)" \
     "$(verdict "$half_p99 < 10")"
   summary "API RSS < 64 MB during the movement benchmark" "$rss_mb MB" "$(verdict "$rss_mb < 64")"

@@ -462,7 +462,11 @@ impl<K: Eq + Hash, V: Clone> LocalCache<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let map = self.map.lock().expect("lock not poisoned");
         map.get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
