@@ -7,7 +7,8 @@
 //! 401/403 whatever its body. All types register the same `bearer` scheme, so
 //! Swagger UI shows one Authorize button.
 //!
-//! A JWT is verified locally; the user's role and active flag then come from a
+//! A JWT is verified locally (once per token per process: `token::Keys`
+//! remembers verified tokens); the user's role and active flag then come from a
 //! small per-process cache (15 s) over the `users` table, so a deactivated or
 //! demoted user loses access within 15 s on every replica, and at once on the
 //! replica that made the change. The same holds for a password change: it bumps
