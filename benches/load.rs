@@ -553,9 +553,20 @@ impl CpuSample {
 /// utime + stime of /proc/<pid>/stat, in clock ticks.
 fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+    Some(parse_stat(&stat)?.1)
+}
+
+/// The command name and utime + stime of a /proc/<pid>/stat line.
+fn parse_stat(stat: &str) -> Option<(&str, u64)> {
+    // The command name sits in parentheses and may hold spaces and ')', so
+    // it ends at the last ')'; the fields after it start at field 3.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = &head[head.find('(')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((
+        comm,
+        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    ))
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -1219,19 +1230,16 @@ fn ticks_by_command() -> BTreeMap<u32, (String, u64)> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..stat.len() - rest.len() - 1].to_owned();
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        all.insert(pid, (comm, ticks(11) + ticks(12)));
+        if let Some((comm, ticks)) = parse_stat(&stat) {
+            all.insert(pid, (comm.to_owned(), ticks));
+        }
     }
     all
 }
 
-/// Busy and idle jiffies of the whole machine (/proc/stat's first line).
-fn machine_ticks() -> (u64, u64) {
+/// Busy jiffies of the whole machine (/proc/stat's first line, all but idle
+/// and iowait).
+fn machine_busy_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let v: Vec<u64> = stat
         .lines()
@@ -1242,7 +1250,7 @@ fn machine_ticks() -> (u64, u64) {
         .filter_map(|x| x.parse().ok())
         .collect();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (v.iter().sum::<u64>() - idle, idle)
+    v.iter().sum::<u64>() - idle
 }
 
 /// Prints the cores each command used over the window (a process started
@@ -1250,10 +1258,10 @@ fn machine_ticks() -> (u64, u64) {
 /// `RESULT cpu_<command> <cores>` lines; the machine's busy cores first.
 async fn cpu_split(a: CpuSplitArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(a.delay)).await;
-    let (before, (busy0, _)) = (ticks_by_command(), machine_ticks());
+    let (before, busy0) = (ticks_by_command(), machine_busy_ticks());
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-    let (after, (busy1, _)) = (ticks_by_command(), machine_ticks());
+    let (after, busy1) = (ticks_by_command(), machine_busy_ticks());
     let secs = t0.elapsed().as_secs_f64();
     let hz = clock_ticks_per_second();
     let mut by: BTreeMap<String, u64> = BTreeMap::new();

@@ -528,11 +528,6 @@ compare_movements() {
   local -a apis=() bares=() pgs=() ratios=() bare_ratios=()
   for r in $(seq 1 "$move_rounds"); do
     f=$file-r$r
-    if [ -z "$api_pid" ]; then
-      start_api
-      log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
-      drain_outbox
-    fi
     log "round $r of $move_rounds: movements through the API over $n product(s): c=$concurrency, ${move_duration} s"
     checkpoint
     cpu_watch "$out/cpu-$f-api.txt" "$warmup" "$move_duration"
@@ -567,10 +562,10 @@ compare_movements() {
     log "  API run:     $(cpu_line "$out/cpu-$f-api.txt")"
     log "  bare run:    $(cpu_line "$out/cpu-$f-bare.txt")"
     log "  pgbench run: $(cpu_line "$out/cpu-$f-pgbench.txt")"
+    start_api
+    log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
+    drain_outbox
   done
-  start_api
-  log "API restarted (pid $api_pid); waiting for its relay to publish the other runs' $(unpublished) outbox events"
-  drain_outbox
   api_mps=$(median "${apis[@]}") bare_mps=$(median "${bares[@]}") pg_tps=$(median "${pgs[@]}")
   move_ratio=$(median "${ratios[@]}") bare_ratio=$(median "${bare_ratios[@]}")
   move_rounds_seen=${ratios[*]}

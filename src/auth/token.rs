@@ -156,6 +156,20 @@ mod tests {
         Keys::new(&SecretString::from(secret.to_owned()))
     }
 
+    /// Claims of a new user's token issued at `iat`, expiring at `exp`.
+    fn claims(role: Role, iat: i64, exp: i64, gen: i32) -> Claims {
+        Claims {
+            sub: Uuid::new_v4(),
+            role,
+            jti: Uuid::new_v4(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat,
+            exp,
+            gen,
+        }
+    }
+
     #[test]
     fn tokens_verify_only_with_the_same_secret() {
         let a = keys("a-secret-a-secret-a-secret-a-secret");
@@ -170,16 +184,7 @@ mod tests {
         let k = keys("a-secret-a-secret-a-secret-a-secret");
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let expired = k
-            .sign(&Claims {
-                sub: Uuid::new_v4(),
-                role: Role::Admin,
-                jti: Uuid::new_v4(),
-                iss: ISSUER.into(),
-                aud: AUDIENCE.into(),
-                iat: now - 3600,
-                exp: now - 60,
-                gen: 0,
-            })
+            .sign(&claims(Role::Admin, now - 3600, now - 60, 0))
             .unwrap();
         assert!(k.verify(&expired).is_none());
         // alg: none, with a plausible payload and an empty signature.
@@ -201,18 +206,7 @@ mod tests {
         let mut k = keys("a-secret-a-secret-a-secret-a-secret");
         k.validation.leeway = 0;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let token = k
-            .sign(&Claims {
-                sub: Uuid::new_v4(),
-                role: Role::Clerk,
-                jti: Uuid::new_v4(),
-                iss: ISSUER.into(),
-                aud: AUDIENCE.into(),
-                iat: now,
-                exp: now + 1,
-                gen: 3,
-            })
-            .unwrap();
+        let token = k.sign(&claims(Role::Clerk, now, now + 1, 3)).unwrap();
         let first = k.verify(&token).unwrap();
         assert_eq!((first.role, first.gen), (Role::Clerk, 3));
         assert!(k.verified.get(token.as_str()).is_some(), "not remembered");
