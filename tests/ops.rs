@@ -212,6 +212,75 @@ async fn the_ledger_refuses_update_delete_and_truncate_even_in_sql(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn the_ledger_refuses_rows_breaking_its_kind_sign_and_reason_rules(db: PgPool) {
+    insert_ledger_row(&db).await;
+    let insert =
+        |kind: &'static str, quantity: i64, reason: Option<&'static str>, transfer: bool| {
+            let db = db.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO stock_transactions
+                     (kind, product_id, warehouse_id, quantity, balance_after, reason, transfer_id,
+                      actor_user_id)
+                 SELECT $1, p.id, w.id, $2, 10, $3, CASE WHEN $4 THEN gen_random_uuid() END, u.id
+                 FROM products p, warehouses w, users u",
+                )
+                .bind(kind)
+                .bind(quantity)
+                .bind(reason)
+                .bind(transfer)
+                .execute(&db)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    e.as_database_error()
+                        .unwrap()
+                        .constraint()
+                        .map(str::to_owned)
+                })
+            }
+        };
+    let refused = Err(Some("stock_transactions_kind_rules".to_owned()));
+    for (kind, quantity, reason, transfer) in [
+        ("stolen", 1, None, false),
+        ("receipt", -1, None, false),
+        ("issue", 1, None, false),
+        ("transfer_in", -1, None, true),
+        ("transfer_out", 1, None, true),
+        ("transfer_in", 1, None, false),
+        ("receipt", 1, None, true),
+        ("adjustment", 1, None, true),
+        ("adjustment", -1, Some("stolen"), false),
+    ] {
+        assert_eq!(
+            insert(kind, quantity, reason, transfer).await,
+            refused,
+            "{kind} {quantity} {reason:?} transfer: {transfer}"
+        );
+    }
+    for (kind, quantity, reason, transfer) in [
+        ("receipt", 1, None, false),
+        ("issue", -1, None, false),
+        ("adjustment", -1, Some("damaged"), false),
+        ("adjustment", 2, Some("found"), false),
+        ("count_adjustment", -2, None, false),
+        ("transfer_out", -1, None, true),
+        ("transfer_in", 1, None, true),
+    ] {
+        assert_eq!(
+            insert(kind, quantity, reason, transfer).await,
+            Ok(()),
+            "{kind} {quantity} {reason:?} transfer: {transfer}"
+        );
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM stock_transactions")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 8);
+}
+
+#[sqlx::test]
 async fn schema_constraints_hold_the_invariants(db: PgPool) {
     insert_ledger_row(&db).await;
     // SKU unique regardless of case.
