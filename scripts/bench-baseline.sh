@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
+# shellcheck source=scripts/lib/bench_tools.sh
+. scripts/lib/bench_tools.sh
 
 base_rev=${1:-c6bdb43}
 rounds=${BENCH_ROUNDS:-4}
@@ -38,13 +40,7 @@ state_dir="$PWD/target/bench-services"
 base_dir="$PWD/target/bench-baseline"
 out="$base_dir/out"
 
-ensure_rust
-ensure_postgres_installed
-ensure_redis_installed
-command -v curl >/dev/null 2>&1 || ensure_packages curl
-pgbench="$(pg_bindir)/pgbench"
-[ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found (Debian: it comes with postgresql-NN)"
-psql_bin="$(pg_bindir)/psql"
+bench_prerequisites
 git rev-parse --verify --quiet "$base_rev^{commit}" >/dev/null || die "unknown revision $base_rev"
 if curl -fsS -o /dev/null "$api_url/health" 2>/dev/null; then
   die "something already answers on $api_url: stop it or set BENCH_API_PORT"
@@ -69,9 +65,7 @@ fi
 (cd "$base_dir/src" && CARGO_TARGET_DIR="$base_dir/target" cargo build --release --quiet)
 log "building this checkout ($(git rev-parse --short HEAD)) and the load tool"
 cargo build --release --quiet
-load_bin=$(cargo bench --bench load --no-run --quiet --message-format=json \
-  | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-[ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
+build_load_tool
 
 # The same PostgreSQL settings as scripts/bench.sh (production's, no huge
 # pages: both versions pay the same).

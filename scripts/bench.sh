@@ -37,6 +37,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
+# shellcheck source=scripts/lib/bench_tools.sh
+. scripts/lib/bench_tools.sh
 
 all_modes="movements lookup scanner logins search-mix history asof stocktake import growth"
 mode=${1:-all}
@@ -157,13 +159,7 @@ value() { awk -v k="$2" '$1 == "RESULT" && $2 == k { v = $3 } END { print v }' "
 # Arithmetic on decimals: calc EXPR
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 
-ensure_rust
-ensure_postgres_installed
-ensure_redis_installed
-command -v curl >/dev/null 2>&1 || ensure_packages curl
-pgbench="$(pg_bindir)/pgbench"
-[ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench not found (Debian: it comes with postgresql-NN)"
-psql_bin="$(pg_bindir)/psql"
+bench_prerequisites
 # Real durability: every commit waits for its WAL flush (fsync on), as in
 # production, and production's settings (deploy/postgres/postgresql.conf: cache
 # sizes, random_page_cost). pgbench runs on the same server, so the ratio is
@@ -229,11 +225,7 @@ redis-cli -h 127.0.0.1 -p "$redis_port" flushall >/dev/null
 log "cargo build --release (and the load tool)"
 cargo build --release --quiet
 [ -x "$bin" ] || die "$bin not found after the build"
-# The load tool is run directly from here on, so an edit under src/ during the
-# run cannot trigger a rebuild between (or during) measurements.
-load_bin=$(cargo bench --bench load --no-run --quiet --message-format=json \
-  | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-[ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
+build_load_tool
 
 sql() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -tAqX -c "$1"; }
 sql_admin() { "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAqX -c "$1"; }
