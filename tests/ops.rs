@@ -281,6 +281,37 @@ async fn the_ledger_refuses_rows_breaking_its_kind_sign_and_reason_rules(db: PgP
 }
 
 #[sqlx::test]
+async fn a_ledger_row_cannot_name_a_missing_warehouse(db: PgPool) {
+    insert_ledger_row(&db).await;
+    // The warehouse is held by the location key alone: (warehouse, location)
+    // must be a location of that warehouse.
+    let err = sqlx::query(
+        "INSERT INTO stock_transactions
+             (kind, product_id, warehouse_id, location_id, quantity, balance_after, actor_user_id)
+         SELECT 'receipt', p.id, gen_random_uuid(), l.id, 1, 1, u.id
+         FROM products p, locations l, users u",
+    )
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().unwrap().constraint(),
+        Some("stock_transactions_location_fkey")
+    );
+    // And a warehouse with history cannot be deleted.
+    let err = sqlx::query("DELETE FROM warehouses")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(err.as_database_error().unwrap().constraint().is_some());
+    let warehouses: i64 = sqlx::query_scalar("SELECT count(*) FROM warehouses")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(warehouses, 1);
+}
+
+#[sqlx::test]
 async fn schema_constraints_hold_the_invariants(db: PgPool) {
     insert_ledger_row(&db).await;
     // SKU unique regardless of case.

@@ -1,0 +1,13 @@
+-- The ledger's own foreign key to warehouses says nothing its location key
+-- does not: every row's (warehouse_id, location_id) must be a location of
+-- that warehouse (stock_transactions_location_fkey, location_id NOT NULL),
+-- and a location's warehouse must exist (locations_warehouse_id_fkey). So a
+-- ledger row still cannot name a missing warehouse, and a warehouse with
+-- history still cannot be deleted (its locations cannot be).
+--
+-- Dropped because each key is checked on every insert by a query that locks
+-- the parent row FOR KEY SHARE, and every movement of a warehouse locks the
+-- same warehouse row: one of the four checks per movement, ~2 % of the
+-- database's time per movement (bench/README.md, "v1 against v2, side by
+-- side").
+ALTER TABLE stock_transactions DROP CONSTRAINT stock_transactions_warehouse_id_fkey;
