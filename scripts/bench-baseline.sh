@@ -154,10 +154,9 @@ run_api() {
   awk '$1 == "RESULT" && $2 == "movements_per_s" { printf "%.1f", $3 }' "$2"
 }
 
+# Ratios between versions differ by a few thousandths: three decimals.
 calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+median_decimals=3
 
 pg_ratios=() api_ratios=()
 printf '%-6s %12s %12s %8s %12s %12s %8s\n' round "pgbench $base_rev" "pgbench head" "ratio" "API $base_rev" "API head" "ratio" | tee "$out/rounds.txt"

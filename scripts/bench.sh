@@ -498,11 +498,6 @@ bare_movements() {
   bare_mps=$(value "$out/$file-bare.txt" movements_per_s)
 }
 
-# median V...: the middle value (the mean of the two middle ones for an even count)
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # compare_movements N FILE: movements over the first N seeded products through
 # the API, then through the bare stack, then the same statement through
 # pgbench, on the same database, in BENCH_MOVE_ROUNDS (3) rounds of

@@ -23,3 +23,10 @@ build_load_tool() {
     | sed -n 's/.*"kind":\["bench"\].*"executable":"\([^"]*\)".*/\1/p' | tail -1)
   [ -x "${load_bin:-/nonexistent}" ] || die "could not build the load tool (cargo bench --bench load --no-run)"
 }
+
+# median V...: the middle value (the mean of the two middle ones for an even
+# count), with median_decimals (2) decimals.
+median() {
+  printf '%s\n' "$@" | sort -g | awk -v fmt="%.${median_decimals:-2}f" '{ v[NR] = $1 }
+    END { printf fmt, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
