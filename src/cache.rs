@@ -261,7 +261,7 @@ impl Cache {
             Some(c) if c.younger_than(fresh) => return Ok(c.value),
             other => other,
         };
-        let mut tx = db.begin().await?;
+        let mut tx = crate::db::begin(db).await?;
         let lock = "hashtext('inventory-api:cache:' || $1)";
         match cached {
             Some(old) => {

@@ -29,10 +29,48 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
+    PgPool, Postgres, Transaction,
 };
 
 use crate::config::Config;
+
+/// Begins a transaction: the one way this crate starts one.
+///
+/// The `BEGIN` runs on a task of its own. sqlx (0.9) counts a transaction
+/// only once the server has answered `BEGIN`, and its rollback guard acts
+/// only on a counted one: a request dropped in between (the client went
+/// away, the request deadline fired) handed its connection back to the pool
+/// *inside* a transaction nobody owned. The next request's autocommit writes
+/// on that connection then stayed uncommitted, invisible to every other
+/// connection (the browser test saw a console scan refused because the
+/// device row created the moment before was not there), until some later
+/// `COMMIT` on it or, had the connection closed, lost. On its own task the
+/// `BEGIN` always completes; if nobody is waiting any more, the transaction
+/// it returns is dropped there and sqlx rolls it back.
+pub async fn begin(db: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let db = db.clone();
+    join(tokio::spawn(async move { db.begin().await })).await
+}
+
+/// [`begin`] with a statement of its own (`BEGIN ISOLATION LEVEL ...`, or
+/// `BEGIN; SET LOCAL ...` to set a parameter in the same round trip).
+pub async fn begin_with(
+    db: &PgPool,
+    statement: &'static str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let db = db.clone();
+    join(tokio::spawn(async move { db.begin_with(statement).await })).await
+}
+
+async fn join(
+    task: tokio::task::JoinHandle<Result<Transaction<'static, Postgres>, sqlx::Error>>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    task.await.unwrap_or_else(|e| {
+        Err(sqlx::Error::Protocol(format!(
+            "the task beginning a transaction failed: {e}"
+        )))
+    })
+}
 
 /// The migrations in `migrations/`, compiled into the binary.
 ///

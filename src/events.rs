@@ -80,7 +80,7 @@ const SEQUENCE_BATCH: i64 = 5000;
 /// Gives committed rows their position (see "Reading order"); returns how many
 /// were numbered, 0 also when another session is sequencing right now.
 pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let Some(last) = claim_cursor(&mut tx, Consumer::Sequencer).await? else {
         return Ok(0);
     };
@@ -209,7 +209,7 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         return Ok(0);
     }
     sequence(db).await?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let Some(cursor) = claim_cursor(&mut tx, Consumer::Redis).await? else {
         return Ok(0);
     };

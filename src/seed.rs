@@ -65,7 +65,7 @@ pub async fn seed(db: &PgPool, products: i64, warehouses: i64) -> anyhow::Result
     let to = start + products;
     while from <= to {
         let until = (from + BATCH - 1).min(to);
-        let mut tx = db.begin().await?;
+        let mut tx = crate::db::begin(db).await?;
         // Each product's id is chosen first so that its barcodes can be
         // written before it and its search_text computed once, as the API
         // and the CSV import write them (catalog::repo::insert): a product

@@ -316,3 +316,35 @@ async fn writes_recover_within_two_seconds_of_a_postgres_restart_and_never_answe
         "/ready follows the database"
     );
 }
+
+/// A request dropped while its `BEGIN` is in flight (the client went away,
+/// the deadline fired) must not hand the connection back to the pool inside
+/// a transaction: the next request's autocommit write would stay invisible.
+#[sqlx::test]
+async fn a_request_dropped_during_begin_leaves_no_transaction_behind(db: PgPool) {
+    let one = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    // The BEGIN is answered only after the sleep: the caller gives up first.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        db::begin_with(&one, "BEGIN; SELECT pg_sleep(0.3)"),
+    )
+    .await;
+    assert!(dropped.is_err(), "the BEGIN should still have been running");
+    // The pool's only connection, in autocommit.
+    sqlx::query("INSERT INTO warehouses (code, name) VALUES ('AFTER', 'After the drop')")
+        .execute(&one)
+        .await
+        .unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM warehouses WHERE code = 'AFTER'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen, 1,
+        "the write is committed and visible to other connections"
+    );
+}

@@ -231,7 +231,7 @@ impl AuthApi {
     ) -> Result<Json<TokenPair>> {
         body.check()?;
         let hash = token::sha256(body.refresh_token.trim());
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? else {
             return Err(ApiError::Unauthorized);
         };
@@ -370,7 +370,7 @@ impl UsersApi {
         v.finish()?;
         // Hashed before the transaction: no connection is held while it runs.
         let hash = state.auth.hashing.hash(body.password.clone()).await?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Created::new(first));
         }
@@ -457,7 +457,7 @@ async fn change_user(
     active: Option<bool>,
     password_hash: Option<&str>,
 ) -> Result<User> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin(&state.db).await?;
     let (current_role, current_active, other_admins) = repo::lock_for_admin_change(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;

@@ -36,7 +36,7 @@ pub async fn bootstrap_admin(
     email: &str,
     password_hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inventory-api:bootstrap-admin'))")
         .execute(&mut *tx)
         .await?;

@@ -116,7 +116,7 @@ impl CategoriesApi {
         check_name(&mut v, &body.name);
         v.finish()?;
         check_parent(&state.db, body.parent_id).await?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Created::new(first));
         }
@@ -186,7 +186,7 @@ impl CategoriesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<NoContent> {
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         // Lock the category so no product is filed under it between the count and the delete.
         let found: Option<Uuid> =
             sqlx::query_scalar("SELECT id FROM categories WHERE id = $1 FOR UPDATE")

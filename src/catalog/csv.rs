@@ -88,7 +88,7 @@ pub fn export(db: PgPool) -> Body {
         // A large catalog streamed to a slow client can outlive the API's
         // statement_timeout, which is meant for requests, not downloads: this
         // read lifts it for its own transaction only (rolled back on drop).
-        let mut conn = match db.begin().await {
+        let mut conn = match crate::db::begin(&db).await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, "CSV export could not start");
@@ -487,7 +487,7 @@ pub async fn import(
     let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<CopyChunk>(2);
     let reader = tokio::task::spawn_blocking(move || read_rows(&text, &chunks_tx));
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin(&state.db).await?;
     if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
         return Ok(first);
     }

@@ -218,7 +218,7 @@ impl ProductsApi {
         let barcodes = model::parse_barcodes(&mut v, "barcodes", &body.barcodes);
         check_category(&state.db, &mut v, "", fields.category_id).await?;
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = claim::<Product>(&idem, &mut tx).await? {
             let tag = etag(first.version);
             return Ok(ProductResponse::Created(Json(first), tag));
@@ -333,7 +333,7 @@ impl ProductsApi {
         body: Json<UpdateProduct>,
     ) -> Result<ProductResponse> {
         let expected = if_match_version(if_match.0.as_deref())?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let row = repo::get_row(&mut *tx, id.0, true)
             .await?
             .ok_or_else(|| not_found(id.0))?;
@@ -376,7 +376,7 @@ impl ProductsApi {
         if_match: Header<Option<String>>,
     ) -> Result<NoContent> {
         let expected = if_match_version(if_match.0.as_deref())?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let row = repo::get_row(&mut *tx, id.0, true)
             .await?
             .ok_or_else(|| not_found(id.0))?;
@@ -441,7 +441,7 @@ impl ProductsApi {
         let parsed = model::parse_barcode(&mut v, "", &body.0);
         v.finish()?;
         let (code, pack) = parsed.expect("valid when no field errors");
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = claim(&idem, &mut tx).await? {
             return Ok(Created::new(first));
         }
@@ -484,7 +484,7 @@ impl ProductsApi {
         let key = barcode::parse(&barcode.0)
             .map(|b| b.key)
             .unwrap_or_else(|_| barcode.0.trim().to_owned());
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         repo::get_row(&mut *tx, id.0, true)
             .await?
             .ok_or_else(|| not_found(id.0))?;

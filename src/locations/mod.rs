@@ -165,7 +165,7 @@ impl LocationsApi {
         let mut v = Validation::new();
         check_fields(&mut v, Some(&body.code), Some(&body.name), barcode);
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = claim::<Location>(&idem, &mut tx).await? {
             return Ok(Created::new(first));
         }
@@ -270,7 +270,7 @@ impl LocationsApi {
             barcode.flatten(),
         );
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let current = repo::lock(&mut tx, id.0)
             .await?
             .ok_or_else(|| not_found(id.0))?;
@@ -328,7 +328,7 @@ impl LocationsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<NoContent> {
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let current = repo::lock(&mut tx, id.0)
             .await?
             .ok_or_else(|| not_found(id.0))?;

@@ -416,7 +416,7 @@ impl CountsApi {
             "at most 10000 locations per count",
         );
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Created::new(replayed(first)));
         }
@@ -632,7 +632,7 @@ impl CountsApi {
             );
         }
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Json(replayed(first)));
         }
@@ -719,7 +719,7 @@ impl CountsApi {
     ) -> Result<Json<CountCompletion>> {
         let route = format!("POST /api/v1/counts/{}/complete", id.0);
         let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &NO_BODY)?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Json(first));
         }
@@ -820,7 +820,7 @@ impl CountsApi {
     ) -> Result<Json<CountSession>> {
         let route = format!("POST /api/v1/counts/{}/cancel", id.0);
         let idem = Idempotent::new(auth.0.id(), key.0.as_deref(), &route, &NO_BODY)?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = idempotency::claim(&idem, &mut tx).await? {
             return Ok(Json(first));
         }

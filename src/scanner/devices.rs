@@ -58,7 +58,7 @@ impl DevicesApi {
         v.finish()?;
 
         let key = token::random_secret(token::DEVICE_KEY_PREFIX);
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let active: i64 =
             sqlx::query_scalar("SELECT count(*) FROM warehouses WHERE id = ANY($1) AND active")
                 .bind(&warehouse_ids)

@@ -365,8 +365,7 @@ pub async fn product_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
 /// positions read in it add up (a movement committing between the two
 /// statements is in both or in neither).
 pub async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-    db.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await
+    crate::db::begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
 }
 
 /// The positions holding stock of each (product, warehouse) level in

@@ -113,7 +113,7 @@ impl WarehousesApi {
             Some(&body.address),
         );
         v.finish()?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         if let Some(first) = claim::<Warehouse>(&idem, &mut tx).await? {
             let tag = etag(first.version);
             return Ok(WarehouseResponse::Created(Json(first), tag));
@@ -218,7 +218,7 @@ async fn change(
     active: Option<bool>,
 ) -> Result<Warehouse> {
     let expected = if_match_version(if_match)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin(&state.db).await?;
     let current = repo::lock(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("warehouse {id}")))?;

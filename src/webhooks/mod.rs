@@ -307,7 +307,7 @@ impl WebhooksApi {
             return Err(webhook_not_found(id.0).into());
         }
         let worker = worker::Worker::new(state.db.clone(), state.config.webhooks.clone())?;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin(&state.db).await?;
         let delivery = repo::insert_ping(&mut tx, id.0).await?;
         let claimed = repo::claim_one(&mut tx, delivery).await?;
         worker.attempt(&mut tx, &claimed).await?;

@@ -123,7 +123,7 @@ pub async fn retry(
     delivery: Uuid,
     retry_for: std::time::Duration,
 ) -> Result<Option<Delivery>, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let found: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2 FOR UPDATE NOWAIT",
     )

@@ -46,7 +46,7 @@ const MAX_DELAY: Duration = Duration::from_secs(6 * 3600);
 /// returns how many events were consumed (0 when another replica is at it).
 pub async fn fan_out(db: &PgPool, retry_for: Duration) -> anyhow::Result<usize> {
     events::sequence(db).await?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let Some(cursor) = events::claim_cursor(&mut tx, Consumer::Webhooks).await? else {
         return Ok(0);
     };
@@ -159,7 +159,7 @@ impl Worker {
             .filter(|(_, n)| **n >= PER_ENDPOINT)
             .map(|(id, _)| *id)
             .collect();
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin(&self.db).await?;
         let Some(delivery) = repo::claim_due(&mut tx, &busy).await? else {
             return Ok(None);
         };

@@ -50,9 +50,7 @@ use crate::error::{ApiError, Result};
 /// plan is made once per connection). Every index they need is one their
 /// generic plan picks whatever the array sizes.
 pub async fn begin(db: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    Ok(db
-        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
-        .await?)
+    Ok(crate::db::begin_with(db, "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan").await?)
 }
 
 /// Who posts a movement.
