@@ -19,11 +19,8 @@ async fn login_returns_a_token_pair_that_reaches_me(db: PgPool) {
     assert_eq!(pair["expires_in"], 900);
     assert!(pair["refresh_token"].as_str().unwrap().starts_with("invr_"));
     let me: Value = app
-        .get_as("/api/v1/auth/me", pair["access_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/auth/me", pair["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(me["email"], user.email);
     assert_eq!(me["role"], "clerk");
     assert!(me.get("password_hash").is_none());
@@ -330,7 +327,7 @@ async fn admins_create_users_with_validated_fields(db: PgPool) {
             Some(c) => format!("/api/v1/users?limit=1&cursor={c}"),
             None => "/api/v1/users?limit=1".to_owned(),
         };
-        let page: Value = app.get_as(&path, &admin).await.json().await.unwrap();
+        let page: Value = app.get_ok(&path, &admin).await;
         for item in page["items"].as_array().unwrap() {
             seen.push(item["email"].as_str().unwrap().to_owned());
         }
@@ -351,12 +348,7 @@ async fn device_keys_are_shown_once_and_reach_only_scanner_endpoints(db: PgPool)
     let (id, key) = app.create_device(&manager, &[wh]).await;
     assert!(key.starts_with("invd_"));
 
-    let list: Value = app
-        .get_as("/api/v1/scanner/devices", &manager)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_ok("/api/v1/scanner/devices", &manager).await;
     assert_eq!(list["items"][0]["id"], id.to_string());
     assert!(list["items"][0].get("api_key").is_none());
     assert!(!list.to_string().contains(&key));

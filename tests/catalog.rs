@@ -163,7 +163,7 @@ async fn if_match_refuses_stale_writes_with_412(db: PgPool) {
         .await
         .unwrap();
     assert_problem(resp, 412, "precondition-failed").await;
-    let now: Value = app.get_as(&path, &token).await.json().await.unwrap();
+    let now: Value = app.get_ok(&path, &token).await;
     assert_eq!(now["name"], "Widget v2");
     assert_eq!(now["active"], true);
 
@@ -175,7 +175,7 @@ async fn if_match_refuses_stale_writes_with_412(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let now: Value = app.get_as(&path, &token).await.json().await.unwrap();
+    let now: Value = app.get_ok(&path, &token).await;
     assert_eq!(now["active"], false);
 }
 
@@ -232,11 +232,8 @@ async fn cached_lookups_see_changes_at_once(db: PgPool) {
     )
     .await;
     let lookup = || async {
-        app.get_as("/api/v1/products/by-barcode/CODE-C1", &token)
+        app.get_ok("/api/v1/products/by-barcode/CODE-C1", &token)
             .await
-            .json::<Value>()
-            .await
-            .unwrap()
     };
     assert_eq!(lookup().await["product"]["name"], "Before");
     assert_eq!(lookup().await["product"]["name"], "Before"); // now cached
@@ -283,11 +280,8 @@ async fn search_finds_by_sku_name_and_barcode_case_insensitively(db: PgPool) {
         ("nothing-like-this", vec![]),
     ] {
         let page: Value = app
-            .get_as(&format!("/api/v1/products?q={}", urlencode(q)), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_ok(&format!("/api/v1/products?q={}", urlencode(q)), &token)
+            .await;
         assert_eq!(page_skus(&page), expected, "q={q}");
     }
 }
@@ -308,11 +302,8 @@ async fn search_all_pages(app: &TestApp, token: &str, query: &str) -> Vec<String
     let mut cursor = String::new();
     loop {
         let page: Value = app
-            .get_as(&format!("/api/v1/products?{query}&limit=2{cursor}"), token)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_ok(&format!("/api/v1/products?{query}&limit=2{cursor}"), token)
+            .await;
         skus.extend(page_skus(&page).into_iter().map(str::to_owned));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -632,22 +623,16 @@ async fn a_common_phrase_is_paged_in_sku_order(db: PgPool) {
     .await
     .unwrap();
     let page: Value = app
-        .get_as("/api/v1/products?q=common%20phrase&limit=3", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/products?q=common%20phrase&limit=3", &token)
+        .await;
     assert_eq!(page_skus(&page), ["CP-00001", "CP-00002", "CP-00003"]);
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
-        .get_as(
+        .get_ok(
             &format!("/api/v1/products?q=mmon%20phr&limit=2&cursor={cursor}"),
             &token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(next["items"][0]["sku"], "CP-00004", "{next}");
 }
 
@@ -838,7 +823,7 @@ async fn pagination_walks_every_row_once_while_rows_are_inserted(db: PgPool) {
             Some(c) => format!("/api/v1/products?limit=7&cursor={c}"),
             None => "/api/v1/products?limit=7".to_owned(),
         };
-        let page: Value = app.get_as(&path, &token).await.json().await.unwrap();
+        let page: Value = app.get_ok(&path, &token).await;
         seen.extend(
             page["items"]
                 .as_array()
@@ -978,19 +963,11 @@ async fn csv_import_creates_and_updates_by_sku(db: PgPool) {
         json!({"created": 1, "updated": 1, "unchanged": 0})
     );
     let found: Value = app
-        .get_as("/api/v1/products/by-barcode/BOX-C", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/products/by-barcode/BOX-C", &token)
+        .await;
     assert_eq!(found["product"]["sku"], "C-3");
     assert_eq!(found["pack_quantity"], 10);
-    let page: Value = app
-        .get_as("/api/v1/products?q=A-1", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_ok("/api/v1/products?q=A-1", &token).await;
     assert_eq!(page["items"][0]["name"], "New name");
     assert_eq!(page["items"][0]["price"], "3.5000");
 }
@@ -1140,17 +1117,14 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     );
     assert_eq!(payload["category_id"], category);
     let found: Value = app
-        .get_as(
+        .get_ok(
             &format!(
                 "/api/v1/products/by-barcode/{}",
                 with_check_digit("210000011999")
             ),
             &token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(found["product"]["sku"], "BULK-11999");
     assert_eq!(found["product"]["price"], format!("{}.5000", 11_999 % 90));
 
@@ -1398,14 +1372,9 @@ async fn warehouses_have_unique_codes_etags_and_refuse_deactivation_with_stock(d
         .await
         .unwrap();
     assert_eq!(app.delete_as(&path, &token).await.status(), 204);
-    let now: Value = app.get_as(&path, &token).await.json().await.unwrap();
+    let now: Value = app.get_ok(&path, &token).await;
     assert_eq!(now["active"], false);
-    let list: Value = app
-        .get_as("/api/v1/warehouses?active=true", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_ok("/api/v1/warehouses?active=true", &token).await;
     assert!(list["items"].as_array().unwrap().is_empty());
 }
 
@@ -1532,12 +1501,7 @@ async fn reindex_search_restores_the_trigram_short_cut_that_vacuum_broke(db: PgP
     // And search still answers from them.
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
-    let page: Value = app
-        .get_as("/api/v1/products?q=seed-00012345", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_ok("/api/v1/products?q=seed-00012345", &token).await;
     assert_eq!(page_skus(&page), ["SEED-00012345"]);
 }
 

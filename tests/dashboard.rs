@@ -35,31 +35,18 @@ async fn the_summary_low_stock_and_movements_reflect_the_ledger(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = app.token("manager").await;
     let (p, _) = stocked(&app, &token).await;
-    let s: Value = app
-        .get_as("/api/v1/dashboard/summary", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let s: Value = app.get_ok("/api/v1/dashboard/summary", &token).await;
     assert_eq!(s["active_products"], 1);
     assert_eq!(s["units_on_hand"], 4);
     assert_eq!(s["stock_value"], "8.00");
     assert_eq!(s["low_stock_products"], 1);
     assert_eq!(s["movements_today"], 1);
-    let low: Value = app
-        .get_as("/api/v1/dashboard/low-stock", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let low: Value = app.get_ok("/api/v1/dashboard/low-stock", &token).await;
     assert_eq!(low["items"][0]["product_id"], p["id"]);
     assert_eq!(low["items"][0]["on_hand"], 4);
     let moves: Value = app
-        .get_as("/api/v1/dashboard/movements?days=3", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/dashboard/movements?days=3", &token)
+        .await;
     assert_eq!(moves[0]["kind"], "receipt");
     assert_eq!(moves[0]["units"], 4);
     assert_problem(

@@ -152,17 +152,14 @@ async fn a_new_warehouse_has_a_default_location_and_locations_nest_into_paths(db
     loop {
         let page: Value = f
             .app
-            .get_as(
+            .get_ok(
                 &format!(
                     "/api/v1/warehouses/{}/locations?limit=2&cursor={cursor}",
                     f.warehouse
                 ),
                 &f.manager,
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         for l in page["items"].as_array().unwrap() {
             paths.push(l["path"].as_str().unwrap().to_owned());
         }
@@ -380,14 +377,11 @@ async fn inactive_locations_can_be_filtered_and_reactivated(db: PgPool) {
     assert_eq!(f.patch(bin, json!({"active": false})).await.status(), 200);
     let page: Value = f
         .app
-        .get_as(
+        .get_ok(
             &format!("/api/v1/warehouses/{}/locations?active=false", f.warehouse),
             &f.manager,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let codes: Vec<&str> = page["items"]
         .as_array()
         .unwrap()

@@ -245,7 +245,7 @@ async fn every_committed_event_reaches_the_feed_and_redis_once_in_order(db: PgPo
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let page: Value = app.get_as(&path, &token).await.json().await.unwrap();
+            let page: Value = app.get_ok(&path, &token).await;
             rows.extend(page["items"].as_array().unwrap().iter().map(|t| {
                 move_from(
                     &json!({"transaction_id": t["id"], "product_id": t["product_id"],

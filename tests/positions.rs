@@ -117,13 +117,7 @@ async fn issue_picks_first_expiring_first_and_skips_expired_lots(db: PgPool) {
     let r = f.receive(json!({"quantity": 4, "lot": "NOEXP"})).await;
     assert_eq!(r.status(), 201);
     // The dashboard counts the lots expiring within 30 days (or expired).
-    let summary: Value = f
-        .app
-        .get_as("/api/v1/dashboard/summary", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let summary: Value = f.app.get_ok("/api/v1/dashboard/summary", &f.token).await;
     assert_eq!(
         summary["expiring_soon_lots"], 3,
         "OLD, SOON and SOON2: {summary}"

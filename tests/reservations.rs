@@ -120,11 +120,8 @@ async fn a_reservation_holds_stock_until_issued_cancelled_or_expired(db: PgPool)
     assert_eq!(issued["transactions"][0]["reservation_id"], json!(so1));
     let now: Value = f
         .app
-        .get_as(&format!("/api/v1/reservations/{so1}"), &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/reservations/{so1}"), &f.token)
+        .await;
     assert_eq!(
         (now["fulfilled_quantity"].as_i64(), now["status"].as_str()),
         (Some(4), Some("active"))
@@ -139,11 +136,8 @@ async fn a_reservation_holds_stock_until_issued_cancelled_or_expired(db: PgPool)
     assert_eq!(f.books().await, (4, 0, 0));
     let done: Value = f
         .app
-        .get_as(&format!("/api/v1/reservations/{so1}"), &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/reservations/{so1}"), &f.token)
+        .await;
     assert_eq!(done["status"], "fulfilled");
     assert_problem(
         f.post("/api/v1/stock/issue", against).await,
@@ -184,11 +178,8 @@ async fn a_reservation_holds_stock_until_issued_cancelled_or_expired(db: PgPool)
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let listed: Value = f
         .app
-        .get_as("/api/v1/reservations?status=expired", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/reservations?status=expired", &f.token)
+        .await;
     assert_eq!(listed["items"][0]["id"], json!(so3), "{listed}");
     assert_eq!(
         f.post("/api/v1/stock/issue", f.movement(1)).await.status(),

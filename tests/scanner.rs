@@ -192,11 +192,8 @@ async fn a_batch_is_processed_in_order_and_answers_every_event(db: PgPool) {
     // Rejected events are kept for a manager to review (devices cannot list them).
     let page: Value = s
         .app
-        .get_as("/api/v1/scanner/events?status=rejected", &s.manager)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/scanner/events?status=rejected", &s.manager)
+        .await;
     let reasons: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -321,11 +318,8 @@ async fn device_lookup_shows_product_pack_and_stock_in_its_warehouses(db: PgPool
     );
     let body: Value = s
         .app
-        .get_as("/api/v1/scanner/lookup/(01)04006381333931(10)X", &s.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/scanner/lookup/(01)04006381333931(10)X", &s.key)
+        .await;
     assert_eq!(body["pack_quantity"], 1);
     assert_problem(
         s.app
@@ -413,21 +407,15 @@ async fn a_count_completing_while_receipts_happen_keeps_the_receipts(db: PgPool)
     // Blind: the clerk sees counts but not expectations; the manager sees both.
     let as_clerk: Value = s
         .app
-        .get_as(&format!("/api/v1/counts/{count_id}"), &clerk)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/counts/{count_id}"), &clerk)
+        .await;
     assert_eq!(as_clerk["lines"][0]["counted_quantity"], 8);
     assert!(as_clerk["lines"][0]["expected_quantity"].is_null());
     assert!(as_clerk["lines"][0]["variance"].is_null());
     let as_manager: Value = s
         .app
-        .get_as(&format!("/api/v1/counts/{count_id}"), &s.manager)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/counts/{count_id}"), &s.manager)
+        .await;
     assert_eq!(as_manager["lines"][0]["variance"], -2);
 
     // Clerks cannot complete; managers can.
@@ -490,23 +478,14 @@ async fn a_count_opened_without_its_lines_answers_how_many_and_get_lists_them(db
     assert_eq!(again, first);
     // The lines are there, listed by GET.
     let id = first["id"].as_str().unwrap();
-    let detail: Value = s
-        .app
-        .get_as(&format!("/api/v1/counts/{id}"), &clerk)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = s.app.get_ok(&format!("/api/v1/counts/{id}"), &clerk).await;
     assert_eq!(detail["line_count"], 1);
     assert_eq!(detail["lines"].as_array().unwrap().len(), 1, "{detail}");
     assert_eq!(detail["lines"][0]["expected_quantity"], 4);
     let paged: Value = s
         .app
-        .get_as(&format!("/api/v1/counts/{id}/lines?limit=1"), &clerk)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/counts/{id}/lines?limit=1"), &clerk)
+        .await;
     assert_eq!(paged["items"], detail["lines"], "{paged}");
     assert_eq!(paged["next_cursor"], Value::Null);
     // Without the field the answer lists every line, as in v1.
@@ -573,11 +552,8 @@ async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPo
     assert_eq!(s.level().await, 4);
     let list: Value = s
         .app
-        .get_as("/api/v1/counts?status=cancelled", &clerk)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/counts?status=cancelled", &clerk)
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 

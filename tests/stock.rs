@@ -115,11 +115,8 @@ async fn receiving_and_issuing_move_the_level_and_write_the_ledger(db: PgPool) {
 
     let stock: Value = f
         .app
-        .get_as(&format!("/api/v1/products/{}/stock", f.product), &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/products/{}/stock", f.product), &f.token)
+        .await;
     assert_eq!(stock["total"], 6);
     // Valued at the moving average (the receipt's 2.75), not the product's 2.5.
     assert_eq!(stock["value"], "16.50", "6 units at 2.75");
@@ -558,64 +555,43 @@ async fn the_ledger_lists_newest_first_with_filters(db: PgPool) {
         f.receive(q).await;
     }
     f.issue(2).await;
-    let page: Value = f
-        .app
-        .get_as("/api/v1/transactions?limit=4", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = f.app.get_ok("/api/v1/transactions?limit=4", &f.token).await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
     assert_eq!(items[0]["kind"], "issue", "newest first");
     let next = page["next_cursor"].as_str().unwrap();
     let page2: Value = f
         .app
-        .get_as(
+        .get_ok(
             &format!("/api/v1/transactions?limit=4&cursor={next}"),
             &f.token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert!(page2["next_cursor"].is_null());
     let issues: Value = f
         .app
-        .get_as("/api/v1/transactions?kind=issue", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/transactions?kind=issue", &f.token)
+        .await;
     assert_eq!(issues["items"].as_array().unwrap().len(), 1);
     let id = issues["items"][0]["id"].as_str().unwrap();
     let one: Value = f
         .app
-        .get_as(&format!("/api/v1/transactions/{id}"), &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/transactions/{id}"), &f.token)
+        .await;
     assert_eq!(one["quantity"], -2);
     let future: Value = f
         .app
-        .get_as("/api/v1/transactions?since=2999-01-01T00:00:00Z", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/transactions?since=2999-01-01T00:00:00Z", &f.token)
+        .await;
     assert!(future["items"].as_array().unwrap().is_empty());
     let levels: Value = f
         .app
-        .get_as(
+        .get_ok(
             &format!("/api/v1/stock?warehouse_id={}", f.warehouse),
             &f.token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(levels["items"][0]["quantity"], 13);
 }
 
@@ -651,23 +627,17 @@ async fn the_ledger_filters_by_exact_reference(db: PgPool) {
     f.receive(5).await;
     let page: Value = f
         .app
-        .get_as("/api/v1/transactions?reference=PO-7&limit=1", &f.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok("/api/v1/transactions?reference=PO-7&limit=1", &f.token)
+        .await;
     assert_eq!(page["items"][0]["quantity"], 2, "newest first");
     let next = page["next_cursor"].as_str().unwrap();
     let page2: Value = f
         .app
-        .get_as(
+        .get_ok(
             &format!("/api/v1/transactions?reference=PO-7&limit=1&cursor={next}"),
             &f.token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page2["items"][0]["quantity"], 1);
     assert!(
         page2["next_cursor"].is_null(),

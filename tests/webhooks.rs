@@ -261,20 +261,10 @@ async fn admins_manage_webhooks_and_the_secret_is_shown_once(db: PgPool) {
     assert!(secret.starts_with("whsec_"));
     assert_eq!(STANDARD.decode(&secret[6..]).unwrap().len(), 32);
 
-    let got: Value = app
-        .get_as(&format!("/api/v1/webhooks/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_ok(&format!("/api/v1/webhooks/{id}"), &token).await;
     assert_eq!(got["events"], json!(["stock.*"]));
     assert!(got.get("secret").is_none(), "the secret is shown only once");
-    let list: Value = app
-        .get_as("/api/v1/webhooks", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_ok("/api/v1/webhooks", &token).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert!(list["items"][0].get("secret").is_none());
 
@@ -353,11 +343,8 @@ async fn private_targets_are_refused_by_default_on_save_and_at_delivery(db: PgPo
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let page: Value = app
-            .get_as(&format!("/api/v1/webhooks/{id}/deliveries"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_ok(&format!("/api/v1/webhooks/{id}/deliveries"), &token)
+            .await;
         // The product's first event was attempted (its later ones wait for it).
         let tried = page["items"]
             .as_array()
@@ -402,11 +389,8 @@ async fn a_flaky_receiver_gets_every_event_once_signed_and_in_order_per_product(
     assert_per_product_order(&accepted);
 
     let page: Value = app
-        .get_as(&format!("/api/v1/webhooks/{id}/deliveries"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_ok(&format!("/api/v1/webhooks/{id}/deliveries"), &token)
+        .await;
     for d in page["items"].as_array().unwrap() {
         assert_eq!(d["status"], "delivered");
         assert_eq!(d["attempts"], 3, "two failures, then success");
@@ -519,12 +503,7 @@ async fn an_endpoint_failing_for_three_days_is_disabled_and_says_so(db: PgPool) 
     movements(&app, &token, 1, 1).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let w = loop {
-        let w: Value = app
-            .get_as(&format!("/api/v1/webhooks/{id}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let w: Value = app.get_ok(&format!("/api/v1/webhooks/{id}"), &token).await;
         if w["active"] == false {
             break w;
         }
@@ -563,7 +542,7 @@ async fn failed_deliveries_are_listed_and_can_be_retried_and_pinged(db: PgPool) 
     let path = format!("/api/v1/webhooks/{id}/deliveries");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let failed = loop {
-        let page: Value = app.get_as(&path, &token).await.json().await.unwrap();
+        let page: Value = app.get_ok(&path, &token).await;
         if page["items"][0]["status"] == "failed" {
             break page["items"][0].clone();
         }

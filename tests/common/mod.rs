@@ -259,6 +259,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET as `token`, asserting 200; the body as JSON. A failure shows the
+    /// answer (a problem body read as data would only show up as nulls).
+    pub async fn get_ok(&self, path: &str, token: &str) -> Value {
+        let resp = self.get_as(path, token).await;
+        let status = resp.status();
+        let body = resp.text().await.expect("a readable body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
     pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
         self.with_token(reqwest::Method::POST, path, token)
             .json(body)
