@@ -364,9 +364,9 @@ build_pgbouncer() {
 # PostgreSQL on PG_PORT, every database, trust auth (loopback only). With
 # SERVER_USER, every server connection logs in as that role whatever the
 # client's user (so the role's settings, e.g. its timeouts, apply). Tunable:
-# PGBOUNCER_POOL_SIZE (server connections per database, default 20) and
+# PGBOUNCER_POOL_SIZE (server connections per database, default 20),
 # PGBOUNCER_MAX_PREPARED_STATEMENTS (default 200; 0 turns the tracking off,
-# which breaks sqlx).
+# which breaks sqlx) and PGBOUNCER_SERVER_IDLE_TIMEOUT (seconds, default 600).
 start_pgbouncer() {
   local dir=$1 port=$2 pg_port=$3 server_user=${4:-}
   [ -n "$PGBOUNCER_BIN" ] || die "start_pgbouncer: call ensure_pgbouncer first"
@@ -388,6 +388,10 @@ default_pool_size = ${PGBOUNCER_POOL_SIZE:-20}
 ; A client waiting longer than this for a server connection gets an error
 ; instead of hanging (the default is 120 s).
 query_wait_timeout = 10
+; Idle server connections close after this many seconds (PgBouncer's default
+; is 600). The test suite sets 1: DROP DATABASE waits up to 5 s for the test
+; database's sessions to end and then fails, and PgBouncer would hold them.
+server_idle_timeout = ${PGBOUNCER_SERVER_IDLE_TIMEOUT:-600}
 ; sqlx sends extra_float_digits at start-up, and the API its session limits
 ; (statement/lock/idle timeouts) as "options": PgBouncer cannot keep those on
 ; shared server connections and refuses the client unless told to ignore them.
