@@ -72,6 +72,30 @@ async fn join(
     })
 }
 
+/// At most this many rows per statement of a periodic cleanup.
+pub const CLEANUP_BATCH: i64 = 5_000;
+
+/// Runs `pass(limit)`, a statement deleting at most `limit` rows, until one
+/// deletes fewer; returns how many were deleted in all. A backlog (the first
+/// cleanup after days without one, a day of events at thousands per second)
+/// is then many short transactions instead of one holding millions of row
+/// locks and writing its WAL in one burst that replicas must replay at once;
+/// and a cleanup cut short keeps what it did.
+pub async fn delete_in_batches<F, Fut>(limit: i64, mut pass: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let deleted = pass(limit).await?;
+        total += deleted;
+        if deleted < limit.max(1) as u64 {
+            return Ok(total);
+        }
+    }
+}
+
 /// The migrations in `migrations/`, compiled into the binary.
 ///
 /// Migrations newer than the binary are tolerated (`ignore_missing`): a release

@@ -252,17 +252,28 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
 
 /// Forgets events older than a day that every reader has consumed (the Redis
 /// relay only when Redis is in use; webhooks keep their own copy in each
-/// delivery). A day of history is what the SSE feed can resume from.
-pub async fn delete_old(db: &PgPool, relayed: bool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM outbox WHERE created_at < now() - interval '24 hours'
-         AND position <= (SELECT min(position) FROM outbox_consumers
-                          WHERE name = 'webhooks' OR (name = 'redis' AND $1))",
-    )
-    .bind(relayed)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+/// delivery), at most `batch` per statement ([`crate::db::delete_in_batches`]).
+/// A day of history is what the SSE feed can resume from.
+pub async fn delete_old(db: &PgPool, relayed: bool, batch: i64) -> Result<u64, sqlx::Error> {
+    crate::db::delete_in_batches(batch, |limit| async move {
+        // Oldest first along `outbox_position_key` (positions follow commit
+        // order): each pass reads from the front of the index and stops at
+        // its limit; only the last one reads on through the day kept.
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE position = ANY(ARRAY(
+                 SELECT position FROM outbox
+                 WHERE position <= (SELECT min(position) FROM outbox_consumers
+                                    WHERE name = 'webhooks' OR (name = 'redis' AND $1))
+                   AND created_at < now() - interval '24 hours'
+                 ORDER BY position LIMIT $2))",
+        )
+        .bind(relayed)
+        .bind(limit)
+        .execute(db)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }
 
 /// Number of events not yet in the Redis stream (or, without Redis, not yet

@@ -198,13 +198,24 @@ pub async fn store<R: ToJSON>(
 /// its route, which holds the id, is what tells two such requests apart.
 pub const NO_BODY: serde_json::Value = serde_json::Value::Null;
 
-/// Forgets keys older than 24 hours.
-pub async fn delete_expired(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-            .execute(db)
-            .await?;
-    Ok(done.rows_affected())
+/// Forgets keys older than 24 hours, at most `batch` per statement
+/// ([`crate::db::delete_in_batches`]).
+pub async fn delete_expired(db: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
+    crate::db::delete_in_batches(batch, |limit| async move {
+        // By ctid: the oldest keys by `idempotency_keys_created_idx`, then
+        // those very rows (a key rewritten meanwhile is skipped, not lost).
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM idempotency_keys
+                 WHERE created_at < now() - interval '24 hours'
+                 ORDER BY created_at LIMIT $1))",
+        )
+        .bind(limit)
+        .execute(db)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -50,12 +50,12 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let s = state.clone();
     let cleanup = tokio::spawn(async move {
         loop {
-            match idempotency::delete_expired(&s.db).await {
+            match idempotency::delete_expired(&s.db, crate::db::CLEANUP_BATCH).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired idempotency keys removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency key cleanup failed"),
             }
-            match events::delete_old(&s.db, s.cache.is_enabled()).await {
+            match events::delete_old(&s.db, s.cache.is_enabled(), crate::db::CLEANUP_BATCH).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "old outbox events removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "outbox cleanup failed"),

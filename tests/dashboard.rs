@@ -134,16 +134,19 @@ async fn idempotency_keys_expire_after_a_day(db: PgPool) {
     sqlx::query(
         "INSERT INTO idempotency_keys (principal_id, key, request_hash, response_status, response_body, created_at)
          VALUES (gen_random_uuid(), 'old', '\\x00', 201, '{}', now() - interval '25 hours'),
+                (gen_random_uuid(), 'older', '\\x00', 201, '{}', now() - interval '30 hours'),
+                (gen_random_uuid(), 'oldest', '\\x00', 201, '{}', now() - interval '40 hours'),
                 (gen_random_uuid(), 'new', '\\x00', 201, '{}', now() - interval '23 hours')",
     )
     .execute(&db)
     .await
     .unwrap();
     assert_eq!(
-        inventory_api::idempotency::delete_expired(&db)
+        inventory_api::idempotency::delete_expired(&db, 2)
             .await
             .unwrap(),
-        1
+        3,
+        "two at a time: a full pass, then one that finds fewer and ends it"
     );
     let left: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys")
         .fetch_all(&db)
@@ -156,6 +159,8 @@ async fn idempotency_keys_expire_after_a_day(db: PgPool) {
 async fn day_old_outbox_events_are_removed_once_relayed(db: PgPool) {
     sqlx::query(
         "INSERT INTO outbox (topic, payload, created_at) VALUES
+            ('older.published', '{}', now() - interval '26 hours'),
+            ('older.published', '{}', now() - interval '26 hours'),
             ('old.published', '{}', now() - interval '25 hours'),
             ('old.pending', '{}', now() - interval '25 hours'),
             ('new.published', '{}', now())",
@@ -173,9 +178,12 @@ async fn day_old_outbox_events_are_removed_once_relayed(db: PgPool) {
     .execute(&db)
     .await
     .unwrap();
+    // Two at a time: a full pass, then one that finds fewer and ends it.
     assert_eq!(
-        inventory_api::events::delete_old(&db, true).await.unwrap(),
-        1
+        inventory_api::events::delete_old(&db, true, 2)
+            .await
+            .unwrap(),
+        3
     );
     let left: Vec<String> = sqlx::query_scalar("SELECT topic FROM outbox ORDER BY topic")
         .fetch_all(&db)
@@ -188,7 +196,9 @@ async fn day_old_outbox_events_are_removed_once_relayed(db: PgPool) {
     );
     // Without Redis nothing relays them; only the feed's day of history is kept.
     assert_eq!(
-        inventory_api::events::delete_old(&db, false).await.unwrap(),
+        inventory_api::events::delete_old(&db, false, 2)
+            .await
+            .unwrap(),
         1
     );
 }
