@@ -96,6 +96,22 @@ where
     }
 }
 
+/// Begins a read-only transaction on one snapshot: what its statements read
+/// adds up (a write committing between two of them is in both or in neither).
+pub async fn snapshot(db: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
+}
+
+/// A connection inside a transaction: what a one-off statement
+/// (`.persistent(false)`, planned afresh with its values) must run on.
+/// sqlx parses such a statement in one exchange with the server and runs it
+/// in the next; behind PgBouncer in transaction pooling, outside a
+/// transaction the server connection goes back to PgBouncer in between, and
+/// the run lands on another one, whose unnamed statement is another
+/// client's or none ("unnamed prepared statement does not exist", a 500;
+/// tests/pgbouncer.rs). Inside a transaction the server connection stays.
+pub type InTransaction = Transaction<'static, Postgres>;
+
 /// The migrations in `migrations/`, compiled into the binary.
 ///
 /// Migrations newer than the binary are tolerated (`ignore_missing`): a release

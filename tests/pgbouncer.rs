@@ -11,6 +11,11 @@
 //!   burst below answers 500s;
 //! - no timeouts on the role (PgBouncer drops the `options` the API sends
 //!   them in): a movement waits on a lock until the request deadline.
+//!
+//! And what the API itself must do: run its one-off statements (planned
+//! afresh, unnamed) inside a transaction (`db::InTransaction`); outside one,
+//! reads of a count answered 500 "unnamed prepared statement does not exist"
+//! (the last test; CI once saw it as a count read back empty).
 
 mod common;
 
@@ -208,4 +213,94 @@ async fn migrations_keep_no_timeout_when_the_role_has_one_for_pgbouncer(db: PgPo
         .expect("the migration pool has no statement timeout");
     plain.close().await;
     migrations.close().await;
+}
+
+/// A one-off (unnamed) statement is parsed in one exchange with the server
+/// and run in the next. Outside a transaction PgBouncer may hand the server
+/// connection to another client in between, and the run lands wherever the
+/// next server connection is: one whose unnamed statement is another
+/// client's, or none ("unnamed prepared statement does not exist"). A count's
+/// lines are read by such a statement; here many reads of a count meet
+/// scanner batches (whose duplicate probe is one too) on 4 server connections.
+#[sqlx::test]
+async fn one_off_statements_run_on_the_server_connection_that_parsed_them(
+    _pool: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    const READS: usize = 96;
+    const BATCHES: usize = 24;
+    let config = test_config(&[("DATABASE_MAX_CONNECTIONS", &APP_POOL.to_string())]);
+    let pool = db::pool_with(opts, APP_POOL, config.session_limits);
+    let app = TestApp::spawn_with(pool, Cache::disabled(), config).await;
+    let manager = app.token("manager").await;
+    let warehouse = app.create_warehouse_sql("MAIN").await;
+    let resp = app
+        .post_as(
+            "/api/v1/products",
+            &manager,
+            &json!({"sku": "P-1", "name": "P-1", "barcodes": [{"barcode": "4006381333931"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let (_, key) = app.create_device(&manager, &[warehouse]).await;
+    let batch = || {
+        let events: Vec<_> = (0..20)
+            .map(|_| json!({"event_id": Uuid::new_v4(), "barcode": "4006381333931", "action": "receive",
+                            "quantity": 1, "warehouse_id": warehouse, "scanned_at": "2026-12-04T08:00:00Z"}))
+            .collect();
+        json!({"events": events})
+    };
+    let resp = app
+        .post_as("/api/v1/scanner/events/batch", &key, &batch())
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .post_as(
+            "/api/v1/counts",
+            &manager,
+            &json!({"warehouse_id": warehouse}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let count: serde_json::Value = resp.json().await.unwrap();
+    let count = count["id"].as_str().unwrap().to_owned();
+
+    let reads = (0..READS).map(|i| {
+        let (app, manager, count) = (&app, &manager, &count);
+        async move {
+            let path = if i % 2 == 0 {
+                format!("/api/v1/counts/{count}")
+            } else {
+                format!("/api/v1/counts/{count}/lines")
+            };
+            let resp = app.get_as(&path, manager).await;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            (status != 200 || !body.contains("\"expected_quantity\":20"))
+                .then(|| format!("GET {path}: {status} {body}"))
+        }
+    });
+    let batches = (0..BATCHES).map(|i| {
+        let (app, key, body) = (&app, &key, batch());
+        async move {
+            let resp = app
+                .post_as("/api/v1/scanner/events/batch", key, &body)
+                .await;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            (status != 200).then(|| format!("batch {i}: {status} {body}"))
+        }
+    });
+    let (reads, batches) = futures_util::future::join(
+        futures_util::future::join_all(reads),
+        futures_util::future::join_all(batches),
+    )
+    .await;
+    let failures: Vec<String> = reads.into_iter().chain(batches).flatten().collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

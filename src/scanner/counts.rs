@@ -26,6 +26,7 @@ use super::model::{
 };
 use crate::{
     auth::principal::{ClerkAuth, ManagerAuth, ViewerAuth},
+    db::InTransaction,
     error::{ApiError, Result, Validation},
     events,
     idempotency::{self, Idempotent, NO_BODY},
@@ -275,7 +276,7 @@ type LineKey = (String, String, String, Uuid);
 /// Up to `limit` lines of count `id` after `after`, in list order, each with
 /// its key; expected quantities and variances left out when `hide`.
 async fn lines_page(
-    conn: &mut PgConnection,
+    conn: &mut InTransaction,
     id: Uuid,
     after: Option<LineKey>,
     limit: i64,
@@ -292,6 +293,7 @@ async fn lines_page(
     // 100,000-line count, 3.5 s for a 3-line one over 1,000,000 products
     // (measured with `force_generic_plan`); its custom plan takes 0.1 ms.
     // Planning costs 1.5-2.2 ms (EXPLAIN SUMMARY), little for a page of a count.
+    // Hence in a transaction ([`InTransaction`]).
     let rows: Vec<LineRow> = sqlx::query_as(LINES_SQL)
         .persistent(false)
         .bind(id)
@@ -300,7 +302,7 @@ async fn lines_page(
         .bind(lot)
         .bind(location)
         .bind(limit)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **conn)
         .await?;
     Ok(rows
         .into_iter()
@@ -336,7 +338,7 @@ fn hides_expected(session: &CountSession, reveal: bool) -> bool {
     session.blind && session.status == "open" && !reveal
 }
 
-async fn detail(conn: &mut PgConnection, id: Uuid, reveal: bool) -> Result<CountDetail> {
+async fn detail(conn: &mut InTransaction, id: Uuid, reveal: bool) -> Result<CountDetail> {
     let session = session(conn, id, false).await?;
     let hide = hides_expected(&session, reveal);
     let lines: Vec<CountLine> = lines_page(conn, id, None, i64::MAX, hide)
@@ -562,8 +564,11 @@ impl CountsApi {
         id: Path<Uuid>,
     ) -> Result<Json<CountDetail>> {
         let reveal = !hides_blind_counts(&auth.0);
-        let mut conn = state.db.acquire().await?;
-        Ok(Json(detail(&mut conn, id.0, reveal).await?))
+        // One snapshot: the session's state (blind, open) and its lines agree.
+        let mut tx = crate::db::snapshot(&state.db).await?;
+        let d = detail(&mut tx, id.0, reveal).await?;
+        tx.commit().await?;
+        Ok(Json(d))
     }
 
     /// The lines of a count a page at a time (viewer), in the order of
@@ -583,16 +588,17 @@ impl CountsApi {
     ) -> Result<Json<Page<CountLine>>> {
         let page = PageRequest::<LineKey>::new(limit.0, cursor.0.as_deref())?;
         let reveal = !hides_blind_counts(&auth.0);
-        let mut conn = state.db.acquire().await?;
-        let s = session(&mut conn, id.0, false).await?;
+        let mut tx = crate::db::snapshot(&state.db).await?;
+        let s = session(&mut tx, id.0, false).await?;
         let rows = lines_page(
-            &mut conn,
+            &mut tx,
             id.0,
             page.after.clone(),
             page.fetch(),
             hides_expected(&s, reveal),
         )
         .await?;
+        tx.commit().await?;
         Ok(Json(page.page(
             rows,
             |(key, _)| key.clone(),

@@ -7,7 +7,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::model::{ProductSummary, ScanResult, ScanStatus};
-use crate::error::Result;
+use crate::{db::InTransaction, error::Result};
 
 /// An outcome stored with its event, as a resend is answered.
 #[derive(sqlx::FromRow)]
@@ -64,9 +64,10 @@ impl Stored {
 /// `force_generic_plan` ([`crate::stock::engine::begin`]), and a generic plan
 /// cached on a connection while `scan_events` was small seq-scans it on every
 /// batch after (11 ms per batch at 10,000 events, ~100 ms at 100,000) until
-/// autovacuum's next ANALYZE; planning sees the table's current size.
+/// autovacuum's next ANALYZE; planning sees the table's current size. Hence
+/// in a transaction ([`InTransaction`]).
 pub async fn earlier_outcomes(
-    conn: &mut PgConnection,
+    conn: &mut InTransaction,
     device: Uuid,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, ScanResult>> {
@@ -79,7 +80,7 @@ pub async fn earlier_outcomes(
     .persistent(false)
     .bind(device)
     .bind(ids)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?
     .into_iter()
     .map(|s| (s.event_id, s.into_result()))

@@ -494,7 +494,7 @@ impl StockApi {
             None => repo::levels(&state.db, p, w, low, hide, page.after, page.fetch()).await?,
             Some(StockDetail::Positions) => {
                 // ONE more query per page, on the levels' snapshot.
-                let mut tx = repo::snapshot(&state.db).await?;
+                let mut tx = crate::db::snapshot(&state.db).await?;
                 let mut rows =
                     repo::levels(&mut *tx, p, w, low, hide, page.after, page.fetch()).await?;
                 let mut positions = repo::level_positions(
@@ -572,7 +572,7 @@ impl StockApi {
             let rows = repo::valued_levels(&state.read_db, at, &filter, None, None).await?;
             (rows, None)
         } else if with_positions {
-            let mut tx = repo::snapshot(&state.db).await?;
+            let mut tx = crate::db::snapshot(&state.db).await?;
             let rows = repo::valued_levels(&mut *tx, None, &filter, None, None).await?;
             let positions = repo::level_positions(
                 &mut *tx,

@@ -361,13 +361,6 @@ pub async fn product_exists(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
         .await
 }
 
-/// Begins a read-only transaction on one snapshot: levels and their
-/// positions read in it add up (a movement committing between the two
-/// statements is in both or in neither).
-pub async fn snapshot(db: &PgPool) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-    crate::db::begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
-}
-
 /// The positions holding stock of each (product, warehouse) level in
 /// `levels`, in ONE query (a probe of stock_positions_key per level), by
 /// location path, then lots soonest-expiring first (lots without expiry
