@@ -304,3 +304,51 @@ async fn one_off_statements_run_on_the_server_connection_that_parsed_them(
         failures.join("\n")
     );
 }
+
+/// The rule the test above checks at run time, checked for every one-off
+/// statement in the source: the function that runs it takes an
+/// `InTransaction`, so no caller can hand it a bare pool connection.
+#[test]
+fn every_one_off_statement_runs_in_a_function_that_takes_a_transaction() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let (mut seen, mut outside) = (0, Vec::new());
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source file");
+        for (at, _) in text.match_indices(".persistent(false)") {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            if text[line_start..at].trim_start().starts_with("//") {
+                continue; // a comment about one
+            }
+            seen += 1;
+            let start = text[..at].rfind("fn ").expect("inside a function");
+            let signature = &text[start..start + text[start..].find('{').expect("a body")];
+            if !signature.contains("InTransaction") {
+                let line = text[..at].lines().count();
+                outside.push(format!("{}:{line}: {signature}", file.display()));
+            }
+        }
+    }
+    assert!(
+        seen > 0,
+        "no one-off statement found: is the search still right?"
+    );
+    assert!(
+        outside.is_empty(),
+        "one-off statements in functions that do not take a transaction:\n{}",
+        outside.join("\n")
+    );
+}

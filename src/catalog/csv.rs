@@ -528,24 +528,22 @@ pub async fn import(
 /// The set-based half of the import: SQL over two temporary tables that live
 /// for the import's transaction (`ON COMMIT DROP`; a rollback drops them too).
 /// Statements that name them are not kept as prepared statements
-/// (`persistent(false)`): the tables are new in every import.
+/// (`persistent(false)`): the tables are new in every import. Hence in a
+/// transaction ([`InTransaction`], which the import is anyway).
 mod staging {
-    use sqlx::{Postgres, Transaction};
-
     use super::{CopyChunk, ImportSummary, MAX_ERRORS};
     use crate::{
         catalog::{model::Tracking, repo},
+        db::InTransaction,
         error::{FieldError, Result},
     };
-
-    type Tx<'a> = Transaction<'a, Postgres>;
 
     /// `import_rows`: one row per line of the file (`line` as reported in
     /// errors), plus what the import decides for it: the product it is
     /// (`product_id`: a new id unless the SKU exists, then `existing`), and
     /// `kind` c(reated), u(pdated) or n (unchanged).
     /// `import_barcodes`: the row's barcodes in file order (`ord`).
-    pub async fn create(tx: &mut Tx<'_>) -> Result<()> {
+    pub async fn create(tx: &mut InTransaction) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TEMP TABLE import_rows (
                  line bigint NOT NULL, sku text NOT NULL, name text NOT NULL,
@@ -567,7 +565,7 @@ mod staging {
         Ok(())
     }
 
-    pub async fn copy(tx: &mut Tx<'_>, chunk: &CopyChunk) -> Result<()> {
+    pub async fn copy(tx: &mut InTransaction, chunk: &CopyChunk) -> Result<()> {
         let mut copy = tx
             .copy_in_raw(
                 "COPY import_rows (line, sku, name, description, category_id, unit, unit_cost,
@@ -595,7 +593,7 @@ mod staging {
     /// Statistics again once `product_id` is known: without them the planner
     /// takes every row for new and joins the rest by nested loops over
     /// aggregates (minutes instead of milliseconds for 12,000 updated rows).
-    pub async fn prepare(tx: &mut Tx<'_>) -> Result<()> {
+    pub async fn prepare(tx: &mut InTransaction) -> Result<()> {
         sqlx::raw_sql(
             "CREATE INDEX ON import_rows (line);
              CREATE INDEX ON import_barcodes (line);
@@ -624,7 +622,7 @@ mod staging {
 
     /// What only the database can tell, per line, in line order: a barcode
     /// that belongs to another product, a category that does not exist.
-    pub async fn database_errors(tx: &mut Tx<'_>) -> Result<Vec<FieldError>> {
+    pub async fn database_errors(tx: &mut InTransaction) -> Result<Vec<FieldError>> {
         let found: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT line, field, message FROM (
                  SELECT ib.line, ib.ord, 'barcodes' AS field,
@@ -666,7 +664,9 @@ mod staging {
 
     /// The first line (in file order) that changes the tracking of a product
     /// holding stock: its SKU, the units held and the tracking they are under.
-    pub async fn tracking_in_use(tx: &mut Tx<'_>) -> Result<Option<(String, i64, Tracking)>> {
+    pub async fn tracking_in_use(
+        tx: &mut InTransaction,
+    ) -> Result<Option<(String, i64, Tracking)>> {
         Ok(sqlx::query_as(
             "SELECT sku, held, tracking FROM (
                  SELECT r.line, p.sku, p.tracking,
@@ -686,7 +686,7 @@ mod staging {
     /// of barcodes with their pack quantities equal to what is stored:
     /// unchanged; otherwise updated. Importing an export therefore writes
     /// nothing.
-    pub async fn classify(tx: &mut Tx<'_>) -> Result<ImportSummary> {
+    pub async fn classify(tx: &mut InTransaction) -> Result<ImportSummary> {
         sqlx::query(
             "WITH wanted AS MATERIALIZED (
                  SELECT line, array_agg(lookup_key || ':' || pack_quantity ORDER BY lookup_key) AS codes
@@ -747,7 +747,7 @@ mod staging {
     /// insert trigger then computes each `search_text` once, barcodes
     /// included, where the barcodes' own trigger would otherwise rewrite
     /// every new product (and its trigram index entries) a second time.
-    pub async fn apply(tx: &mut Tx<'_>) -> Result<Vec<String>> {
+    pub async fn apply(tx: &mut InTransaction) -> Result<Vec<String>> {
         let touched: Vec<String> = sqlx::query_scalar(
             "SELECT b.lookup_key FROM product_barcodes b
              JOIN import_rows r ON r.product_id = b.product_id WHERE r.kind = 'u'
@@ -810,7 +810,7 @@ mod staging {
     /// `tests/catalog.rs` compares the two). Built in Rust a batch at a time
     /// it cost 8 of the 24 s of a 100,000-row import: a round trip per batch
     /// and every payload serialised, sent and parsed again as jsonb.
-    pub async fn emit_events(tx: &mut Tx<'_>) -> Result<()> {
+    pub async fn emit_events(tx: &mut InTransaction) -> Result<()> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO outbox (topic, aggregate_id, payload)
              SELECT CASE r.kind WHEN 'c' THEN 'product.created' ELSE 'product.updated' END,
