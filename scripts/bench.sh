@@ -14,8 +14,8 @@
 #   movements  API movements/s vs pgbench running the same statement, over
 #              BENCH_MOVE_PRODUCTS (1000) products and on one hot product,
 #              with a bare poem + sqlx server between them (medians of
-#              BENCH_MOVE_ROUNDS rounds); p99 at half of peak; reservations
-#              on one product
+#              BENCH_MOVE_ROUNDS rounds); p99 at half of peak, and pgbench
+#              alone at that rate; reservations on one product
 #   lookup     cached barcode lookup vs a bare poem endpoint
 #   scanner    scanner batches of 500 (c=1, c=4) and single events from 32 devices
 #   logins     BENCH_LOGINS (40) concurrent logins x 5 rounds: peak RSS
@@ -433,7 +433,7 @@ server_pids() {
 clerk=(--email "$clerk_email" --password "$password")
 admin=(--email "$admin_email" --password "$password")
 
-api_mps="" pg_tps="" move_ratio="" move_rounds_seen="" hot_rounds="" bare_mps="" bare_ratio="" hot_bare="" hot_bare_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" hot_api="" hot_pg="" hot_ratio=""
+api_mps="" pg_tps="" move_ratio="" move_rounds_seen="" hot_rounds="" bare_mps="" bare_ratio="" hot_bare="" hot_bare_ratio="" half="" half_p50="" half_p99="" half_rate="" half_service_p99="" pg_half_p50="" pg_half_p99="" pg_half_max="" hot_api="" hot_pg="" hot_ratio=""
 reservation_cycles=""
 lookup_api="" lookup_bare="" lookup_ratio="" lookup_cpu_ratio="" lookup_api_core="" lookup_bare_core=""
 batch_c1="" batch_c4="" single_c32="" single_p99="" paced_p99="" paced_rate="" scanner_note=""
@@ -561,6 +561,29 @@ compare_movements() {
     "(rounds: ${bare_ratios[*]})"
 }
 
+# paced_pgbench RATE FILE: the movement statement through pgbench at RATE
+# transactions/s (c=$concurrency, over the movement products), for the warm-up
+# and then $duration s, each transaction's latency taken from its scheduled
+# start as the load tool takes it (pgbench's time + schedule lag). Sets
+# pg_half_p50, pg_half_p99, pg_half_max (ms) over the measured seconds: what
+# the database alone shows at that rate on this machine, against which the
+# API's p99 at half of peak is read (a stall of the machine or its disk
+# reaches both; session 25 saw pgbench alone at 37.75 ms p99 in one window).
+paced_pgbench() {
+  local rate=$1 file=$2 start
+  rm -f "$out/$file".*
+  "$pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2 \
+    -f bench/movement.sql -D products="$move_products" -D warehouse="$warehouse" -D actor="$actor" \
+    -R "$rate" -T "$((warmup + duration))" -l --log-prefix="$out/$file" "$db" >"$out/$file.txt" 2>&1 \
+    || { cat "$out/$file.txt" >&2; die "pgbench failed (output above)"; }
+  start=$(cat "$out/$file".[0-9]* | awk 'NR == 1 || $5 < m { m = $5 } END { print m }')
+  read -r pg_half_p50 pg_half_p99 pg_half_max < <(cat "$out/$file".[0-9]* \
+    | awk -v from="$((start + warmup))" '$5 >= from { print ($3 + $7) / 1000 }' | sort -n \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- - -"; exit }
+             p50 = int(NR * 0.5); p99 = int(NR * 0.99); if (p50 < 1) p50 = 1; if (p99 < 1) p99 = 1
+             printf "%.2f %.2f %.2f\n", v[p50], v[p99], v[NR] }')
+}
+
 if [ "$mode" = movements ]; then
   compare_movements 1 movements-hot
   hot_api=$api_mps hot_pg=$pg_tps hot_ratio=$move_ratio hot_bare=$bare_mps hot_bare_ratio=$bare_ratio
@@ -578,6 +601,10 @@ if [ "$mode" = movements ]; then
   half_p99=$(value "$out/movements-half.txt" latency_p99_ms)
   half_service_p99=$(value "$out/movements-half.txt" service_p99_ms)
   drain_outbox
+  log "the same SQL through pgbench alone at the same rate: $half/s, c=$concurrency, ${duration} s after ${warmup} s"
+  checkpoint
+  paced_pgbench "$half" pgbench-half
+  log "  pgbench at $half/s: p50 $pg_half_p50 ms, p99 $pg_half_p99 ms, max $pg_half_max ms"
 
   log "reservations under contention: reserve + cancel on one product, c=$concurrency, ${duration} s"
   checkpoint
@@ -705,8 +732,9 @@ if [ -n "$api_mps" ]; then
   line "  medians of $move_rounds rounds" "ratios per round: $hot_rounds"
   line "  bare poem + sqlx" "$hot_bare/s  ratio to pgbench $hot_bare_ratio"
   line "at half peak ($half/s)" "p50 $half_p50 ms  p99 $half_p99 ms (target p99 < 10 ms; achieved $half_rate/s)"
-  line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
   line "" "p99 of service time alone (from actual send): $half_service_p99 ms"
+  line "  pgbench alone, same rate" "p50 $pg_half_p50 ms  p99 $pg_half_p99 ms  max $pg_half_max ms (the database's own share)"
+  line "reservations, one product" "$reservation_cycles reserve+cancel cycles/s (two level changes each)"
 fi
 if [ -n "$lookup_api" ]; then
   line "cached lookup, c=$concurrency" "API $lookup_api req/s  bare poem $lookup_bare req/s  ratio $lookup_ratio (target >= 0.70)"
@@ -746,7 +774,7 @@ if [ -n "$api_mps" ]; then
     "medians of $move_rounds rounds: API $api_mps/s, pgbench $pg_tps tps: ratio $move_ratio (rounds $move_rounds_seen; bare poem + sqlx $bare_mps/s: $bare_ratio)" "$(verdict "$move_ratio >= 0.8")"
   summary "movements/s >= 0.8 x pgbench, c=16 on one hot product" \
     "medians of $move_rounds rounds: API $hot_api/s, pgbench $hot_pg tps: ratio $hot_ratio (rounds $hot_rounds; bare poem + sqlx $hot_bare/s: $hot_bare_ratio)" "$(verdict "$hot_ratio >= 0.8")"
-  summary "movements p99 < 10 ms at half of peak" "p99 $half_p99 ms at $half_rate/s (p50 $half_p50 ms)" \
+  summary "movements p99 < 10 ms at half of peak" "p99 $half_p99 ms at $half_rate/s (p50 $half_p50 ms); pgbench alone at that rate p99 $pg_half_p99 ms (max $pg_half_max)" \
     "$(verdict "$half_p99 < 10")"
   summary "API RSS < 64 MB during the movement benchmark" "$rss_mb MB" "$(verdict "$rss_mb < 64")"
   summary "start-up with migrations applied < 1 s" "$startup_ms ms (median of 3)" "$(verdict "$startup_ms < 1000")"
