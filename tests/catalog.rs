@@ -358,11 +358,8 @@ async fn search_finds_a_barcode_in_every_gtin_form(db: PgPool) {
     .await;
     // Codes that hold those digits inside (not GTINs themselves).
     let packs: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Packs"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Packs"}))
+        .await;
     let packs = packs["id"].as_str().unwrap().to_owned();
     create_product(
         &app,
@@ -404,11 +401,8 @@ async fn search_combines_with_the_category_filter(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     let id = cat["id"].as_str().unwrap();
     create_product(
         &app,
@@ -442,11 +436,8 @@ async fn a_term_of_several_words_matches_by_word_exactly_as_contains_would(db: P
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Hinges"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Hinges"}))
+        .await;
     let id = cat["id"].as_str().unwrap();
     for (sku, name, category) in [
         ("H-1", "Copper hinge 12mm", true),
@@ -548,11 +539,8 @@ async fn word_pairs_follow_every_change_of_a_product(db: PgPool) {
 
     // The pairs carry the category, which a search within one reads from them.
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Shelves"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Shelves"}))
+        .await;
     let cat = cat["id"].as_str().unwrap();
     let within = format!("q=cherry%20shelf&category_id={cat}");
     assert!(search_all_pages(a, t, &within).await.is_empty());
@@ -675,11 +663,8 @@ async fn a_short_term_walk_keeps_sku_order_with_every_filter(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     let id = cat["id"].as_str().unwrap();
     for (sku, point, category) in [
         ("LO-4", 5, true),
@@ -719,11 +704,8 @@ async fn filters_by_category_active_and_below_reorder(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     let low = create_product(
         &app,
         &token,
@@ -869,11 +851,8 @@ async fn csv_export_then_import_changes_nothing(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     create_product(&app, &token, json!({"sku": "A-1", "name": "Alpha, with comma", "description": "line one\nline \"two\"",
         "unit_cost": "12.5", "price": "20", "reorder_point": 3, "reorder_quantity": 10, "category_id": cat["id"],
         "barcodes": [{"barcode": "4006381333931"}, {"barcode": "CASE-A", "pack_quantity": 6}]})).await;
@@ -1051,11 +1030,8 @@ async fn a_large_csv_import_is_all_or_nothing_and_emits_one_event_per_product(db
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Bulk"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Bulk"}))
+        .await;
     let category = cat["id"].as_str().unwrap();
     let csv = bulk_csv(12_000, category);
     assert!(csv.len() > 1024 * 1024, "over MAX_BODY_BYTES of the tests");
@@ -1178,11 +1154,8 @@ async fn product_events_built_in_sql_equal_the_serde_form(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let cat: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     for body in [
         json!({"sku": "EV-1", "name": "Event \"one\"", "description": "two\nlines", "unit_cost": "0.125",
                "price": "12", "category_id": cat["id"], "reorder_point": 3, "reorder_quantity": 7,
@@ -1215,22 +1188,16 @@ async fn categories_are_a_tree_with_unique_sibling_names(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let token = manager(&app).await;
     let tools: Value = app
-        .post_as("/api/v1/categories", &token, &json!({"name": "Tools"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_ok("/api/v1/categories", &token, &json!({"name": "Tools"}))
+        .await;
     let tid = tools["id"].as_str().unwrap();
     let hand: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/categories",
             &token,
             &json!({"name": "Hand tools", "parent_id": tid}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_problem(
         app.post_as("/api/v1/categories", &token, &json!({"name": "tools"}))
             .await,

@@ -73,16 +73,13 @@ async fn setup(db: PgPool) -> Setup {
     let app = TestApp::spawn(db).await;
     let manager = app.token("manager").await;
     let p: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/products",
             &manager,
             &json!({"sku": "C-1", "name": "Console", "barcodes": [
                 {"barcode": EAN}, {"barcode": "C-CASE", "pack_quantity": 6}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let warehouse = app.create_warehouse_sql("FRONT").await;
     Setup {
         clerk: app.token("clerk").await,

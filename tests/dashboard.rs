@@ -10,15 +10,12 @@ use sqlx::PgPool;
 
 async fn stocked(app: &TestApp, token: &str) -> (Value, uuid::Uuid) {
     let p: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/products",
             token,
             &json!({"sku": "D-1", "name": "Dash", "unit_cost": "2", "reorder_point": 10}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let wh = app.create_warehouse_sql("DW").await;
     let body = json!({"product_id": p["id"], "warehouse_id": wh, "quantity": 4});
     assert_eq!(

@@ -107,15 +107,12 @@ async fn every_metric_queried_by_alerts_and_dashboards_is_exported(db: PgPool) {
     );
     let token = app.token("manager").await;
     let product: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/products",
             &token,
             &json!({"sku": "M-1", "name": "Metered", "barcodes": [{"barcode": "MET-1"}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let warehouse = app.create_warehouse_sql("MW").await;
     for _ in 0..2 {
         app.get_as("/api/v1/products/by-barcode/MET-1", &token)
@@ -203,15 +200,12 @@ async fn business_figures_are_computed_once_and_shared_through_the_cache(db: PgP
     let app = TestApp::spawn(db.clone()).await;
     let token = app.token("manager").await;
     let product: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/products",
             &token,
             &json!({"sku": "G-1", "name": "Gauged", "reorder_point": 5}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let warehouse = app.create_warehouse_sql("GW").await;
     let replica = || AppState::new(db.clone(), app.cache.clone(), common::test_config(&[]));
     let cached = || async {

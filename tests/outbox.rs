@@ -192,15 +192,12 @@ async fn levels(app: &TestApp, token: &str) -> Vec<(Uuid, Uuid)> {
     ];
     for n in 0..3 {
         let p: Value = app
-            .post_as(
+            .post_ok(
                 "/api/v1/products",
                 token,
                 &json!({"sku": format!("OB-{n}"), "name": "Ordered"}),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         let p: Uuid = p["id"].as_str().unwrap().parse().unwrap();
         levels.extend(warehouses.iter().map(|w| (p, *w)));
     }

@@ -25,16 +25,13 @@ async fn scanner(db: PgPool) -> Scanner {
     let app = TestApp::spawn(db).await;
     let manager = app.token("manager").await;
     let p: Value = app
-        .post_as(
+        .post_ok(
             "/api/v1/products",
             &manager,
             &json!({"sku": "SCAN-1", "name": "Scannable", "barcodes": [
                 {"barcode": EAN}, {"barcode": "CASE-1", "pack_quantity": 12}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let warehouse = app.create_warehouse_sql("DOCK").await;
     let other_warehouse = app.create_warehouse_sql("ELSEWHERE").await;
     let (_, key) = app.create_device(&manager, &[warehouse]).await;
@@ -506,15 +503,12 @@ async fn counts_by_hand_and_cancellation_change_nothing_until_completed(db: PgPo
     let clerk = s.app.token("clerk").await;
     let count: Value = s
         .app
-        .post_as(
+        .post_ok(
             "/api/v1/counts",
             &clerk,
             &json!({"warehouse_id": s.warehouse, "product_ids": [s.product]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = count["id"].as_str().unwrap();
     let resp = s
         .app
@@ -575,15 +569,12 @@ async fn first_movements_of_new_levels_from_batches_and_transfers_never_deadlock
     for round in 0..25 {
         let barcode = format!("FRESH-{round}");
         let p: Value = app
-            .post_as(
+            .post_ok(
                 "/api/v1/products",
                 &manager,
                 &json!({"sku": format!("FRESH-{round}"), "name": "Fresh", "barcodes": [{"barcode": barcode}]}),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+        .await;
         let product = p["id"].as_str().unwrap().to_owned();
         // The higher level exists, the lower one is created by whoever comes first.
         let resp = app

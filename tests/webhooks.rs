@@ -192,15 +192,12 @@ async fn movements(app: &TestApp, token: &str, products: usize, receipts: usize)
     let mut ids = Vec::new();
     for n in 0..products {
         let p: Value = app
-            .post_as(
+            .post_ok(
                 "/api/v1/products",
                 token,
                 &json!({"sku": format!("HOOK-{n}"), "name": "Hooked"}),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         ids.push(p["id"].as_str().unwrap().parse().unwrap());
     }
     for r in 0..receipts {

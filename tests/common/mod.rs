@@ -269,6 +269,16 @@ impl TestApp {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// POST as `token`, asserting a 2xx answer; its body as JSON (a failure
+    /// shows the answer, as [`Self::get_ok`] does).
+    pub async fn post_ok(&self, path: &str, token: &str, body: &Value) -> Value {
+        let resp = self.post_as(path, token, body).await;
+        let status = resp.status();
+        let text = resp.text().await.expect("a readable body");
+        assert!(status.is_success(), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+    }
+
     pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
         self.with_token(reqwest::Method::POST, path, token)
             .json(body)
