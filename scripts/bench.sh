@@ -498,6 +498,15 @@ bare_movements() {
   bare_mps=$(value "$out/$file-bare.txt" movements_per_s)
 }
 
+# movement_pgbench N PGBENCH_ARGS...: bench/movement.sql through pgbench at
+# c=$concurrency over the first N seeded products, as the API's clerk.
+movement_pgbench() {
+  local n=$1
+  shift
+  "$pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2 \
+    -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$@" "$db"
+}
+
 # compare_movements N FILE: movements over the first N seeded products through
 # the API, then through the bare stack, then the same statement through
 # pgbench, on the same database, in BENCH_MOVE_ROUNDS (3) rounds of
@@ -529,13 +538,11 @@ compare_movements() {
     bare_movements "$n" "$f" "$file-ids.json"
     bare=$bare_mps
     log "the same SQL through pgbench: c=$concurrency -j 2, ${move_duration} s (after ${warmup} s warm-up)"
-    pgbench_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2
-      -f bench/movement.sql -D products="$n" -D warehouse="$warehouse" -D actor="$actor" "$db")
-    "$pgbench" "${pgbench_args[@]}" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
+    movement_pgbench "$n" -T "$warmup" >"$out/pgbench-warmup.txt" 2>&1 \
       || { cat "$out/pgbench-warmup.txt" >&2; die "pgbench failed (output above)"; }
     checkpoint
     cpu_watch "$out/cpu-$f-pgbench.txt" 0 "$move_duration"
-    "$pgbench" "${pgbench_args[@]}" -T "$move_duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$f.txt"
+    movement_pgbench "$n" -T "$move_duration" 2>&1 | sed '/^pgbench (/d' | tee "$out/pgbench-$f.txt"
     wait "$cpu_pid"
     pg=$(awk '/^tps = / { print $3; exit }' "$out/pgbench-$f.txt")
     [ -n "$pg" ] || die "pgbench printed no tps (output above)"
@@ -572,10 +579,8 @@ compare_movements() {
 paced_pgbench() {
   local rate=$1 file=$2 start
   rm -f "$out/$file".*
-  "$pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$concurrency" -j 2 \
-    -f bench/movement.sql -D products="$move_products" -D warehouse="$warehouse" -D actor="$actor" \
-    -R "$rate" -T "$((warmup + duration))" -l --log-prefix="$out/$file" "$db" >"$out/$file.txt" 2>&1 \
-    || { cat "$out/$file.txt" >&2; die "pgbench failed (output above)"; }
+  movement_pgbench "$move_products" -R "$rate" -T "$((warmup + duration))" -l --log-prefix="$out/$file" \
+    >"$out/$file.txt" 2>&1 || { cat "$out/$file.txt" >&2; die "pgbench failed (output above)"; }
   start=$(cat "$out/$file".[0-9]* | awk 'NR == 1 || $5 < m { m = $5 } END { print m }')
   read -r pg_half_p50 pg_half_p99 pg_half_max < <(cat "$out/$file".[0-9]* \
     | awk -v from="$((start + warmup))" '$5 >= from { print ($3 + $7) / 1000 }' | sort -n \

@@ -34,6 +34,16 @@ use sqlx::{
 
 use crate::config::Config;
 
+/// A transaction as [`begin`] returns it; also what a one-off statement
+/// (`.persistent(false)`, planned afresh with its values) must run on.
+/// sqlx parses such a statement in one exchange with the server and runs it
+/// in the next; behind PgBouncer in transaction pooling, outside a
+/// transaction the server connection goes back to PgBouncer in between, and
+/// the run lands on another one, whose unnamed statement is another
+/// client's or none ("unnamed prepared statement does not exist", a 500;
+/// tests/pgbouncer.rs). Inside a transaction the server connection stays.
+pub type InTransaction = Transaction<'static, Postgres>;
+
 /// Begins a transaction: the one way this crate starts one.
 ///
 /// The `BEGIN` runs on a task of its own. sqlx (0.9) counts a transaction
@@ -47,7 +57,7 @@ use crate::config::Config;
 /// `COMMIT` on it or, had the connection closed, lost. On its own task the
 /// `BEGIN` always completes; if nobody is waiting any more, the transaction
 /// it returns is dropped there and sqlx rolls it back.
-pub async fn begin(db: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin(db: &PgPool) -> Result<InTransaction, sqlx::Error> {
     let db = db.clone();
     join(tokio::spawn(async move { db.begin().await })).await
 }
@@ -57,14 +67,14 @@ pub async fn begin(db: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::
 pub async fn begin_with(
     db: &PgPool,
     statement: &'static str,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+) -> Result<InTransaction, sqlx::Error> {
     let db = db.clone();
     join(tokio::spawn(async move { db.begin_with(statement).await })).await
 }
 
 async fn join(
-    task: tokio::task::JoinHandle<Result<Transaction<'static, Postgres>, sqlx::Error>>,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    task: tokio::task::JoinHandle<Result<InTransaction, sqlx::Error>>,
+) -> Result<InTransaction, sqlx::Error> {
     task.await.unwrap_or_else(|e| {
         Err(sqlx::Error::Protocol(format!(
             "the task beginning a transaction failed: {e}"
@@ -98,19 +108,9 @@ where
 
 /// Begins a read-only transaction on one snapshot: what its statements read
 /// adds up (a write committing between two of them is in both or in neither).
-pub async fn snapshot(db: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn snapshot(db: &PgPool) -> Result<InTransaction, sqlx::Error> {
     begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
 }
-
-/// A connection inside a transaction: what a one-off statement
-/// (`.persistent(false)`, planned afresh with its values) must run on.
-/// sqlx parses such a statement in one exchange with the server and runs it
-/// in the next; behind PgBouncer in transaction pooling, outside a
-/// transaction the server connection goes back to PgBouncer in between, and
-/// the run lands on another one, whose unnamed statement is another
-/// client's or none ("unnamed prepared statement does not exist", a 500;
-/// tests/pgbouncer.rs). Inside a transaction the server connection stays.
-pub type InTransaction = Transaction<'static, Postgres>;
 
 /// The migrations in `migrations/`, compiled into the binary.
 ///

@@ -163,6 +163,19 @@ impl TestApp {
     }
 }
 
+/// The JSON body of an answer whose status `accept` takes; another status,
+/// or a body that is not JSON, fails with the body shown.
+async fn answer_json(
+    resp: reqwest::Response,
+    what: &str,
+    accept: fn(reqwest::StatusCode) -> bool,
+) -> Value {
+    let status = resp.status();
+    let body = resp.text().await.expect("a readable body");
+    assert!(accept(status), "{what}: {status} {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"))
+}
+
 /// Asserts a problem+json answer with `status` and a `type` ending in `slug`; returns the body.
 pub async fn assert_problem(resp: reqwest::Response, status: u16, slug: &str) -> Value {
     let got = resp.status().as_u16();
@@ -263,20 +276,14 @@ impl TestApp {
     /// answer (a problem body read as data would only show up as nulls).
     pub async fn get_ok(&self, path: &str, token: &str) -> Value {
         let resp = self.get_as(path, token).await;
-        let status = resp.status();
-        let body = resp.text().await.expect("a readable body");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+        answer_json(resp, &format!("GET {path}"), |s| s == 200).await
     }
 
     /// POST as `token`, asserting a 2xx answer; its body as JSON (a failure
     /// shows the answer, as [`Self::get_ok`] does).
     pub async fn post_ok(&self, path: &str, token: &str, body: &Value) -> Value {
         let resp = self.post_as(path, token, body).await;
-        let status = resp.status();
-        let text = resp.text().await.expect("a readable body");
-        assert!(status.is_success(), "POST {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+        answer_json(resp, &format!("POST {path}"), |s| s.is_success()).await
     }
 
     pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {

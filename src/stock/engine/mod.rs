@@ -49,7 +49,7 @@ use crate::error::{ApiError, Result};
 /// plans cost ~0.7 ms of planning for ~0.2 ms of execution here; the generic
 /// plan is made once per connection). Every index they need is one their
 /// generic plan picks whatever the array sizes.
-pub async fn begin(db: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+pub async fn begin(db: &sqlx::PgPool) -> Result<crate::db::InTransaction> {
     Ok(crate::db::begin_with(db, "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan").await?)
 }
 
