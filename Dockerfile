@@ -24,6 +24,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # [[test]], [[example]], [[bin]]) have no file, so each gets a stub too; the
 # bench/test/example stubs stay for the real build, which never compiles them.
 COPY Cargo.toml Cargo.lock build.rs ./
+# sqlx-core with one pool option added (vendor/README.md), patched in by Cargo.toml.
+COPY vendor ./vendor
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

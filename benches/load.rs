@@ -1200,7 +1200,9 @@ async fn bare_move(
 async fn bare_movements(a: BareMovementsArgs) -> Result<()> {
     let db = sqlx::postgres::PgPoolOptions::new()
         .max_connections(a.pool)
+        // The API's pool settings (src/db.rs): no ping on acquire or release.
         .test_before_acquire(false)
+        .ping_on_release(false)
         .connect(&a.database_url)
         .await
         .context("connecting the bare server to PostgreSQL")?;

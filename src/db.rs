@@ -204,12 +204,15 @@ pub fn pool_with(options: PgConnectOptions, max_connections: u32, limits: Sessio
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_secs(300))
-        // sqlx can ping every connection it hands out: a second round trip per
-        // request, doubling the database work of a stock movement. Instead a
-        // connection opened before the last connection-level error is dropped
-        // here unseen (no round trip), and one that fails later is closed by
-        // sqlx's ping when it is released after the error.
+        // sqlx pings every connection it hands out and every one returned to
+        // it: each a second round trip per request, beside the one-statement
+        // movement's one. Neither is done. A connection opened before the
+        // last connection-level error is dropped here unseen (no round trip);
+        // one released with a transaction open or writes queued (a dropped
+        // transaction's ROLLBACK) is still pinged, so it never idles holding
+        // locks. `ping_on_release` is our patch to sqlx-core (vendor/README.md).
         .test_before_acquire(false)
+        .ping_on_release(false)
         .before_acquire(|_conn, meta| {
             Box::pin(async move { Ok(!opened_before_last_loss(meta.age)) })
         })

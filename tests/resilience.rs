@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -322,11 +322,8 @@ async fn writes_recover_within_two_seconds_of_a_postgres_restart_and_never_answe
 /// a transaction: the next request's autocommit write would stay invisible.
 #[sqlx::test]
 async fn a_request_dropped_during_begin_leaves_no_transaction_behind(db: PgPool) {
-    let one = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with((*db.connect_options()).clone())
-        .await
-        .unwrap();
+    // The API's pool settings (no ping on acquire or release), one connection.
+    let one = db::pool_with((*db.connect_options()).clone(), 1, db::SessionLimits::NONE);
     // The BEGIN is answered only after the sleep: the caller gives up first.
     let dropped = tokio::time::timeout(
         Duration::from_millis(50),
@@ -346,5 +343,117 @@ async fn a_request_dropped_during_begin_leaves_no_transaction_behind(db: PgPool)
     assert_eq!(
         seen, 1,
         "the write is committed and visible to other connections"
+    );
+}
+
+/// A TCP relay to `db`'s server on a port of its own, counting the bytes
+/// clients send through it.
+async fn counting_relay(db: &PgPool) -> (u16, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = (
+        db.connect_options().get_host().to_owned(),
+        db.connect_options().get_port(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(upstream.clone())
+                .await
+                .unwrap();
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_server, mut to_server) = server.into_split();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                    counter.fetch_add(n as u64, Ordering::SeqCst);
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+        }
+    });
+    (port, sent)
+}
+
+/// Waits until `pool` holds `n` idle connections (a released one is back).
+async fn idle(pool: &PgPool, n: usize) {
+    let start = Instant::now();
+    while pool.num_idle() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the connection never came back to the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// sqlx pings every connection returned to its pool: one more round trip to
+/// the server per request, beside a movement's one statement. The API's pool
+/// does not (`ping_on_release(false)`, our patch to sqlx-core,
+/// vendor/README.md): a statement run through the pool sends the server
+/// exactly what the same statement sends on a connection held throughout.
+#[sqlx::test]
+async fn a_connection_returned_to_the_pool_sends_the_server_nothing_more(db: PgPool) {
+    let (port, sent) = counting_relay(&db).await;
+    let opts = (*db.connect_options()).clone().port(port);
+    let pool = db::pool_with(opts, 1, db::SessionLimits::NONE);
+    let settled = || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sent.load(Ordering::SeqCst)
+    };
+    // Connect and prepare the statement, then run it on the held connection.
+    let held = {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+        let before = settled().await;
+        sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+        settled().await - before
+    };
+    idle(&pool, 1).await;
+    let before = settled().await;
+    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    idle(&pool, 1).await;
+    let through_pool = settled().await - before;
+    assert!(held > 0, "the relay counted the statement");
+    assert_eq!(
+        through_pool, held,
+        "a statement through the pool sent {through_pool} bytes, {held} on a held connection"
+    );
+}
+
+/// A transaction dropped without COMMIT (a handler that returned early on an
+/// error, a request dropped at its deadline) leaves its ROLLBACK queued on the
+/// connection. Released without a ping, the connection would idle in the pool
+/// holding the transaction's locks until its next use; it is still pinged,
+/// which sends the ROLLBACK.
+#[sqlx::test]
+async fn a_transaction_dropped_uncommitted_releases_its_locks_when_its_connection_returns(
+    db: PgPool,
+) {
+    let (product, _) = product_and_warehouse(&db).await;
+    let pool = db::pool_with((*db.connect_options()).clone(), 1, db::SessionLimits::NONE);
+    {
+        let mut tx = db::begin(&pool).await.unwrap();
+        sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE")
+            .bind(product)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    idle(&pool, 1).await;
+    let locked = sqlx::query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(product)
+        .execute(&db)
+        .await;
+    assert!(
+        locked.is_ok(),
+        "the dropped transaction still holds its row lock: {locked:?}"
     );
 }
