@@ -8,7 +8,7 @@
 //! handlers, and it does not push anywhere: Prometheus scrapes.
 
 use std::{
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -304,6 +304,22 @@ impl Metrics {
     }
 }
 
+/// Who made the request (`user:<id>` or `device:<id>`), set by authentication
+/// and written on the request's access line.
+///
+/// Not a field of the request span: recording into a span makes the JSON
+/// formatter parse and rewrite the span's fields (perf: ~3 % of the API's CPU
+/// in a movement run); the access line carries the request id, which ties the
+/// request's other lines to it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestPrincipal(Arc<OnceLock<String>>);
+
+impl RequestPrincipal {
+    pub fn set(&self, principal: String) {
+        let _ = self.0.set(principal);
+    }
+}
+
 /// The request id: the caller's `X-Request-Id` when it is sane, else a new UUIDv7.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -328,17 +344,19 @@ static ROUTE_NAMES: OnceLock<std::collections::HashMap<String, String>> = OnceLo
 /// Registers the OpenAPI path templates (called once when the app is built).
 pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str> + Clone) {
     let _ = ROUTE_TEMPLATES.get_or_init(|| {
-        templates
-            .clone()
-            .into_iter()
-            .map(|t| {
-                let segments = t
-                    .split('/')
-                    .map(|seg| (!seg.starts_with('{')).then(|| seg.to_owned()))
-                    .collect();
-                (t.to_owned(), segments)
-            })
-            .collect()
+        let mut routes = RouteTemplates::default();
+        for t in templates.clone() {
+            let segments: Vec<_> = t
+                .split('/')
+                .map(|seg| (!seg.starts_with('{')).then(|| seg.to_owned()))
+                .collect();
+            if segments.iter().all(Option::is_some) {
+                routes.literal.insert(t.to_owned(), t.to_owned());
+            } else {
+                routes.with_params.push((t.to_owned(), segments));
+            }
+        }
+        routes
     });
     let _ = ROUTE_NAMES.get_or_init(|| {
         templates
@@ -363,18 +381,32 @@ pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str> + Clone)
     });
 }
 
-/// OpenAPI templates split into segments (`None` = a `{param}`), for [`route_for_path`].
-static ROUTE_TEMPLATES: OnceLock<Vec<(String, Vec<Option<String>>)>> = OnceLock::new();
+/// The OpenAPI templates, for [`route_for_path`]: those without parameters by
+/// their path, the others split into segments (`None` = a `{param}`).
+#[derive(Default)]
+struct RouteTemplates {
+    literal: std::collections::HashMap<String, String>,
+    with_params: Vec<(String, Vec<Option<String>>)>,
+}
+static ROUTE_TEMPLATES: OnceLock<RouteTemplates> = OnceLock::new();
 
 /// The OpenAPI template a request path falls under, before routing has run
 /// (the most literal match wins: `/products/by-barcode/{b}` over `/products/{id}/{x}`);
 /// "unmatched" for paths outside the API (routing later names those it knows).
-fn route_for_path(path: &str) -> String {
+/// A template without parameters is the most literal match there is, so it is
+/// looked up first: one hash lookup for the movement endpoints instead of
+/// comparing the path with every template (perf: ~4 % of the API's CPU in a
+/// movement run).
+fn route_for_path(path: &str) -> &'static str {
     let Some(templates) = ROUTE_TEMPLATES.get() else {
-        return "unmatched".to_owned();
+        return "unmatched";
     };
+    if let Some(name) = templates.literal.get(path) {
+        return name;
+    }
     let segments: Vec<&str> = path.split('/').collect();
     templates
+        .with_params
         .iter()
         .filter(|(_, t)| {
             t.len() == segments.len()
@@ -384,7 +416,7 @@ fn route_for_path(path: &str) -> String {
                 })
         })
         .max_by_key(|(_, t)| t.iter().filter(|s| s.is_some()).count())
-        .map_or_else(|| "unmatched".to_owned(), |(name, _)| name.clone())
+        .map_or("unmatched", |(name, _)| name)
 }
 
 fn route_label(pattern: Option<&PathPattern>) -> String {
@@ -423,6 +455,8 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
     let metrics = metrics();
     let request_id = request_id_from(&req);
     req.set_data(RequestId(request_id.clone()));
+    let principal = RequestPrincipal::default();
+    req.set_data(principal.clone());
     let method = req.method().to_string();
     // ERROR level so the span is enabled whenever any line is logged: under
     // RUST_LOG=warn an INFO span would be filtered out and warn lines would
@@ -434,7 +468,6 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
         method = %method,
         path = %req.uri().path(),
         route = %route_for_path(req.uri().path()),
-        principal = tracing::field::Empty,
     );
     let started = Instant::now();
     metrics.http_active.add(1, &[]);
@@ -468,13 +501,24 @@ pub async fn observe<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Respo
     // into a span makes the JSON formatter parse and rewrite the span's
     // fields, which cost ~7 % of the API's CPU in a movement run (perf).
     let (status_code, latency_ms) = (status.as_u16(), elapsed.as_secs_f64() * 1000.0);
+    let principal = principal.0.get().map(String::as_str);
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::error!(status = status_code, latency_ms, "request failed");
+            tracing::error!(
+                status = status_code,
+                latency_ms,
+                principal,
+                "request failed"
+            );
         } else if elapsed > Duration::from_secs(1) {
-            tracing::warn!(status = status_code, latency_ms, "slow request");
+            tracing::warn!(status = status_code, latency_ms, principal, "slow request");
         } else {
-            tracing::info!(status = status_code, latency_ms, "request completed");
+            tracing::info!(
+                status = status_code,
+                latency_ms,
+                principal,
+                "request completed"
+            );
         }
     });
 
@@ -490,7 +534,11 @@ mod tests {
 
     #[test]
     fn route_label_uses_openapi_templates() {
-        register_routes(["/api/v1/products/{id}/barcodes/{barcode}"]);
+        register_routes([
+            "/api/v1/products/{id}/barcodes/{barcode}",
+            "/api/v1/products/{id}",
+            "/api/v1/products/low-stock",
+        ]);
         let p = PathPattern("/api/v1/products/:param0/barcodes/:param1".into());
         assert_eq!(
             route_label(Some(&p)),
@@ -506,5 +554,14 @@ mod tests {
             "unmatched"
         );
         assert_eq!(route_for_path("/nope"), "unmatched");
+        // The most literal template wins, with or without parameters.
+        assert_eq!(
+            route_for_path("/api/v1/products/low-stock"),
+            "/api/v1/products/low-stock"
+        );
+        assert_eq!(
+            route_for_path("/api/v1/products/abc"),
+            "/api/v1/products/{id}"
+        );
     }
 }

@@ -90,6 +90,23 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
         "{access}"
     );
     assert_eq!(access["span"]["route"], "/api/v1/auth/refresh", "{access}");
+    // The access line of an authenticated request names who made it.
+    let resp = app
+        .client
+        .get(app.url("/api/v1/warehouses"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .header("x-request-id", "log-test-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let access: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "request completed" && l["span"]["request_id"] == "log-test-43")
+        .unwrap_or_else(|| panic!("no access line for the request in:\n{text}"));
+    assert_eq!(access["principal"], format!("user:{}", user.id), "{access}");
     // And every line logged inside a request has them.
     for l in lines.iter().filter(|l| l.get("span").is_some()) {
         for field in ["request_id", "method", "route"] {

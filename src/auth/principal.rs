@@ -197,13 +197,12 @@ async fn authenticate(req: &Request, bearer: Bearer, access: Access) -> poem::Re
             _ => return Err(ApiError::Unauthorized.into()),
         }
     };
-    tracing::Span::current().record(
-        "principal",
-        tracing::field::display(match &principal {
+    if let Some(slot) = req.data::<crate::telemetry::RequestPrincipal>() {
+        slot.set(match &principal {
             Principal::User { id, .. } => format!("user:{id}"),
             Principal::Device { id, .. } => format!("device:{id}"),
-        }),
-    );
+        });
+    }
     match (access, &principal) {
         (Access::User(need), Principal::User { role, .. }) if *role >= need => Ok(principal),
         (Access::User(need), Principal::User { .. }) => Err(forbidden_for_role(need).into()),
