@@ -9,8 +9,9 @@
 # Without extra arguments it then runs a subset (stock, scanner, read_pool,
 # pgbouncer) again with the application's pool going through PgBouncer in
 # transaction pooling (127.0.0.1:TEST_PGBOUNCER_PORT, default PostgreSQL's
-# port + 3), built once from Debian's source when the installed PgBouncer is
-# older than 1.21 (see scripts/lib/services.sh); skip that with
+# port + 13, clear of bench.sh's PostgreSQL on 55436), built once from
+# Debian's source when the installed PgBouncer is older than 1.21 (see
+# scripts/lib/services.sh); skip that with
 # TEST_PGBOUNCER=0. It needs the private PostgreSQL (no DATABASE_URL given).
 # TEST_PGBOUNCER_MAX_PREPARED_STATEMENTS=0 turns PgBouncer's prepared
 # statement tracking off, to see the subset fail without it.
@@ -64,7 +65,7 @@ log "cargo test (DATABASE_URL=$DATABASE_URL, REDIS_URL=$REDIS_URL)"
 cargo test --workspace "$@"
 
 if [ $# -eq 0 ] && [ "$own_pg" = 1 ] && [ "${TEST_PGBOUNCER:-1}" != 0 ]; then
-  bouncer_port=${TEST_PGBOUNCER_PORT:-$((pg_port + 3))}
+  bouncer_port=${TEST_PGBOUNCER_PORT:-$((pg_port + 13))}
   stop_pgbouncer "$pgbouncer_dir"
   check_port "$bouncer_port" TEST_PGBOUNCER_PORT
   ensure_pgbouncer "$PWD/target/tools"
