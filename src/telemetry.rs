@@ -351,7 +351,7 @@ pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str> + Clone)
                 .map(|seg| (!seg.starts_with('{')).then(|| seg.to_owned()))
                 .collect();
             if segments.iter().all(Option::is_some) {
-                routes.literal.insert(t.to_owned(), t.to_owned());
+                routes.literal.insert(t.to_owned());
             } else {
                 routes.with_params.push((t.to_owned(), segments));
             }
@@ -385,7 +385,7 @@ pub fn register_routes<'a>(templates: impl IntoIterator<Item = &'a str> + Clone)
 /// their path, the others split into segments (`None` = a `{param}`).
 #[derive(Default)]
 struct RouteTemplates {
-    literal: std::collections::HashMap<String, String>,
+    literal: std::collections::HashSet<String>,
     with_params: Vec<(String, Vec<Option<String>>)>,
 }
 static ROUTE_TEMPLATES: OnceLock<RouteTemplates> = OnceLock::new();
@@ -401,8 +401,8 @@ fn route_for_path(path: &str) -> &'static str {
     let Some(templates) = ROUTE_TEMPLATES.get() else {
         return "unmatched";
     };
-    if let Some(name) = templates.literal.get(path) {
-        return name;
+    if let Some(template) = templates.literal.get(path) {
+        return template;
     }
     let segments: Vec<&str> = path.split('/').collect();
     templates

@@ -61,6 +61,17 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    let resp = app
+        .with_token(
+            reqwest::Method::GET,
+            "/api/v1/warehouses",
+            pair["access_token"].as_str().unwrap(),
+        )
+        .header("x-request-id", "log-test-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
@@ -80,10 +91,13 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
     assert_eq!(line["span"]["method"], "POST", "{line}");
     assert_eq!(line["span"]["route"], "/api/v1/auth/refresh", "{line}");
     // The access line of that request says how it ended.
-    let access = lines
-        .iter()
-        .find(|l| l["message"] == "request completed" && l["span"]["request_id"] == "log-test-42")
-        .unwrap_or_else(|| panic!("no access line for the request in:\n{text}"));
+    let access_line = |request_id: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == "request completed" && l["span"]["request_id"] == request_id)
+            .unwrap_or_else(|| panic!("no access line for {request_id} in:\n{text}"))
+    };
+    let access = access_line("log-test-42");
     assert_eq!(access["status"], 401, "{access}");
     assert!(
         access["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
@@ -91,21 +105,7 @@ async fn warn_lines_inside_a_handler_carry_request_id_method_and_route(db: PgPoo
     );
     assert_eq!(access["span"]["route"], "/api/v1/auth/refresh", "{access}");
     // The access line of an authenticated request names who made it.
-    let resp = app
-        .client
-        .get(app.url("/api/v1/warehouses"))
-        .bearer_auth(pair["access_token"].as_str().unwrap())
-        .header("x-request-id", "log-test-43")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let access: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message"] == "request completed" && l["span"]["request_id"] == "log-test-43")
-        .unwrap_or_else(|| panic!("no access line for the request in:\n{text}"));
+    let access = access_line("log-test-43");
     assert_eq!(access["principal"], format!("user:{}", user.id), "{access}");
     // And every line logged inside a request has them.
     for l in lines.iter().filter(|l| l.get("span").is_some()) {
