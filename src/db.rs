@@ -12,10 +12,12 @@
 //!
 //! Dead connections (after a PostgreSQL restart or failover every idle one is
 //! dead) are evicted without a ping per request: the first connection-level
-//! error any request sees is noted by [`note_connection_lost`], and
-//! `before_acquire` then discards every pooled connection opened before that
-//! moment, with no round trip. So one failed request, not one per pooled
-//! connection, pays for an outage.
+//! error any request or background task sees is noted by [`note_if_lost`],
+//! and `before_acquire` then discards every pooled connection opened before
+//! that moment, with no round trip. So one failed request, not one per pooled
+//! connection, pays for an outage, and none when a background task (the
+//! outbox sequencer and relay, the webhook worker, the health refresh) meets
+//! the dead connection first.
 
 use std::{
     sync::{
@@ -296,9 +298,28 @@ fn epoch() -> Instant {
 /// Milliseconds after [`epoch`] of the last connection-level error; 0 = none yet.
 static LAST_LOSS_MS: AtomicU64 = AtomicU64::new(0);
 
+/// Notes the outage when `err`, or an error it was caused by, says the
+/// connection is gone ([`is_connection_lost`]); true then. Every place that
+/// meets a database error and carries on calls it: the dead connection goes
+/// back to the pool unpinged (see [`pool_with`]), and without the note the
+/// next request to take one like it would fail instead.
+pub fn note_if_lost(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<sqlx::Error>()
+            .is_some_and(is_connection_lost)
+        {
+            note_connection_lost();
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Records that a connection turned out dead: every pooled connection opened
 /// before now is discarded when next acquired (see [`pool_from_url`]).
-pub fn note_connection_lost() {
+fn note_connection_lost() {
     let now = epoch().elapsed().as_millis() as u64;
     LAST_LOSS_MS.fetch_max(now.max(1), Ordering::Relaxed);
 }

@@ -349,8 +349,7 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %err, "database unavailable: no connection in time");
                 ApiError::Unavailable("The database")
             }
-            _ if crate::db::is_connection_lost(&err) => {
-                crate::db::note_connection_lost();
+            _ if crate::db::note_if_lost(&err) => {
                 tracing::warn!(error = %err, "database connection lost");
                 ApiError::Unavailable("The database")
             }

@@ -294,15 +294,21 @@ const SEQUENCE_EVERY: Duration = Duration::from_millis(100);
 /// Numbers committed events forever (every replica runs one; one works at a time).
 pub async fn run_sequencer(db: PgPool) {
     loop {
-        let pause = match sequence(&db).await {
-            Ok(n) if n as i64 == SEQUENCE_BATCH => Duration::ZERO,
-            Ok(_) => SEQUENCE_EVERY,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox sequencer failed");
-                Duration::from_secs(2)
-            }
-        };
+        let pause = sequencer_pass(&db).await;
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// One pass of [`run_sequencer`]; answers how long to wait before the next.
+pub async fn sequencer_pass(db: &PgPool) -> Duration {
+    match sequence(db).await {
+        Ok(n) if n as i64 == SEQUENCE_BATCH => Duration::ZERO,
+        Ok(_) => SEQUENCE_EVERY,
+        Err(e) => {
+            crate::db::note_if_lost(&e);
+            tracing::warn!(error = %e, "outbox sequencer failed");
+            Duration::from_secs(2)
+        }
     }
 }
 
@@ -316,6 +322,7 @@ pub async fn run_relay(db: PgPool, cache: Cache) {
             Ok(n) if n as i64 == RELAY_BATCH => Duration::ZERO,
             Ok(_) => Duration::from_millis(250),
             Err(e) => {
+                crate::db::note_if_lost(e.as_ref());
                 backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "outbox relay failed");
                 tokio::time::sleep(backoff).await;

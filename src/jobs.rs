@@ -53,12 +53,18 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
             match idempotency::delete_expired(&s.db, crate::db::CLEANUP_BATCH).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired idempotency keys removed"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "idempotency key cleanup failed"),
+                Err(e) => {
+                    crate::db::note_if_lost(&e);
+                    tracing::warn!(error = %e, "idempotency key cleanup failed");
+                }
             }
             match events::delete_old(&s.db, s.cache.is_enabled(), crate::db::CLEANUP_BATCH).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "old outbox events removed"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox cleanup failed"),
+                Err(e) => {
+                    crate::db::note_if_lost(&e);
+                    tracing::warn!(error = %e, "outbox cleanup failed");
+                }
             }
             tokio::time::sleep(KEY_CLEANUP_EVERY).await;
         }

@@ -47,10 +47,14 @@ const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Checks PostgreSQL with a short timeout.
 pub async fn database_ok(db: &sqlx::PgPool) -> bool {
     let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(db);
-    matches!(
-        tokio::time::timeout(DB_CHECK_TIMEOUT, check).await,
-        Ok(Ok(1))
-    )
+    match tokio::time::timeout(DB_CHECK_TIMEOUT, check).await {
+        Ok(Ok(one)) => one == 1,
+        Ok(Err(e)) => {
+            crate::db::note_if_lost(&e);
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 #[OpenApi(tag = "Tags::Ops")]

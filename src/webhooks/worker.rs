@@ -117,6 +117,7 @@ impl Worker {
             let backlog = match fan_out(&self.db, self.config.retry_for).await {
                 Ok(n) => n as i64 == FAN_OUT_BATCH,
                 Err(e) => {
+                    crate::db::note_if_lost(e.as_ref());
                     tracing::warn!(error = format!("{e:#}"), "webhook fan-out failed");
                     false
                 }
@@ -135,6 +136,7 @@ impl Worker {
                     }
                     Ok(None) => break,
                     Err(e) => {
+                        crate::db::note_if_lost(&e);
                         tracing::warn!(error = %e, "webhook claim failed");
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         break;
@@ -173,9 +175,12 @@ impl Worker {
         Ok(Some(async move {
             let webhook = delivery.webhook_id;
             let id = delivery.id;
-            if let Err(e) = worker.attempt(&mut tx, &delivery).await {
-                tracing::warn!(error = %e, delivery = %id, "webhook delivery not recorded; it will be retried");
-            } else if let Err(e) = tx.commit().await {
+            let recorded = match worker.attempt(&mut tx, &delivery).await {
+                Ok(()) => tx.commit().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                crate::db::note_if_lost(&e);
                 tracing::warn!(error = %e, delivery = %id, "webhook delivery not recorded; it will be retried");
             }
             let mut in_flight = worker.in_flight.lock().expect("lock not poisoned");
