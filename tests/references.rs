@@ -1,8 +1,7 @@
-//! The references of count_lines, checked per statement by triggers
-//! (migration 20261203000001) instead of row-by-row foreign keys: they refuse
-//! what the foreign keys refused, under the same names, and a delete racing
-//! an insert of a reference still loses. (scan_events keeps its foreign keys;
-//! one test shows its refusal reads the same.)
+//! The references of count_lines and scan_events, checked per statement by
+//! triggers (migrations 20261203000001 and 20261204200001) instead of
+//! row-by-row foreign keys: they refuse what the foreign keys refused, under
+//! the same names, and a delete racing an insert of a reference still loses.
 
 use std::time::Duration;
 
@@ -61,6 +60,39 @@ async fn insert_lines(
     .bind(products)
     .bind(location)
     .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// A scanner device, for scan events.
+async fn device(db: &PgPool) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO devices (name, key_prefix, key_hash) VALUES ('D1', 'k', 'h') RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// Inserts one scan event per product, in one statement.
+async fn insert_scans(
+    conn: &mut sqlx::PgConnection,
+    device: Uuid,
+    products: &[Uuid],
+    location: Uuid,
+    transaction: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, status,
+             product_id, location_id, transaction_id)
+         SELECT $1, gen_random_uuid(), '123', 'receive', 1, 'applied', p, $3, $4
+         FROM unnest($2::uuid[]) AS p",
+    )
+    .bind(device)
+    .bind(products)
+    .bind(location)
+    .bind(transaction)
+    .execute(conn)
     .await
     .map(|_| ())
 }
@@ -266,4 +298,119 @@ async fn a_delete_racing_an_insert_of_a_reference_waits_for_it_and_is_refused(db
     .await
     .unwrap();
     assert_eq!(orphans, 0);
+}
+
+#[sqlx::test]
+async fn a_scan_event_naming_a_missing_row_is_refused_and_a_named_row_is_not_deleted(db: PgPool) {
+    let r = rows(&db).await;
+    let device = device(&db).await;
+    let mut conn = db.acquire().await.unwrap();
+    // One good event and one bad one in the same statement: all refused.
+    let missing = Uuid::new_v4();
+    for (device, products, location, transaction, constraint) in [
+        (
+            missing,
+            vec![r.product],
+            r.location,
+            None,
+            "scan_events_device_id_fkey",
+        ),
+        (
+            device,
+            vec![r.product, missing],
+            r.location,
+            None,
+            "scan_events_product_id_fkey",
+        ),
+        (
+            device,
+            vec![r.product],
+            missing,
+            None,
+            "scan_events_location_id_fkey",
+        ),
+        (
+            device,
+            vec![r.product],
+            r.location,
+            Some(missing),
+            "scan_events_transaction_id_fkey",
+        ),
+    ] {
+        let err = insert_scans(&mut conn, device, &products, location, transaction)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violation(err),
+            ("23503".to_owned(), Some(constraint.into())),
+            "{constraint}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM scan_events")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of a refused statement is kept");
+
+    insert_scans(&mut conn, device, &[r.product], r.location, None)
+        .await
+        .unwrap();
+    let refused = refusal(&db, "UPDATE scan_events SET product_id = $1", missing).await;
+    assert_eq!(refused.1.as_deref(), Some("scan_events_product_id_fkey"));
+    for (sql, id, constraint) in [
+        (
+            "DELETE FROM locations WHERE id = $1",
+            r.location,
+            "scan_events_location_id_fkey",
+        ),
+        (
+            "DELETE FROM products WHERE id = $1",
+            r.product,
+            "scan_events_product_id_fkey",
+        ),
+        (
+            "DELETE FROM devices WHERE id = $1",
+            device,
+            "scan_events_device_id_fkey",
+        ),
+    ] {
+        let refused = refusal(&db, sql, id).await;
+        assert_eq!(
+            refused,
+            ("23503".to_owned(), Some(constraint.into())),
+            "{sql}"
+        );
+    }
+}
+
+/// As for count lines: the insert locks the rows its scan events name, so a
+/// delete of one waits, then sees the new event and is refused.
+#[sqlx::test]
+async fn a_delete_racing_an_insert_of_a_scan_event_waits_for_it_and_is_refused(db: PgPool) {
+    let r = rows(&db).await;
+    let device = device(&db).await;
+    let mut inserting = db.begin().await.unwrap();
+    insert_scans(&mut inserting, device, &[r.product], r.location, None)
+        .await
+        .unwrap();
+    let deleter = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            sqlx::query("DELETE FROM devices WHERE id = $1")
+                .bind(device)
+                .execute(&db)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete waits for the inserting transaction"
+    );
+    inserting.commit().await.unwrap();
+    let err = deleter.await.unwrap().unwrap_err();
+    assert_eq!(
+        violation(err).1.as_deref(),
+        Some("scan_events_device_id_fkey")
+    );
 }
