@@ -20,15 +20,51 @@
 -- scan_events). A ledger row needs no lock: the ledger refuses every UPDATE,
 -- DELETE and TRUNCATE, so a transaction that exists stays.
 
--- Raises the error the foreign key `con` would raise for `missing`.
-CREATE FUNCTION raise_missing_reference(tbl text, con text, col text, ref text, missing text)
+-- Raises the error the foreign key `con` of table `schema.tbl` would raise for the
+-- key `missing` of column `col` (NULL: the row was there, and was deleted
+-- before it could be locked). One wording for every per-statement check:
+-- count_lines' generic one below, and scan_events'.
+CREATE FUNCTION raise_missing_reference(schema text, tbl text, con text, col text, ref text, missing text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE foreign_key_violation USING
         MESSAGE = format('insert or update on table "%s" violates foreign key constraint "%s"', tbl, con),
         DETAIL = format('Key (%s)=(%s) is not present in table "%s".', col,
                         coalesce(missing, 'deleted meanwhile'), ref),
-        CONSTRAINT = con, TABLE = tbl;
+        CONSTRAINT = con, TABLE = tbl, SCHEMA = schema;
+END $$;
+
+-- count_lines' check (20261203000001), unchanged but for raising through
+-- raise_missing_reference.
+CREATE OR REPLACE FUNCTION check_references() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    i int := 0;
+    wanted bigint;
+    held bigint;
+    missing text;
+BEGIN
+    PERFORM 1 FROM new_rows LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    WHILE i < TG_NARGS LOOP
+        EXECUTE format(
+            'WITH keys AS (SELECT DISTINCT %1$I AS k FROM new_rows WHERE %1$I IS NOT NULL),
+                  held AS (SELECT r.id FROM %2$I r WHERE r.id IN (SELECT k FROM keys) FOR KEY SHARE OF r)
+             SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM held)',
+            TG_ARGV[i + 1], TG_ARGV[i + 2])
+        INTO wanted, held;
+        IF held < wanted THEN
+            EXECUTE format(
+                'SELECT n.k::text FROM (SELECT DISTINCT %1$I AS k FROM new_rows WHERE %1$I IS NOT NULL) n
+                 WHERE NOT EXISTS (SELECT 1 FROM %2$I r WHERE r.id = n.k) LIMIT 1',
+                TG_ARGV[i + 1], TG_ARGV[i + 2])
+            INTO missing;
+            PERFORM raise_missing_reference(TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[i], TG_ARGV[i + 1], TG_ARGV[i + 2], missing);
+        END IF;
+        i := i + 3;
+    END LOOP;
+    RETURN NULL;
 END $$;
 
 -- new_rows: the statement's inserted or updated rows.
@@ -37,14 +73,14 @@ BEGIN
     IF (SELECT count(DISTINCT device_id) FROM new_rows)
        > (SELECT count(*) FROM (SELECT 1 FROM devices r
                                 WHERE r.id IN (SELECT device_id FROM new_rows) FOR KEY SHARE OF r) h) THEN
-        PERFORM raise_missing_reference(TG_TABLE_NAME, 'scan_events_device_id_fkey', 'device_id', 'devices',
+        PERFORM raise_missing_reference(TG_TABLE_SCHEMA, TG_TABLE_NAME, 'scan_events_device_id_fkey', 'device_id', 'devices',
             (SELECT n.device_id::text FROM new_rows n
              WHERE NOT EXISTS (SELECT 1 FROM devices r WHERE r.id = n.device_id) LIMIT 1));
     END IF;
     IF (SELECT count(DISTINCT product_id) FROM new_rows)
        > (SELECT count(*) FROM (SELECT 1 FROM products r
                                 WHERE r.id IN (SELECT product_id FROM new_rows) FOR KEY SHARE OF r) h) THEN
-        PERFORM raise_missing_reference(TG_TABLE_NAME, 'scan_events_product_id_fkey', 'product_id', 'products',
+        PERFORM raise_missing_reference(TG_TABLE_SCHEMA, TG_TABLE_NAME, 'scan_events_product_id_fkey', 'product_id', 'products',
             (SELECT n.product_id::text FROM new_rows n
              WHERE n.product_id IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM products r WHERE r.id = n.product_id) LIMIT 1));
@@ -52,12 +88,12 @@ BEGIN
     IF (SELECT count(DISTINCT location_id) FROM new_rows)
        > (SELECT count(*) FROM (SELECT 1 FROM locations r
                                 WHERE r.id IN (SELECT location_id FROM new_rows) FOR KEY SHARE OF r) h) THEN
-        PERFORM raise_missing_reference(TG_TABLE_NAME, 'scan_events_location_id_fkey', 'location_id', 'locations',
+        PERFORM raise_missing_reference(TG_TABLE_SCHEMA, TG_TABLE_NAME, 'scan_events_location_id_fkey', 'location_id', 'locations',
             (SELECT n.location_id::text FROM new_rows n
              WHERE n.location_id IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM locations r WHERE r.id = n.location_id) LIMIT 1));
     END IF;
-    PERFORM raise_missing_reference(TG_TABLE_NAME, 'scan_events_transaction_id_fkey', 'transaction_id',
+    PERFORM raise_missing_reference(TG_TABLE_SCHEMA, TG_TABLE_NAME, 'scan_events_transaction_id_fkey', 'transaction_id',
                                     'stock_transactions', n.transaction_id::text)
     FROM new_rows n
     WHERE n.transaction_id IS NOT NULL
