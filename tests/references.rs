@@ -107,6 +107,30 @@ async fn refusal(db: &PgPool, sql: &'static str, id: Uuid) -> (String, Option<St
     violation(err)
 }
 
+/// Runs `delete` (bound to `id`) while `inserting` is open, checks that it
+/// waits for it, commits `inserting`, and answers the delete's error.
+async fn delete_racing(
+    db: &PgPool,
+    inserting: Transaction<'_, Postgres>,
+    delete: &'static str,
+    id: Uuid,
+) -> sqlx::Error {
+    let deleter = {
+        let db = db.clone();
+        tokio::spawn(async move { sqlx::query(delete).bind(id).execute(&db).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete waits for the inserting transaction"
+    );
+    inserting.commit().await.unwrap();
+    deleter
+        .await
+        .unwrap()
+        .expect_err("the delete is refused once the insert is committed")
+}
+
 /// The SQLSTATE and constraint of a database error.
 fn violation(e: sqlx::Error) -> (String, Option<String>) {
     let db = e.as_database_error().expect("a database error");
@@ -271,22 +295,13 @@ async fn a_delete_racing_an_insert_of_a_reference_waits_for_it_and_is_refused(db
         .await
         .unwrap();
 
-    let deleter = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            sqlx::query("DELETE FROM locations WHERE id = $1")
-                .bind(r.location)
-                .execute(&db)
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !deleter.is_finished(),
-        "the delete waits for the inserting transaction"
-    );
-    inserting.commit().await.unwrap();
-    let err = deleter.await.unwrap().unwrap_err();
+    let err = delete_racing(
+        &db,
+        inserting,
+        "DELETE FROM locations WHERE id = $1",
+        r.location,
+    )
+    .await;
     assert_eq!(
         violation(err).1.as_deref(),
         Some("count_lines_location_id_fkey")
@@ -393,22 +408,7 @@ async fn a_delete_racing_an_insert_of_a_scan_event_waits_for_it_and_is_refused(d
     insert_scans(&mut inserting, device, &[r.product], r.location, None)
         .await
         .unwrap();
-    let deleter = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            sqlx::query("DELETE FROM devices WHERE id = $1")
-                .bind(device)
-                .execute(&db)
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !deleter.is_finished(),
-        "the delete waits for the inserting transaction"
-    );
-    inserting.commit().await.unwrap();
-    let err = deleter.await.unwrap().unwrap_err();
+    let err = delete_racing(&db, inserting, "DELETE FROM devices WHERE id = $1", device).await;
     assert_eq!(
         violation(err).1.as_deref(),
         Some("scan_events_device_id_fkey")
