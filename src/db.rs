@@ -15,9 +15,10 @@
 //! error any request or background task sees is noted by [`note_if_lost`],
 //! and `before_acquire` then discards every pooled connection opened before
 //! that moment, with no round trip. So one failed request, not one per pooled
-//! connection, pays for an outage, and none when a background task (the
-//! outbox sequencer and relay, the webhook worker, the health refresh) meets
-//! the dead connection first.
+//! connection, pays for an outage, and none when work outside a request's
+//! error path (the outbox sequencer and relay, the webhook worker, the
+//! cleanups, the health refresh, the event feed and CSV export streams, the
+//! scanner's last-seen update) meets the dead connection first.
 
 use std::{
     sync::{

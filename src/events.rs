@@ -424,6 +424,7 @@ fn feed(
                     }
                     Ok(_) => tokio::time::sleep(FEED_POLL).await,
                     Err(e) => {
+                        crate::db::note_if_lost(&e);
                         tracing::warn!(error = %e, "event feed query failed");
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }

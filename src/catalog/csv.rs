@@ -88,22 +88,22 @@ pub fn export(db: PgPool) -> Body {
         // A large catalog streamed to a slow client can outlive the API's
         // statement_timeout, which is meant for requests, not downloads: this
         // read lifts it for its own transaction only (rolled back on drop).
-        let mut conn = match crate::db::begin(&db).await {
+        let started = async {
+            let mut conn = crate::db::begin(&db).await?;
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut *conn)
+                .await?;
+            Ok::<_, sqlx::Error>(conn)
+        };
+        let mut conn = match started.await {
             Ok(conn) => conn,
             Err(e) => {
+                crate::db::note_if_lost(&e);
                 tracing::warn!(error = %e, "CSV export could not start");
                 let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
                 return;
             }
         };
-        if let Err(e) = sqlx::query("SET LOCAL statement_timeout = 0")
-            .execute(&mut *conn)
-            .await
-        {
-            tracing::warn!(error = %e, "CSV export could not start");
-            let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
-            return;
-        }
         let mut rows = sqlx::query_as::<_, ExportRow>(
             "SELECT p.sku, p.name, p.description, p.category_id, p.unit, p.unit_cost, p.price,
                     p.reorder_point, p.reorder_quantity, p.active,
@@ -120,6 +120,7 @@ pub fn export(db: PgPool) -> Body {
             let r = match row {
                 Ok(r) => r,
                 Err(e) => {
+                    crate::db::note_if_lost(&e);
                     tracing::error!(error = %e, "CSV export failed");
                     let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
                     return;

@@ -175,6 +175,7 @@ async fn touch_device(state: &AppState, device: Uuid) {
     };
     if due {
         if let Err(e) = repo::touch_device(&state.db, device).await {
+            crate::db::note_if_lost(&e);
             tracing::warn!(error = %e, "could not record last_seen_at");
         }
     }

@@ -177,7 +177,7 @@ impl Worker {
             let id = delivery.id;
             let recorded = match worker.attempt(&mut tx, &delivery).await {
                 Ok(()) => tx.commit().await,
-                Err(e) => Err(e),
+                failed => failed,
             };
             if let Err(e) = recorded {
                 crate::db::note_if_lost(&e);
