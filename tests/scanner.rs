@@ -186,6 +186,16 @@ async fn a_batch_is_processed_in_order_and_answers_every_event(db: PgPool) {
     assert_eq!(s.level().await, 27);
     assert_eq!(s.ledger_sum().await, 27);
 
+    // Stored with time-ordered ids, rising in the order the rows are written
+    // (event-id order), so a batch's keys go to the primary key's right edge.
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM scan_events ORDER BY event_id")
+        .fetch_all(&s.app.db)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 8, "every event but the in-batch copy is stored");
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
     // Rejected events are kept for a manager to review (devices cannot list them).
     let page: Value = s
         .app

@@ -193,6 +193,11 @@ pub async fn store_outcomes(
     let mut c = OutcomeColumns::default();
     for o in outcomes {
         let r = o.result;
+        // Time-ordered ids (the column's default, gen_random_uuid(), is
+        // random): a batch's 500 keys land on the primary key's right edge
+        // instead of ~500 scattered leaf pages; batches +6.6 % over seven
+        // paired runs (bench/README.md, "Time-ordered scan event ids").
+        c.id.push(Uuid::now_v7());
         c.event_id.push(o.event_id);
         c.barcode.push(o.barcode.clone());
         c.action.push(o.action);
@@ -216,11 +221,11 @@ pub async fn store_outcomes(
         c.location.push(r.location_id);
     }
     let stored: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO scan_events (device_id, event_id, barcode, action, quantity, warehouse_id, count_id,
+        "INSERT INTO scan_events (device_id, id, event_id, barcode, action, quantity, warehouse_id, count_id,
              scanned_at, status, reason, product_id, transaction_id, units, level, lot, expires_on, serial,
              location_id)
-         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::uuid[], $7::uuid[],
-             $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::bigint[],
+         SELECT $1, * FROM unnest($19::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::uuid[],
+             $7::uuid[], $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::bigint[],
              $14::bigint[], $15::text[], $16::date[], $17::text[], $18::uuid[])
          ON CONFLICT (device_id, event_id) DO NOTHING
          RETURNING event_id",
@@ -243,6 +248,7 @@ pub async fn store_outcomes(
     .bind(&c.expires)
     .bind(&c.serial)
     .bind(&c.location)
+    .bind(&c.id)
     .fetch_all(&mut *conn)
     .await?;
     Ok(stored.len())
@@ -251,6 +257,7 @@ pub async fn store_outcomes(
 /// Column arrays for the scan_events insert.
 #[derive(Default)]
 struct OutcomeColumns {
+    id: Vec<Uuid>,
     event_id: Vec<Uuid>,
     barcode: Vec<String>,
     action: Vec<&'static str>,
