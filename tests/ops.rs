@@ -174,6 +174,14 @@ async fn insert_ledger_row(db: &PgPool) -> uuid::Uuid {
     .fetch_one(db)
     .await
     .unwrap();
+    // A level with stock is held at the warehouse's DEFAULT position, which
+    // the ledger row names.
+    sqlx::query("INSERT INTO stock_levels (product_id, warehouse_id, quantity) VALUES ($1, $2, 5)")
+        .bind(product)
+        .bind(warehouse)
+        .execute(db)
+        .await
+        .unwrap();
     sqlx::query_scalar(
         "INSERT INTO stock_transactions (kind, product_id, warehouse_id, quantity, balance_after, actor_user_id)
          VALUES ('receipt', $1, $2, 5, 5, $3) RETURNING id",
@@ -283,8 +291,9 @@ async fn the_ledger_refuses_rows_breaking_its_kind_sign_and_reason_rules(db: PgP
 #[sqlx::test]
 async fn a_ledger_row_cannot_name_a_missing_warehouse(db: PgPool) {
     insert_ledger_row(&db).await;
-    // The warehouse is held by the location key alone: (warehouse, location)
-    // must be a location of that warehouse.
+    // The warehouse is held by the position key: (product, warehouse,
+    // location, lot) must be a position, and a position's location is one of
+    // its warehouse's.
     let err = sqlx::query(
         "INSERT INTO stock_transactions
              (kind, product_id, warehouse_id, location_id, quantity, balance_after, actor_user_id)
@@ -296,7 +305,7 @@ async fn a_ledger_row_cannot_name_a_missing_warehouse(db: PgPool) {
     .unwrap_err();
     assert_eq!(
         err.as_database_error().unwrap().constraint(),
-        Some("stock_transactions_location_fkey")
+        Some("stock_transactions_position_fkey")
     );
     // And a warehouse with history cannot be deleted.
     let err = sqlx::query("DELETE FROM warehouses")

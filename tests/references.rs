@@ -1,7 +1,9 @@
 //! The references of count_lines and scan_events, checked per statement by
 //! triggers (migrations 20261203000001 and 20261204200001) instead of
 //! row-by-row foreign keys: they refuse what the foreign keys refused, under
-//! the same names, and a delete racing an insert of a reference still loses.
+//! the same names, and a delete racing an insert of a reference still loses;
+//! and the ledger's, which name a position instead of locking the rows every
+//! movement shares (migration 20261204230001).
 
 use std::time::Duration;
 
@@ -413,4 +415,158 @@ async fn a_delete_racing_an_insert_of_a_scan_event_waits_for_it_and_is_refused(d
         violation(err).1.as_deref(),
         Some("scan_events_device_id_fkey")
     );
+}
+
+/// A ledger row as the engine writes one at `location` of the fixtures'
+/// warehouse: one statement, one row per actor given.
+async fn insert_ledger(
+    conn: &mut sqlx::PgConnection,
+    product: Uuid,
+    location: Uuid,
+    users: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stock_transactions (kind, product_id, warehouse_id, location_id, quantity,
+             balance_after, warehouse_balance_after, actor_user_id)
+         SELECT 'receipt', $1, l.warehouse_id, l.id, 1, 1, 1, u
+         FROM locations l, unnest($3::uuid[]) AS u WHERE l.id = $2",
+    )
+    .bind(product)
+    .bind(location)
+    .bind(users)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+async fn user(db: &PgPool) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO users (email, display_name, role, password_hash, email_normalized)
+         VALUES ('a@example.com', 'A', 'clerk', '!', 'a@example.com') RETURNING id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// The position `product` holds at `location` (no lot), at zero, with its level.
+async fn position(db: &PgPool, product: Uuid, location: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "WITH lvl AS (
+             INSERT INTO stock_levels (product_id, warehouse_id, quantity)
+             SELECT $1, warehouse_id, 0 FROM locations WHERE id = $2
+             ON CONFLICT DO NOTHING
+         )
+         INSERT INTO stock_positions (product_id, warehouse_id, location_id, quantity)
+         SELECT $1, warehouse_id, id, 0 FROM locations WHERE id = $2 RETURNING id",
+    )
+    .bind(product)
+    .bind(location)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// The ledger's references since migration 20261204230001: a row names an
+/// existing position (whose own keys name the level, location and lot) and,
+/// when a user acted, an existing user. Positions and users are never
+/// deleted and a position's key never changes, so nothing a row names can
+/// go away under it.
+#[sqlx::test]
+async fn a_ledger_row_names_an_existing_position_and_user_and_neither_goes_away(db: PgPool) {
+    let r = rows(&db).await;
+    let clerk = user(&db).await;
+    let mut conn = db.acquire().await.unwrap();
+
+    let err = insert_ledger(&mut conn, r.product, r.location, &[clerk])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err),
+        (
+            "23503".to_owned(),
+            Some("stock_transactions_position_fkey".into())
+        ),
+        "no position of the product at that location yet"
+    );
+    let held = position(&db, r.product, r.location).await;
+    // One good row and one naming no user: the statement is refused whole.
+    let err = insert_ledger(&mut conn, r.product, r.location, &[clerk, Uuid::new_v4()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation(err),
+        (
+            "23503".to_owned(),
+            Some("stock_transactions_actor_user_id_fkey".into())
+        )
+    );
+    insert_ledger(&mut conn, r.product, r.location, &[clerk])
+        .await
+        .unwrap();
+    let rows_kept: i64 = sqlx::query_scalar("SELECT count(*) FROM stock_transactions")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows_kept, 1);
+
+    let other_bin: Uuid = sqlx::query_scalar(
+        "INSERT INTO locations (warehouse_id, code, name)
+         SELECT warehouse_id, 'BIN-2', 'Bin 2' FROM locations WHERE id = $1 RETURNING id",
+    )
+    .bind(r.location)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    for (sql, id) in [
+        ("DELETE FROM stock_positions WHERE id = $1", held),
+        ("UPDATE stock_positions SET location_id = $1", other_bin),
+        ("DELETE FROM users WHERE id = $1", clerk),
+        ("DELETE FROM locations WHERE id = $1", r.location),
+        ("DELETE FROM products WHERE id = $1", r.product),
+    ] {
+        assert_eq!(refusal(&db, sql, id).await.0, "23503", "{sql}");
+    }
+    // Moving stock in or out of a position still updates it.
+    sqlx::query("UPDATE stock_positions SET quantity = 1 WHERE id = $1")
+        .bind(held)
+        .execute(&db)
+        .await
+        .unwrap();
+}
+
+/// Why the keys above are not foreign keys: a foreign key locks the row it
+/// names, and every movement of a warehouse names its DEFAULT location and
+/// every movement of a clerk the clerk's row, so concurrent movements queued
+/// on those two rows (bench/README.md, "The ledger names its position").
+/// Here a transaction holds both rows locked: a ledger row naming them is
+/// written without waiting (with the foreign keys it waited, and the
+/// lock_timeout refused it).
+#[sqlx::test]
+async fn writing_a_ledger_row_locks_neither_its_location_nor_its_user(db: PgPool) {
+    let r = rows(&db).await;
+    let clerk = user(&db).await;
+    position(&db, r.product, r.location).await;
+    let mut holder = db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM locations WHERE id = $1 FOR UPDATE")
+        .bind(r.location)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(clerk)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let mut writer = db.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    insert_ledger(&mut writer, r.product, r.location, &[clerk])
+        .await
+        .expect("written while the location and user rows are locked elsewhere");
+    writer.commit().await.unwrap();
+    holder.rollback().await.unwrap();
 }
