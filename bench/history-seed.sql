@@ -38,13 +38,13 @@ JOIN hw ON hw.n = 1 + (i / 7) % :warehouses;
 -- Every ledger row names a position (migration 20261204230001; its trigger
 -- is off here too): the few seeded products without stock in a warehouse
 -- get a level and a DEFAULT position at zero for the rows just written.
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(:from + 1), 12, '0'))::uuid AS first_id,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(:to), 12, '0'))::uuid AS last_id \gset
 INSERT INTO stock_levels (product_id, warehouse_id, quantity)
 SELECT DISTINCT product_id, warehouse_id, 0 FROM stock_transactions
-WHERE id BETWEEN ('00000000-0000-4000-8000-' || lpad(to_hex(:from + 1), 12, '0'))::uuid
-             AND ('00000000-0000-4000-8000-' || lpad(to_hex(:to), 12, '0'))::uuid
+WHERE id BETWEEN :'first_id' AND :'last_id'
 ON CONFLICT DO NOTHING;
 INSERT INTO stock_positions (product_id, warehouse_id, location_id, quantity)
 SELECT DISTINCT product_id, warehouse_id, location_id, 0 FROM stock_transactions
-WHERE id BETWEEN ('00000000-0000-4000-8000-' || lpad(to_hex(:from + 1), 12, '0'))::uuid
-             AND ('00000000-0000-4000-8000-' || lpad(to_hex(:to), 12, '0'))::uuid
+WHERE id BETWEEN :'first_id' AND :'last_id'
 ON CONFLICT ON CONSTRAINT stock_positions_key DO NOTHING;
