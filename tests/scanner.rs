@@ -1105,3 +1105,47 @@ async fn the_event_stream_hides_balances_under_a_blind_count_from_clerks_not_man
     let seen = stock_events(s.app.get_as(feed, &clerk).await, 3).await;
     assert_eq!(seen[2]["warehouse_balance_after"], 9, "{seen:?}");
 }
+
+#[sqlx::test]
+async fn a_blind_count_of_one_warehouse_hides_nothing_of_another(db: PgPool) {
+    let s = scanner(db).await;
+    let clerk = s.app.token("clerk").await;
+    let receipt =
+        |w: Uuid, q: i64| json!({"product_id": s.product, "warehouse_id": w, "quantity": q});
+    s.app
+        .post_ok(
+            "/api/v1/stock/receive",
+            &s.manager,
+            &receipt(s.other_warehouse, 4),
+        )
+        .await;
+    let _count_id = open_blind_count(&s).await;
+
+    // The one-statement path answers the clerk in full for the other warehouse.
+    let done = json_of(
+        s.app
+            .post_as(
+                "/api/v1/stock/receive",
+                &clerk,
+                &receipt(s.other_warehouse, 3),
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        done["transactions"][0]["warehouse_balance_after"], 7,
+        "{done}"
+    );
+    assert_eq!(done["levels"][0]["quantity"], 7, "{done}");
+
+    // And the ledger lists the manager's row there too, with its balance.
+    let list = format!(
+        "/api/v1/transactions?product_id={}&warehouse_id={}",
+        s.product, s.other_warehouse
+    );
+    let page = json_of(s.app.get_as(&list, &clerk).await, 200).await;
+    let rows = page["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{page}");
+    assert_eq!(rows[1]["balance_after"], 4, "{page}");
+}

@@ -189,10 +189,10 @@ impl ScannerApi {
         // out: the device may be the one counting it.
         let (levels, hidden): (Vec<(Uuid, i64)>, Vec<Uuid>) = {
             let rows: Vec<(Uuid, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT w, COALESCE(s.quantity, 0), {hidden}
-                 FROM unnest($2::uuid[]) AS w
-                 LEFT JOIN stock_levels s ON s.product_id = $1 AND s.warehouse_id = w",
-                hidden = under_open_blind_count("$1", "w")
+                "SELECT t.w, COALESCE(s.quantity, 0), {hidden}
+                 FROM unnest($2::uuid[]) AS t(w)
+                 LEFT JOIN stock_levels s ON s.product_id = $1 AND s.warehouse_id = t.w",
+                hidden = under_open_blind_count("$1", "t.w")
             )))
             .bind(found.product.id)
             .bind(warehouses)

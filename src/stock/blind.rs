@@ -55,7 +55,17 @@ use crate::auth::{principal::Principal, Role};
 /// parameter expressions) is under an open blind count: its warehouse, and its
 /// product unless the count covers the whole warehouse. While the count is
 /// open such levels are hidden from those [`hides_blind_counts`] names.
+///
+/// Columns must be qualified (`alias.column`): inside the subquery a bare
+/// `warehouse_id` is `count_sessions`' own column, and the test compares the
+/// count with itself (which hid every level whenever any blind count was open).
 pub fn under_open_blind_count(product: &str, warehouse: &str) -> String {
+    debug_assert!(
+        [product, warehouse]
+            .iter()
+            .all(|e| e.contains('.') || e.starts_with('$')),
+        "qualify the columns: {product}, {warehouse}"
+    );
     format!(
         "EXISTS (SELECT 1 FROM count_sessions c
                  WHERE c.status = 'open' AND c.blind AND c.warehouse_id = {warehouse}

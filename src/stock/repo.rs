@@ -132,7 +132,10 @@ pub async fn transactions(
     if let Some(me) = f.blind_viewer {
         q.push(format!(
             " AND (NOT {} OR actor_user_id = ",
-            under_open_blind_count("product_id", "warehouse_id")
+            under_open_blind_count(
+                "stock_transactions.product_id",
+                "stock_transactions.warehouse_id"
+            )
         ))
         .push_bind(me)
         .push(" OR actor_device_id = ")

@@ -66,8 +66,8 @@ pub async fn try_post(conn: &mut PgConnection, m: &Movement) -> Result<Option<Po
     };
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TRANSACTION_COLUMNS}, {blind} AS blind
-         FROM stock_move_default($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        blind = under_open_blind_count("product_id", "warehouse_id")
+         FROM stock_move_default($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS m",
+        blind = under_open_blind_count("m.product_id", "m.warehouse_id")
     )))
     .bind(uuid::Uuid::now_v7())
     .bind(kind)
