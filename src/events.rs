@@ -218,25 +218,36 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
         return Ok(0);
     };
     let count = rows.len();
-    // The rows are moved into the entries: payloads go to Redis as stored.
-    let entries: Vec<(i64, Vec<(&str, String)>)> = rows
-        .into_iter()
-        .map(|row| {
-            let fields = vec![
-                ("id", row.id.to_string()),
-                ("position", row.position.to_string()),
-                ("topic", row.topic),
-                (
-                    "aggregate_id",
-                    row.aggregate_id.map(|a| a.to_string()).unwrap_or_default(),
-                ),
-                ("payload", row.payload),
-                ("created_at", row.created_at.to_string()),
-            ];
-            (row.position, fields)
-        })
-        .collect();
-    if cache.xadd_at(STREAM, &entries).await.is_none() {
+    let mut entries = cache.stream_entries(STREAM);
+    // Per row the text fields are formatted into buffers reused row to row
+    // and copied once, into the command.
+    let [mut id, mut position, mut aggregate, mut created]: [String; 4] = Default::default();
+    let mut uuid = Uuid::encode_buffer();
+    for row in &rows {
+        use std::fmt::Write;
+        for buffer in [&mut id, &mut position, &mut aggregate, &mut created] {
+            buffer.clear();
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(id, "{}", row.id);
+        let _ = write!(position, "{}", row.position);
+        if let Some(a) = row.aggregate_id {
+            aggregate.push_str(a.hyphenated().encode_lower(&mut uuid));
+        }
+        let _ = write!(created, "{}", row.created_at);
+        entries.push(
+            row.position,
+            &[
+                ("id", &id),
+                ("position", &position),
+                ("topic", &row.topic),
+                ("aggregate_id", &aggregate),
+                ("payload", &row.payload),
+                ("created_at", &created),
+            ],
+        );
+    }
+    if cache.xadd_at(entries).await.is_none() {
         telemetry::metrics().outbox_publish_failures.add(1, &[]);
         // Released now: a dropped transaction's ROLLBACK waits for its
         // connection's next use, and until then the cursor stays locked and

@@ -445,3 +445,60 @@ async fn a_stream_written_by_v1_is_moved_aside_before_positions_are_used(db: PgP
         "v1 entries kept aside, new ones all added"
     );
 }
+
+#[sqlx::test]
+async fn a_stream_entry_carries_its_outbox_row_even_after_redis_forgot_the_script(db: PgPool) {
+    let redis_url = std::env::var("REDIS_URL").expect("scripts/test.sh sets REDIS_URL");
+    let prefix = format!("test:{}:", Uuid::new_v4());
+    let cache = Cache::connect(&redis_url, &prefix).unwrap();
+    assert!(cache.wait_connected(Duration::from_secs(5)).await);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let app = TestApp::spawn_with(db.clone(), cache.clone(), common::test_config(&[])).await;
+    let token = app.token("manager").await;
+    levels(&app, &token).await;
+    // A Redis that restarted has no scripts: the relay loads its own again.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    while events::relay_once(&db, &cache).await.unwrap() > 0 {}
+
+    let rows: Vec<(i64, i64, String, Option<Uuid>, String, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT id, position, topic, aggregate_id, payload::text, created_at
+             FROM outbox ORDER BY position",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(format!("{prefix}events"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(rows.len() > 1, "the set-up wrote events");
+    assert_eq!(entries.len(), rows.len());
+    for ((entry_id, fields), (id, position, topic, aggregate, payload, created)) in
+        entries.iter().zip(&rows)
+    {
+        assert_eq!(entry_id, &format!("{position}-0"));
+        let expected = [
+            ("id", id.to_string()),
+            ("position", position.to_string()),
+            ("topic", topic.clone()),
+            (
+                "aggregate_id",
+                aggregate.map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            ("payload", payload.clone()),
+            ("created_at", created.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| [name.to_owned(), value])
+        .collect::<Vec<_>>();
+        assert_eq!(fields, &expected, "entry {entry_id}");
+    }
+}
