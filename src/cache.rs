@@ -407,7 +407,7 @@ impl Cache {
 /// them ([`Cache::stream_entries`]). A relay batch is 500 events of ~1 KB;
 /// built as strings, then as the script's arguments, then as its command,
 /// each was copied three times, and the relay was 16 % of the API's CPU in
-/// the movement benchmark (bench/README "What the relay costs").
+/// the movement benchmark (bench/README "Where the database's time goes under the API").
 pub struct StreamEntries {
     cmd: redis::Cmd,
     len: usize,
