@@ -175,6 +175,18 @@ async fn read_stream(url: &str, key: &str, count: usize) -> Vec<Move> {
     moves
 }
 
+/// A cache under a key prefix of its own, a plain connection to read what it
+/// wrote, and the prefix.
+async fn own_redis() -> (Cache, redis::aio::MultiplexedConnection, String) {
+    let redis_url = std::env::var("REDIS_URL").expect("scripts/test.sh sets REDIS_URL");
+    let prefix = format!("test:{}:", Uuid::new_v4());
+    let cache = Cache::connect(&redis_url, &prefix).unwrap();
+    assert!(cache.wait_connected(Duration::from_secs(5)).await);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    (cache, conn, prefix)
+}
+
 /// A pool on the test's database large enough for every writer at once.
 async fn wide_pool(db: &PgPool) -> PgPool {
     sqlx::postgres::PgPoolOptions::new()
@@ -403,12 +415,7 @@ async fn a_frozen_redis_gets_each_event_once(db: PgPool) {
 
 #[sqlx::test]
 async fn a_stream_written_by_v1_is_moved_aside_before_positions_are_used(db: PgPool) {
-    let redis_url = std::env::var("REDIS_URL").expect("scripts/test.sh sets REDIS_URL");
-    let prefix = format!("test:{}:", Uuid::new_v4());
-    let cache = Cache::connect(&redis_url, &prefix).unwrap();
-    assert!(cache.wait_connected(Duration::from_secs(5)).await);
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (cache, mut conn, prefix) = own_redis().await;
     let key = format!("{prefix}events");
     // v1 added entries with time-based ids, far above any position.
     let _: String = redis::cmd("XADD")
@@ -448,12 +455,7 @@ async fn a_stream_written_by_v1_is_moved_aside_before_positions_are_used(db: PgP
 
 #[sqlx::test]
 async fn a_stream_entry_carries_its_outbox_row_even_after_redis_forgot_the_script(db: PgPool) {
-    let redis_url = std::env::var("REDIS_URL").expect("scripts/test.sh sets REDIS_URL");
-    let prefix = format!("test:{}:", Uuid::new_v4());
-    let cache = Cache::connect(&redis_url, &prefix).unwrap();
-    assert!(cache.wait_connected(Duration::from_secs(5)).await);
-    let client = redis::Client::open(redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (cache, mut conn, prefix) = own_redis().await;
     let app = TestApp::spawn_with(db.clone(), cache.clone(), common::test_config(&[])).await;
     let token = app.token("manager").await;
     levels(&app, &token).await;
