@@ -22,7 +22,9 @@
 //! transaction's rows visible before it releases its locks, so a reader that
 //! sees position p also sees every position below p: positions only grow in
 //! visibility order, and `position > last_seen` ([`read_after`]) never skips.
-//! Rows of a transaction still in flight simply get a position later.
+//! Rows of a transaction still in flight simply get a position later. A pass
+//! looks only at ids from a floor below which every row has its position
+//! ([`Floor`]: proven from transaction ids, not guessed from time).
 //!
 //! Per-aggregate order: a movement inserts its outbox row in the transaction
 //! that holds the stock level's row lock, after taking it (the engine's write
@@ -77,40 +79,121 @@ pub async fn emit(
 /// How many rows one sequencer pass numbers.
 const SEQUENCE_BATCH: i64 = 5000;
 
+/// The sequencer's floor: every outbox row with a smaller id has a position
+/// or never will (its transaction rolled back). Passes scan from it, not from
+/// the lowest id: rows that got their position leave dead entries in
+/// `outbox_unsequenced_idx` until VACUUM, and a scan from the left walked all
+/// of them (migration 20261205040001).
+///
+/// Why a floor is safe: an outbox row's transaction id is assigned before its
+/// id (`outbox_next_id()`), so every id issued before a pass read the
+/// sequence (`candidate`) belongs to a transaction id below the xmax of that
+/// pass's snapshot (`candidate_xmax`). Once a later pass's snapshot has an
+/// xmin at or past that xmax, every one of those transactions has ended and
+/// is visible to it; if that pass numbered everything it saw (fewer rows
+/// than its batch), no row up to `candidate` can lack a position any more.
+/// Kept in the sequencer's row of `outbox_consumers`, which every pass holds
+/// locked, so replicas share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Floor {
+    floor: i64,
+    candidate: Option<(i64, i64)>,
+}
+
+impl Floor {
+    /// The floor after a pass whose snapshot had `xmin` and `xmax`, begun
+    /// when `issued` was the last id issued; `complete` when the pass
+    /// numbered every row it saw.
+    fn after_pass(self, issued: i64, xmin: i64, xmax: i64, complete: bool) -> Self {
+        let mut next = self;
+        if let Some((id, id_xmax)) = next.candidate {
+            if complete && id_xmax <= xmin {
+                next.floor = next.floor.max(id + 1);
+                next.candidate = None;
+            }
+        }
+        // One candidate at a time: replacing it every pass would keep it
+        // ahead of xmin for as long as transactions overlap.
+        if next.candidate.is_none() && issued >= next.floor {
+            next.candidate = Some((issued, xmax));
+        }
+        next
+    }
+}
+
+/// The sequencer's row of `outbox_consumers`, and the last outbox id issued.
+#[derive(sqlx::FromRow)]
+struct SequencerRow {
+    position: i64,
+    floor: i64,
+    floor_candidate: Option<i64>,
+    floor_candidate_xmax: Option<i64>,
+    issued: i64,
+}
+
 /// Gives committed rows their position (see "Reading order"); returns how many
 /// were numbered, 0 also when another session is sequencing right now.
 pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = crate::db::begin(db).await?;
-    let Some(last) = claim_cursor(&mut tx, Consumer::Sequencer).await? else {
+    // The last id issued is read here, before the numbering statement takes
+    // its snapshot (see `Floor`).
+    let claimed: Option<SequencerRow> = sqlx::query_as(
+        "SELECT position, floor, floor_candidate, floor_candidate_xmax,
+                COALESCE(pg_sequence_last_value('outbox_id_seq'), 0) AS issued
+         FROM outbox_consumers WHERE name = 'sequencer' FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = claimed else {
         return Ok(0);
+    };
+    let (last, issued) = (row.position, row.issued);
+    let before = Floor {
+        floor: row.floor,
+        candidate: row.floor_candidate.zip(row.floor_candidate_xmax),
     };
     // A new statement after the lock: its snapshot sees every row committed
     // before this sequencer got the lock, including the previous one's numbers.
-    let numbered = sqlx::query(
+    let (numbered, xmin, xmax): (i64, i64, i64) = sqlx::query_as(
         "WITH pending AS (
-             SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT $2
+             SELECT id FROM outbox WHERE position IS NULL AND id >= $3 ORDER BY id LIMIT $2
          ), next AS (
              SELECT id, $1 + row_number() OVER (ORDER BY id) AS position FROM pending
+         ), numbered AS (
+             UPDATE outbox o SET position = next.position FROM next WHERE o.id = next.id
+             RETURNING 1
          )
-         UPDATE outbox o SET position = next.position FROM next WHERE o.id = next.id",
+         SELECT (SELECT count(*) FROM numbered),
+                pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
     )
     .bind(last)
     .bind(SEQUENCE_BATCH)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if numbered > 0 {
-        advance_cursor(&mut tx, Consumer::Sequencer, last + numbered as i64).await?;
+    .bind(before.floor)
+    .fetch_one(&mut *tx)
+    .await?;
+    let after = before.after_pass(issued, xmin, xmax, numbered < SEQUENCE_BATCH);
+    if numbered > 0 || after != before {
+        let (candidate, candidate_xmax) = after.candidate.unzip();
+        sqlx::query(
+            "UPDATE outbox_consumers
+             SET position = $1, floor = $2, floor_candidate = $3, floor_candidate_xmax = $4
+             WHERE name = 'sequencer'",
+        )
+        .bind(last + numbered)
+        .bind(after.floor)
+        .bind(candidate)
+        .bind(candidate_xmax)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
-    Ok(numbered)
+    Ok(numbered as u64)
 }
 
 /// A reader of the outbox with a row in `outbox_consumers`.
 #[derive(Debug, Clone, Copy)]
 pub enum Consumer {
-    /// Holds the last position handed out.
-    Sequencer,
     /// The Redis stream relay.
     Redis,
     /// The webhook fan-out into `webhook_deliveries`.
@@ -120,7 +203,6 @@ pub enum Consumer {
 impl Consumer {
     fn as_str(self) -> &'static str {
         match self {
-            Consumer::Sequencer => "sequencer",
             Consumer::Redis => "redis",
             Consumer::Webhooks => "webhooks",
         }
@@ -291,7 +373,8 @@ pub async fn delete_old(db: &PgPool, relayed: bool, batch: i64) -> Result<u64, s
 /// sequenced).
 pub async fn backlog(db: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM outbox WHERE position IS NULL)
+        "SELECT (SELECT count(*) FROM outbox WHERE position IS NULL
+                     AND id >= (SELECT floor FROM outbox_consumers WHERE name = 'sequencer'))
               + (SELECT count(*) FROM outbox WHERE position >
                     (SELECT position FROM outbox_consumers WHERE name = 'redis'))",
     )
@@ -489,5 +572,46 @@ impl EventsApi {
                     .id(e.id.to_string())
                     .event_type(e.topic.clone())
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_moves_only_past_a_candidate_every_transaction_of_has_ended() {
+        let start = Floor::default();
+        // Ids up to 10 issued; this pass's snapshot: xmin 100, xmax 105.
+        let one = start.after_pass(10, 100, 105, true);
+        assert_eq!(
+            one,
+            Floor {
+                floor: 0,
+                candidate: Some((10, 105))
+            }
+        );
+        // A transaction below 105 still runs (xmin 103): the floor waits, and
+        // the candidate is not replaced by a newer one.
+        let two = one.after_pass(20, 103, 110, true);
+        assert_eq!(two, one);
+        // They have all ended (xmin 105), but this pass stopped at its batch
+        // size: rows up to 10 may still be waiting for a number.
+        assert_eq!(two.after_pass(20, 105, 110, false), two);
+        // A complete pass: the floor passes 10, and 20 becomes the candidate.
+        let three = two.after_pass(20, 105, 110, true);
+        assert_eq!(
+            three,
+            Floor {
+                floor: 11,
+                candidate: Some((20, 110))
+            }
+        );
+        // Nothing issued since the floor: no candidate.
+        let idle = Floor {
+            floor: 21,
+            candidate: None,
+        };
+        assert_eq!(idle.after_pass(20, 200, 200, true), idle);
     }
 }

@@ -504,3 +504,119 @@ async fn a_stream_entry_carries_its_outbox_row_even_after_redis_forgot_the_scrip
         assert_eq!(fields, &expected, "entry {entry_id}");
     }
 }
+
+/// The sequencer's floor (`events::Floor`) never passes a row whose
+/// transaction is still in flight, and passes everything once nothing is.
+#[sqlx::test]
+async fn the_sequencer_floor_waits_for_a_transaction_still_in_flight(db: PgPool) {
+    async fn add(conn: &mut sqlx::PgConnection, topic: &str) -> i64 {
+        sqlx::query_scalar("INSERT INTO outbox (topic, payload) VALUES ($1, '{}') RETURNING id")
+            .bind(topic)
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+    async fn floor(db: &PgPool) -> i64 {
+        sqlx::query_scalar("SELECT floor FROM outbox_consumers WHERE name = 'sequencer'")
+            .fetch_one(db)
+            .await
+            .unwrap()
+    }
+    async fn position(db: &PgPool, id: i64) -> Option<i64> {
+        sqlx::query_scalar("SELECT position FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+    }
+    while events::sequence(&db).await.unwrap() > 0 {}
+
+    // Its outbox id is taken as the transaction's first write; it commits
+    // only after later rows did and several passes numbered them.
+    let mut late = db.begin().await.unwrap();
+    let straggler = add(&mut late, "test.late").await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        let mut conn = db.acquire().await.unwrap();
+        later.push(add(&mut conn, "test.early").await);
+        for _ in 0..3 {
+            events::sequence(&db).await.unwrap();
+        }
+    }
+    for id in &later {
+        assert!(
+            position(&db, *id).await.is_some(),
+            "a committed row is numbered"
+        );
+    }
+    assert!(
+        floor(&db).await <= straggler,
+        "the floor stays at or below a row of a transaction in flight"
+    );
+    late.commit().await.unwrap();
+    events::sequence(&db).await.unwrap();
+    let numbered = position(&db, straggler).await;
+    assert!(
+        numbered.is_some(),
+        "the late row is numbered once it commits"
+    );
+    assert!(
+        numbered > position(&db, later[2]).await,
+        "after what became visible before it"
+    );
+
+    // Nothing of ours in flight: passes move the floor past every id issued
+    // (one takes the candidate, a later one sees it pass). Transaction ids
+    // are the cluster's, so a transaction of a test running beside this one
+    // can hold it back for a moment: waited for, up to 30 s.
+    let top = straggler.max(later[2]);
+    let mut passes = 0;
+    while floor(&db).await <= top && passes < 600 {
+        events::sequence(&db).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        passes += 1;
+    }
+    assert!(floor(&db).await > top, "the floor passes what has ended");
+    // ... and rows after it are still found.
+    let mut conn = db.acquire().await.unwrap();
+    let next = add(&mut conn, "test.next").await;
+    events::sequence(&db).await.unwrap();
+    assert!(position(&db, next).await.is_some());
+}
+
+/// What the floor's proof rests on: taking an outbox id gives the
+/// transaction its id first.
+#[sqlx::test]
+async fn an_outbox_id_is_taken_after_the_transaction_id(db: PgPool) {
+    let mut tx = db.begin().await.unwrap();
+    let before: Option<String> =
+        sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(before, None, "a fresh transaction has no id yet");
+    let _: i64 = sqlx::query_scalar("SELECT outbox_next_id()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let after: Option<String> = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(
+        after.is_some(),
+        "outbox_next_id() assigns the transaction id"
+    );
+    let default: String = sqlx::query_scalar(
+        "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef
+         WHERE adrelid = 'outbox'::regclass
+           AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = 'outbox'::regclass AND attname = 'id')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        default, "outbox_next_id()",
+        "every row takes its id that way"
+    );
+}
