@@ -24,7 +24,7 @@
 //! visibility order, and `position > last_seen` ([`read_after`]) never skips.
 //! Rows of a transaction still in flight simply get a position later. A pass
 //! looks only at ids from a floor below which every row has its position
-//! ([`Floor`]: proven from transaction ids, not guessed from time).
+//! (`Floor`: proven from transaction ids, not guessed from time).
 //!
 //! Per-aggregate order: a movement inserts its outbox row in the transaction
 //! that holds the stock level's row lock, after taking it (the engine's write
