@@ -2,7 +2,7 @@
 -- sequencer that scans from the lowest id.
 ALTER TABLE outbox_consumers
     DROP CONSTRAINT outbox_consumers_floor_candidate,
-    DROP COLUMN floor_candidate_xmax,
+    DROP COLUMN floor_candidate_xid,
     DROP COLUMN floor_candidate,
     DROP COLUMN floor;
 

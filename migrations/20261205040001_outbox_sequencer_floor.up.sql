@@ -10,13 +10,14 @@
 -- position, and scans from there. Proving a floor needs to know that no
 -- transaction still in flight holds a smaller id, which PostgreSQL can tell
 -- from transaction ids if a row's transaction id is assigned BEFORE its
--- outbox id: then every id issued before the sequencer read the sequence
--- belongs to a transaction id below the xmax of the sequencer's next
--- snapshot, and once a later snapshot's xmin has passed that xmax, each of
--- those transactions has ended (src/events.rs, `Floor`). The column default
--- below makes that order a property of the table rather than of its callers
--- (the identity column's own default took the id first when the INSERT was
--- a transaction's first write).
+-- outbox id: a sequencer pass reads the last id issued, THEN takes its own
+-- transaction id, so every id issued by then belongs to a smaller
+-- transaction id; once a later pass's snapshot has an xmin at or past the
+-- earlier pass's transaction id, each of those transactions has ended
+-- (src/events.rs, `Floor`). The column default below makes that order a
+-- property of the table rather than of its callers (the identity column's
+-- own default took the id first when the INSERT was a transaction's first
+-- write).
 
 -- The row's transaction id first (assigned now if it has none), then its id.
 -- The sequence keeps CACHE 1: with a per-session cache an id could be handed
@@ -40,9 +41,9 @@ END $$;
 ALTER TABLE outbox ALTER COLUMN id SET DEFAULT outbox_next_id();
 
 -- The sequencer's floor and the candidate that becomes the next one: the
--- last id issued when a pass began, and the xmax of that pass's snapshot.
+-- last id issued when a pass began, and that pass's own transaction id.
 ALTER TABLE outbox_consumers
     ADD COLUMN floor bigint NOT NULL DEFAULT 0 CHECK (floor >= 0),
     ADD COLUMN floor_candidate bigint,
-    ADD COLUMN floor_candidate_xmax bigint,
-    ADD CONSTRAINT outbox_consumers_floor_candidate CHECK ((floor_candidate IS NULL) = (floor_candidate_xmax IS NULL));
+    ADD COLUMN floor_candidate_xid bigint,
+    ADD CONSTRAINT outbox_consumers_floor_candidate CHECK ((floor_candidate IS NULL) = (floor_candidate_xid IS NULL));

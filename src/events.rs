@@ -86,12 +86,15 @@ const SEQUENCE_BATCH: i64 = 5000;
 /// of them (migration 20261205040001).
 ///
 /// Why a floor is safe: an outbox row's transaction id is assigned before its
-/// id (`outbox_next_id()`), so every id issued before a pass read the
-/// sequence (`candidate`) belongs to a transaction id below the xmax of that
-/// pass's snapshot (`candidate_xmax`). Once a later pass's snapshot has an
-/// xmin at or past that xmax, every one of those transactions has ended and
-/// is visible to it; if that pass numbered everything it saw (fewer rows
-/// than its batch), no row up to `candidate` can lack a position any more.
+/// id (`outbox_next_id()`). A pass reads the last id issued (`candidate`)
+/// before its own transaction takes an id (`candidate_xid`, when it locks the
+/// sequencer's row), so every id issued by then belongs to a smaller
+/// transaction id. Once a later pass's snapshot has an xmin at or past
+/// `candidate_xid`, every one of those transactions has ended and is visible
+/// to it; if that pass numbered everything it saw (fewer rows than its
+/// batch), no row up to `candidate` can lack a position any more. (Not the
+/// snapshot's xmax: that is the last transaction to END plus one, and a
+/// transaction that took its id earlier may still run above it.)
 /// Kept in the sequencer's row of `outbox_consumers`, which every pass holds
 /// locked, so replicas share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,13 +104,13 @@ struct Floor {
 }
 
 impl Floor {
-    /// The floor after a pass whose snapshot had `xmin` and `xmax`, begun
-    /// when `issued` was the last id issued; `complete` when the pass
-    /// numbered every row it saw.
-    fn after_pass(self, issued: i64, xmin: i64, xmax: i64, complete: bool) -> Self {
+    /// The floor after a pass whose own transaction id was `xid` and whose
+    /// snapshot's xmin was `xmin`, begun when `issued` was the last id
+    /// issued; `complete` when the pass numbered every row it saw.
+    fn after_pass(self, issued: i64, xid: i64, xmin: i64, complete: bool) -> Self {
         let mut next = self;
-        if let Some((id, id_xmax)) = next.candidate {
-            if complete && id_xmax <= xmin {
+        if let Some((id, id_xid)) = next.candidate {
+            if complete && id_xid <= xmin {
                 next.floor = next.floor.max(id + 1);
                 next.candidate = None;
             }
@@ -115,31 +118,33 @@ impl Floor {
         // One candidate at a time: replacing it every pass would keep it
         // ahead of xmin for as long as transactions overlap.
         if next.candidate.is_none() && issued >= next.floor {
-            next.candidate = Some((issued, xmax));
+            next.candidate = Some((issued, xid));
         }
         next
     }
 }
 
-/// The sequencer's row of `outbox_consumers`, and the last outbox id issued.
+/// The sequencer's row of `outbox_consumers`.
 #[derive(sqlx::FromRow)]
 struct SequencerRow {
     position: i64,
     floor: i64,
     floor_candidate: Option<i64>,
-    floor_candidate_xmax: Option<i64>,
-    issued: i64,
+    floor_candidate_xid: Option<i64>,
 }
 
 /// Gives committed rows their position (see "Reading order"); returns how many
 /// were numbered, 0 also when another session is sequencing right now.
 pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = crate::db::begin(db).await?;
-    // The last id issued is read here, before the numbering statement takes
-    // its snapshot (see `Floor`).
+    // First the last id issued, while this transaction has no id of its own;
+    // locking the sequencer's row then gives it one (see `Floor`).
+    let issued: i64 =
+        sqlx::query_scalar("SELECT COALESCE(pg_sequence_last_value('outbox_id_seq'), 0)")
+            .fetch_one(&mut *tx)
+            .await?;
     let claimed: Option<SequencerRow> = sqlx::query_as(
-        "SELECT position, floor, floor_candidate, floor_candidate_xmax,
-                COALESCE(pg_sequence_last_value('outbox_id_seq'), 0) AS issued
+        "SELECT position, floor, floor_candidate, floor_candidate_xid
          FROM outbox_consumers WHERE name = 'sequencer' FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(&mut *tx)
@@ -147,14 +152,14 @@ pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
     let Some(row) = claimed else {
         return Ok(0);
     };
-    let (last, issued) = (row.position, row.issued);
+    let last = row.position;
     let before = Floor {
         floor: row.floor,
-        candidate: row.floor_candidate.zip(row.floor_candidate_xmax),
+        candidate: row.floor_candidate.zip(row.floor_candidate_xid),
     };
     // A new statement after the lock: its snapshot sees every row committed
     // before this sequencer got the lock, including the previous one's numbers.
-    let (numbered, xmin, xmax): (i64, i64, i64) = sqlx::query_as(
+    let (numbered, xid, xmin): (i64, i64, i64) = sqlx::query_as(
         "WITH pending AS (
              SELECT id FROM outbox WHERE position IS NULL AND id >= $3 ORDER BY id LIMIT $2
          ), next AS (
@@ -164,26 +169,26 @@ pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
              RETURNING 1
          )
          SELECT (SELECT count(*) FROM numbered),
-                pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
-                pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                pg_current_xact_id()::text::bigint,
+                pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
     )
     .bind(last)
     .bind(SEQUENCE_BATCH)
     .bind(before.floor)
     .fetch_one(&mut *tx)
     .await?;
-    let after = before.after_pass(issued, xmin, xmax, numbered < SEQUENCE_BATCH);
+    let after = before.after_pass(issued, xid, xmin, numbered < SEQUENCE_BATCH);
     if numbered > 0 || after != before {
-        let (candidate, candidate_xmax) = after.candidate.unzip();
+        let (candidate, candidate_xid) = after.candidate.unzip();
         sqlx::query(
             "UPDATE outbox_consumers
-             SET position = $1, floor = $2, floor_candidate = $3, floor_candidate_xmax = $4
+             SET position = $1, floor = $2, floor_candidate = $3, floor_candidate_xid = $4
              WHERE name = 'sequencer'",
         )
         .bind(last + numbered)
         .bind(after.floor)
         .bind(candidate)
-        .bind(candidate_xmax)
+        .bind(candidate_xid)
         .execute(&mut *tx)
         .await?;
     }
@@ -582,36 +587,32 @@ mod tests {
     #[test]
     fn the_floor_moves_only_past_a_candidate_every_transaction_of_has_ended() {
         let start = Floor::default();
-        // Ids up to 10 issued; this pass's snapshot: xmin 100, xmax 105.
-        let one = start.after_pass(10, 100, 105, true);
-        assert_eq!(
-            one,
-            Floor {
-                floor: 0,
-                candidate: Some((10, 105))
-            }
-        );
+        // Ids up to 10 issued; then this pass took transaction id 105.
+        let one = start.after_pass(10, 105, 100, true);
+        let first = Floor {
+            floor: 0,
+            candidate: Some((10, 105)),
+        };
+        assert_eq!(one, first);
         // A transaction below 105 still runs (xmin 103): the floor waits, and
         // the candidate is not replaced by a newer one.
-        let two = one.after_pass(20, 103, 110, true);
-        assert_eq!(two, one);
+        let two = one.after_pass(20, 110, 103, true);
+        assert_eq!(two, first);
         // They have all ended (xmin 105), but this pass stopped at its batch
         // size: rows up to 10 may still be waiting for a number.
-        assert_eq!(two.after_pass(20, 105, 110, false), two);
+        assert_eq!(two.after_pass(20, 111, 105, false), first);
         // A complete pass: the floor passes 10, and 20 becomes the candidate.
-        let three = two.after_pass(20, 105, 110, true);
-        assert_eq!(
-            three,
-            Floor {
-                floor: 11,
-                candidate: Some((20, 110))
-            }
-        );
+        let three = two.after_pass(20, 112, 105, true);
+        let second = Floor {
+            floor: 11,
+            candidate: Some((20, 112)),
+        };
+        assert_eq!(three, second);
         // Nothing issued since the floor: no candidate.
         let idle = Floor {
             floor: 21,
             candidate: None,
         };
-        assert_eq!(idle.after_pass(20, 200, 200, true), idle);
+        assert_eq!(idle.after_pass(20, 200, 199, true), idle);
     }
 }

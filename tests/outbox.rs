@@ -531,10 +531,19 @@ async fn the_sequencer_floor_waits_for_a_transaction_still_in_flight(db: PgPool)
     }
     while events::sequence(&db).await.unwrap() > 0 {}
 
-    // Its outbox id is taken as the transaction's first write; it commits
-    // only after later rows did and several passes numbered them.
+    // Its outbox id is taken as the transaction's first write, and passes
+    // run at once, before anything after it has committed (a snapshot's xmax
+    // is then at or below its transaction id: no bound on it); it commits
+    // only after later rows did and more passes numbered them.
     let mut late = db.begin().await.unwrap();
     let straggler = add(&mut late, "test.late").await;
+    for _ in 0..3 {
+        events::sequence(&db).await.unwrap();
+    }
+    assert!(
+        floor(&db).await <= straggler,
+        "the floor stays at or below a row of a transaction in flight"
+    );
     let mut later = Vec::new();
     for _ in 0..3 {
         let mut conn = db.acquire().await.unwrap();
