@@ -350,28 +350,50 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
 
 /// Forgets events older than a day that every reader has consumed (the Redis
 /// relay only when Redis is in use; webhooks keep their own copy in each
-/// delivery), at most `batch` per statement ([`crate::db::delete_in_batches`]).
-/// A day of history is what the SSE feed can resume from.
+/// delivery), oldest first, at most `batch` per statement. A day of history
+/// is what the SSE feed can resume from.
+///
+/// Each statement reads at most `batch` rows along `outbox_position_key`
+/// (positions follow commit order), from just after the last one it deleted:
+/// the entries of rows just deleted stay in the index until VACUUM, so
+/// starting from the front every time read them again, statement after
+/// statement. It deletes those of the rows read that are a day old and
+/// ends at the first that is younger: what lies beyond is the day kept, and
+/// is not read through.
 pub async fn delete_old(db: &PgPool, relayed: bool, batch: i64) -> Result<u64, sqlx::Error> {
-    crate::db::delete_in_batches(batch, |limit| async move {
-        // Oldest first along `outbox_position_key` (positions follow commit
-        // order): each pass reads from the front of the index and stops at
-        // its limit; only the last one reads on through the day kept.
-        let done = sqlx::query(
-            "DELETE FROM outbox WHERE position = ANY(ARRAY(
-                 SELECT position FROM outbox
-                 WHERE position <= (SELECT min(position) FROM outbox_consumers
+    let mut total = 0;
+    let mut after = 0_i64;
+    loop {
+        let (read, deleted, last): (i64, i64, Option<i64>) = sqlx::query_as(
+            "WITH oldest AS (
+                 SELECT position, created_at FROM outbox
+                 WHERE position > $3
+                   AND position <= (SELECT min(position) FROM outbox_consumers
                                     WHERE name = 'webhooks' OR (name = 'redis' AND $1))
-                   AND created_at < now() - interval '24 hours'
-                 ORDER BY position LIMIT $2))",
+                 ORDER BY position LIMIT $2
+             ), gone AS (
+                 DELETE FROM outbox WHERE position = ANY(ARRAY(
+                     SELECT position FROM oldest
+                     WHERE position < COALESCE(
+                         (SELECT min(position) FROM oldest
+                          WHERE created_at >= now() - interval '24 hours'),
+                         (SELECT max(position) + 1 FROM oldest))))
+                 RETURNING position
+             )
+             SELECT (SELECT count(*) FROM oldest), (SELECT count(*) FROM gone),
+                    (SELECT max(position) FROM gone)",
         )
         .bind(relayed)
-        .bind(limit)
-        .execute(db)
+        .bind(batch.max(1))
+        .bind(after)
+        .fetch_one(db)
         .await?;
-        Ok(done.rows_affected())
-    })
-    .await
+        total += deleted as u64;
+        match last {
+            Some(last) if deleted == read && read == batch.max(1) => after = last,
+            _ => return Ok(total),
+        }
+    }
 }
 
 /// Number of events not yet in the Redis stream (or, without Redis, not yet

@@ -199,3 +199,45 @@ async fn day_old_outbox_events_are_removed_once_relayed(db: PgPool) {
         1
     );
 }
+
+/// The cleanup forgets the oldest events up to the first one younger than a
+/// day, and goes on from where its last statement stopped.
+#[sqlx::test]
+async fn outbox_cleanup_stops_at_the_first_event_younger_than_a_day(db: PgPool) {
+    sqlx::query(
+        "INSERT INTO outbox (topic, payload, created_at)
+         SELECT 'old', '{}', now() - interval '25 hours' FROM generate_series(1, 5)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    // A young event, then one that began earlier but committed after it.
+    sqlx::raw_sql(
+        "INSERT INTO outbox (topic, payload, created_at) VALUES ('young', '{}', now());
+         INSERT INTO outbox (topic, payload, created_at) VALUES ('late', '{}', now() - interval '25 hours');",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    inventory_api::events::sequence(&db).await.unwrap();
+    sqlx::query("UPDATE outbox_consumers SET position = (SELECT max(position) FROM outbox)")
+        .execute(&db)
+        .await
+        .unwrap();
+    // Two at a time: 2 + 2 + 1, and the third statement ends at 'young'.
+    assert_eq!(
+        inventory_api::events::delete_old(&db, true, 2)
+            .await
+            .unwrap(),
+        5
+    );
+    let left: Vec<String> = sqlx::query_scalar("SELECT topic FROM outbox ORDER BY position")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        ["young", "late"],
+        "what follows a younger event waits for it"
+    );
+}
