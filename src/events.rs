@@ -138,11 +138,14 @@ struct SequencerRow {
 pub async fn sequence(db: &PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = crate::db::begin(db).await?;
     // First the last id issued, while this transaction has no id of its own;
-    // locking the sequencer's row then gives it one (see `Floor`).
-    let issued: i64 =
-        sqlx::query_scalar("SELECT COALESCE(pg_sequence_last_value('outbox_id_seq'), 0)")
-            .fetch_one(&mut *tx)
-            .await?;
+    // locking the sequencer's row then gives it one (see `Floor`). Should it
+    // have one already, the pass proposes no candidate (-1 is below any floor).
+    let issued: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN pg_current_xact_id_if_assigned() IS NULL
+                     THEN COALESCE(pg_sequence_last_value('outbox_id_seq'), 0) ELSE -1 END",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let claimed: Option<SequencerRow> = sqlx::query_as(
         "SELECT position, floor, floor_candidate, floor_candidate_xid
          FROM outbox_consumers WHERE name = 'sequencer' FOR UPDATE SKIP LOCKED",
