@@ -353,8 +353,9 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
 
 /// Forgets events older than a day that every reader has consumed (the Redis
 /// relay only when Redis is in use; webhooks keep their own copy in each
-/// delivery), oldest first, at most `batch` per statement. A day of history
-/// is what the SSE feed can resume from.
+/// delivery), oldest first, at most `batch` per statement
+/// ([`crate::db::delete_in_batches`]). A day of history is what the SSE feed
+/// can resume from.
 ///
 /// Each statement reads at most `batch` rows along `outbox_position_key`
 /// (positions follow commit order), from just after the last one it deleted:
@@ -364,10 +365,14 @@ pub async fn relay_once(db: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
 /// ends at the first that is younger: what lies beyond is the day kept, and
 /// is not read through.
 pub async fn delete_old(db: &PgPool, relayed: bool, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    let mut after = 0_i64;
-    loop {
-        let (read, deleted, last): (i64, i64, Option<i64>) = sqlx::query_as(
+    // The last position deleted; each statement reads on from there (one
+    // statement at a time: an atomic only because the future must be Send).
+    let after = std::sync::atomic::AtomicI64::new(0);
+    let after = &after;
+    crate::db::delete_in_batches(batch, |limit| async move {
+        // A statement that deletes all `limit` rows it read goes on; one that
+        // read fewer, or stopped at a younger event, deletes fewer and ends.
+        let (deleted, last): (i64, Option<i64>) = sqlx::query_as(
             "WITH oldest AS (
                  SELECT position, created_at FROM outbox
                  WHERE position > $3
@@ -383,20 +388,19 @@ pub async fn delete_old(db: &PgPool, relayed: bool, batch: i64) -> Result<u64, s
                          (SELECT max(position) + 1 FROM oldest))))
                  RETURNING position
              )
-             SELECT (SELECT count(*) FROM oldest), (SELECT count(*) FROM gone),
-                    (SELECT max(position) FROM gone)",
+             SELECT (SELECT count(*) FROM gone), (SELECT max(position) FROM gone)",
         )
         .bind(relayed)
-        .bind(batch.max(1))
-        .bind(after)
+        .bind(limit)
+        .bind(after.load(std::sync::atomic::Ordering::Relaxed))
         .fetch_one(db)
         .await?;
-        total += deleted as u64;
-        match last {
-            Some(last) if deleted == read && read == batch.max(1) => after = last,
-            _ => return Ok(total),
+        if let Some(last) = last {
+            after.store(last, std::sync::atomic::Ordering::Relaxed);
         }
-    }
+        Ok(deleted as u64)
+    })
+    .await
 }
 
 /// Number of events not yet in the Redis stream (or, without Redis, not yet
