@@ -37,7 +37,9 @@ JOIN hp ON hp.n = CASE WHEN i % 10 = 0 THEN 1 + (i / 10) % 100
 JOIN hw ON hw.n = 1 + (i / 7) % :warehouses;
 -- Every ledger row names a position (migration 20261204230001; its trigger
 -- is off here too): the few seeded products without stock in a warehouse
--- get a level and a DEFAULT position at zero for the rows just written.
+-- get a level and a DEFAULT position at zero for the rows just written
+-- (the DEFAULT unlotted position's quantity is kept on its level: NULL in
+-- its row, migration 20261205070001).
 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(:from + 1), 12, '0'))::uuid AS first_id,
        ('00000000-0000-4000-8000-' || lpad(to_hex(:to), 12, '0'))::uuid AS last_id \gset
 INSERT INTO stock_levels (product_id, warehouse_id, quantity)
@@ -45,6 +47,6 @@ SELECT DISTINCT product_id, warehouse_id, 0 FROM stock_transactions
 WHERE id BETWEEN :'first_id' AND :'last_id'
 ON CONFLICT DO NOTHING;
 INSERT INTO stock_positions (product_id, warehouse_id, location_id, quantity)
-SELECT DISTINCT product_id, warehouse_id, location_id, 0 FROM stock_transactions
+SELECT DISTINCT product_id, warehouse_id, location_id, NULL::bigint FROM stock_transactions
 WHERE id BETWEEN :'first_id' AND :'last_id'
 ON CONFLICT ON CONSTRAINT stock_positions_key DO NOTHING;

@@ -94,7 +94,7 @@ impl World {
         out.extend(
             sqlx::query_scalar::<_, String>(
                 "SELECT format('position %s %s', l.code, p.quantity)
-                 FROM stock_positions p JOIN locations l ON l.id = p.location_id
+                 FROM stock_positions_held p JOIN locations l ON l.id = p.location_id
                  WHERE p.product_id = $1 ORDER BY l.code",
             )
             .bind(product)
@@ -225,7 +225,7 @@ async fn declines_what_only_the_general_path_decides(db: PgPool) {
     // The general path takes the bin first (A-01 sorts before DEFAULT).
     assert_eq!(w.general(&issue).await, Some(14));
     let at_bin: i64 = sqlx::query_scalar(
-        "SELECT quantity FROM stock_positions WHERE location_id = $1 AND product_id = $2",
+        "SELECT quantity FROM stock_positions_held WHERE location_id = $1 AND product_id = $2",
     )
     .bind(bin)
     .bind(p)
@@ -234,20 +234,19 @@ async fn declines_what_only_the_general_path_decides(db: PgPool) {
     .unwrap();
     assert_eq!(at_bin, 3);
 
-    // A level whose stock has only ever been in a bin has no DEFAULT
-    // position row to lock: declined, and the general path creates it.
+    // A level whose stock has only ever been in a bin: its DEFAULT
+    // position came with the level (migration 20261205070001), so an
+    // unnamed receipt goes in one statement, and an issue is declined (the
+    // bin's stock comes first).
     let e = w.product("FAST-BIN").await;
     let mut only_bin = w.movement(e, MoveKind::Receipt, Amount::Add(4));
     only_bin.location_id = Some(bin);
     assert_eq!(w.general(&only_bin).await, Some(4));
     let unnamed = w.movement(e, MoveKind::Receipt, Amount::Add(1));
-    assert_eq!(
-        w.fast(&unnamed).await,
-        None,
-        "no DEFAULT position: declined"
-    );
-    assert_eq!(w.general(&unnamed).await, Some(5));
-    assert_eq!(w.fast(&unnamed).await, Some(6), "then in one statement");
+    assert_eq!(w.fast(&unnamed).await, Some(5), "to DEFAULT, on the level");
+    let take = w.movement(e, MoveKind::Issue, Amount::Take(1));
+    assert_eq!(w.fast(&take).await, None, "stock in a bin: declined");
+    assert_eq!(w.general(&take).await, Some(4));
 
     // Something reserved: declined (expired reservations are released by
     // the general path only).

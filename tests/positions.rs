@@ -68,10 +68,11 @@ impl Fixture {
     async fn assert_ledger_holds(&self) {
         let broken: Vec<(Uuid, Option<Uuid>, i64, i64)> = sqlx::query_as(
             "SELECT s.location_id, s.lot_id, s.quantity, COALESCE(sum(t.quantity), 0)::bigint
-             FROM stock_positions s
+             FROM stock_positions_held s
              LEFT JOIN stock_transactions t ON t.product_id = s.product_id AND t.warehouse_id = s.warehouse_id
                   AND t.location_id = s.location_id AND t.lot_id IS NOT DISTINCT FROM s.lot_id
-             GROUP BY s.id HAVING s.quantity <> COALESCE(sum(t.quantity), 0) OR s.quantity < 0",
+             GROUP BY s.id, s.location_id, s.lot_id, s.quantity
+             HAVING s.quantity <> COALESCE(sum(t.quantity), 0) OR s.quantity < 0",
         )
         .fetch_all(&self.app.db)
         .await
@@ -82,7 +83,7 @@ impl Fixture {
         );
         let levels: Vec<(Uuid, i64, i64)> = sqlx::query_as(
             "SELECT l.warehouse_id, l.quantity, COALESCE(sum(s.quantity), 0)::bigint
-             FROM stock_levels l LEFT JOIN stock_positions s
+             FROM stock_levels l LEFT JOIN stock_positions_held s
                ON s.product_id = l.product_id AND s.warehouse_id = l.warehouse_id
              GROUP BY l.product_id, l.warehouse_id HAVING l.quantity <> COALESCE(sum(s.quantity), 0)",
         )
@@ -433,7 +434,7 @@ async fn the_batch_path_and_the_single_path_agree(db: PgPool) {
         let db = f.app.db.clone();
         async move {
             sqlx::query_as::<_, (Option<String>, i64)>(
-                "SELECT l.code, s.quantity FROM stock_positions s LEFT JOIN lots l ON l.id = s.lot_id
+                "SELECT l.code, s.quantity FROM stock_positions_held s LEFT JOIN lots l ON l.id = s.lot_id
                  WHERE s.warehouse_id = $1 ORDER BY 1",
             )
             .bind(w)
@@ -510,6 +511,100 @@ async fn the_migration_keeps_v1_levels_down_and_up(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(at_default, before.len() as i64);
+}
+
+/// Migration 20261205070001 counts the DEFAULT location's unlotted stock on
+/// its level: the position's row keeps its id with quantity NULL, the view
+/// shows what it holds; down stores the quantity in the row again, up moves
+/// it back, and neither changes what any position holds.
+#[sqlx::test]
+async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
+    let f = fixture(db, "none").await;
+    let bin = f.location("A-01").await;
+    assert_eq!(f.receive(json!({"quantity": 10})).await.status(), 201);
+    assert_eq!(
+        f.receive(json!({"quantity": 4, "location_id": bin})).await.status(),
+        201
+    );
+    // First-expiring-first over untracked stock goes by location code: the
+    // bin (A-01) before DEFAULT.
+    let issue = json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": 3});
+    assert_eq!(f.post("/api/v1/stock/issue", issue).await.status(), 201);
+    let db = f.app.db.clone();
+    let held = || async {
+        sqlx::query_as::<_, (Uuid, i64)>(
+            "SELECT id, quantity FROM stock_positions_held WHERE product_id = $1 ORDER BY id",
+        )
+        .bind(f.product)
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let stored = || async {
+        sqlx::query_as::<_, (Uuid, Option<i64>)>(
+            "SELECT id, quantity FROM stock_positions WHERE product_id = $1 ORDER BY id",
+        )
+        .bind(f.product)
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let elsewhere = || async {
+        sqlx::query_scalar::<_, i64>("SELECT elsewhere FROM stock_levels WHERE product_id = $1")
+            .bind(f.product)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let before = held().await;
+    let mut quantities: Vec<i64> = before.iter().map(|p| p.1).collect();
+    quantities.sort();
+    assert_eq!(quantities, [1, 10]);
+    assert_eq!(elsewhere().await, 1);
+    assert_eq!(
+        stored().await.iter().filter(|p| p.1.is_none()).count(),
+        1,
+        "only the DEFAULT position is kept on its level"
+    );
+
+    let migrator = sqlx::migrate!("./migrations");
+    let step = |up: bool| {
+        migrator
+            .iter()
+            .find(|m| m.version == 20261205070001 && m.migration_type.is_up_migration() == up)
+            .unwrap()
+            .sql
+            .clone()
+    };
+    let mut conn = db.acquire().await.unwrap();
+    sqlx::raw_sql(step(false)).execute(&mut *conn).await.unwrap();
+    let down: Vec<(Uuid, i64)> = stored()
+        .await
+        .into_iter()
+        .map(|(id, q)| (id, q.expect("down stores every quantity")))
+        .collect();
+    assert_eq!(down, before);
+    sqlx::raw_sql(step(true)).execute(&mut *conn).await.unwrap();
+    assert_eq!(held().await, before);
+    assert_eq!(elsewhere().await, 1);
+
+    // The level's own rule: what is elsewhere is part of its quantity.
+    let err = sqlx::query("UPDATE stock_levels SET elsewhere = quantity + 1 WHERE product_id = $1")
+        .bind(f.product)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("stock_levels_sum_covers_elsewhere")
+    );
+    // Movements after it: a v1-shaped receipt, and an issue taking the bin's
+    // last unit and then DEFAULT's.
+    assert_eq!(f.receive(json!({"quantity": 2})).await.status(), 201);
+    let issue = json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": 5});
+    assert_eq!(f.post("/api/v1/stock/issue", issue).await.status(), 201);
+    assert_eq!(elsewhere().await, 0);
+    f.assert_ledger_holds().await;
 }
 
 /// The fields of a v1 `/stock` item, exactly.

@@ -160,7 +160,7 @@ pub async fn update(
 /// Units held at the location, over all products and lots.
 pub async fn units_held(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT COALESCE(sum(quantity), 0)::bigint FROM stock_positions WHERE location_id = $1",
+        "SELECT COALESCE(sum(quantity), 0)::bigint FROM stock_positions_held WHERE location_id = $1",
     )
     .bind(id)
     .fetch_one(&mut **tx)

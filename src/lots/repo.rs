@@ -12,7 +12,7 @@ use crate::stock::blind::under_open_blind_count;
 fn lot_select() -> String {
     format!(
         "SELECT lt.id, lt.product_id, lt.code, lt.expires_on, lt.created_at,
-                COALESCE((SELECT sum(sp.quantity) FROM stock_positions sp
+                COALESCE((SELECT sum(sp.quantity) FROM stock_positions_held sp
                           WHERE sp.lot_id = lt.id AND NOT ($2 AND {hidden})), 0)::bigint AS quantity
          FROM lots lt",
         hidden = under_open_blind_count("sp.product_id", "sp.warehouse_id")

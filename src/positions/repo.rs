@@ -33,7 +33,7 @@ fn select(extra_columns: &str, f: &PositionFilter) -> QueryBuilder<Postgres> {
                 sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity,
                 {reserved} AS level_reserved, {available} AS level_available,
                 sp.updated_at{extra_columns}
-         FROM stock_positions sp
+         FROM stock_positions_held sp
          JOIN stock_levels s ON s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id
          JOIN products p ON p.id = sp.product_id
          JOIN warehouses w ON w.id = sp.warehouse_id

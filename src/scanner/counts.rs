@@ -474,14 +474,18 @@ impl CountsApi {
         .bind(auth.0.user_id())
         .fetch_one(&mut *tx)
         .await?;
-        // The snapshot: the positions in scope as this transaction sees them;
-        // a product named that has none here gets a line at DEFAULT.
+        // The snapshot: the positions in scope as this transaction sees them
+        // (but the empty DEFAULT unlotted position every level has, for a
+        // lot-tracked product: it never holds stock); a product named that
+        // has none here gets a line at DEFAULT.
         let line_count = sqlx::query(
             "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity)
-             SELECT $1, s.product_id, s.location_id, s.lot_id, s.quantity FROM stock_positions s
+             SELECT $1, s.product_id, s.location_id, s.lot_id, s.quantity FROM stock_positions_held s
              WHERE s.warehouse_id = $2
                AND ($3::uuid[] IS NULL OR s.product_id = ANY($3))
                AND ($4::uuid[] IS NULL OR s.location_id = ANY($4))
+               AND NOT (s.quantity = 0 AND s.lot_id IS NULL
+                        AND EXISTS (SELECT 1 FROM products p WHERE p.id = s.product_id AND p.tracking = 'lot'))
              UNION ALL
              SELECT $1, p, d.id, NULL, 0
              FROM unnest($3::uuid[]) AS p,

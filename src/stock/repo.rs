@@ -20,7 +20,7 @@ use super::{
 /// under an open blind count ([`super::blind`]).
 pub fn expiring_soon_lots(hide_blind: bool) -> String {
     format!(
-        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
+        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions_held s
           JOIN lots l ON l.id = s.lot_id
           WHERE s.quantity > 0 AND l.expires_on <= current_date + 30{})",
         and_not_hidden(hide_blind, "s")
@@ -388,7 +388,7 @@ pub async fn level_positions(
         "SELECT sp.product_id, sp.warehouse_id, sp.location_id, l.code AS location_code,
                 l.path AS location_path, sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity
          FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
-         JOIN stock_positions sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
+         JOIN stock_positions_held sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
          JOIN locations l ON l.id = sp.location_id
          LEFT JOIN lots lt ON lt.id = sp.lot_id
          WHERE sp.quantity > 0

@@ -278,7 +278,7 @@ pub async fn post_general(conn: &mut PgConnection, movements: &[Movement]) -> Re
         .filter_map(|(m, p)| p.as_ref().ok().map(|rows| rows.iter().map(move |r| (m, r))))
         .flatten()
         .collect();
-    let written = repo::write(conn, &state, &expired, cutoff, &rows).await?;
+    let written = repo::write(conn, &cat, &state, &expired, cutoff, &rows).await?;
     let mut by_id: HashMap<Uuid, _> = written.into_iter().map(|t| (t.id, t)).collect();
     Ok(planned
         .into_iter()

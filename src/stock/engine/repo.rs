@@ -212,7 +212,7 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
          UNION ALL
          SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity, NULL,
                 loc.code, lot.code, loc.active, lot.expires_on, NULL, NULL
-         FROM pairs t JOIN stock_positions s ON s.product_id = t.p AND s.warehouse_id = t.w
+         FROM pairs t JOIN stock_positions_held s ON s.product_id = t.p AND s.warehouse_id = t.w
          JOIN locations loc ON loc.id = s.location_id
          LEFT JOIN lots lot ON lot.id = s.lot_id
          UNION ALL
@@ -511,6 +511,7 @@ pub async fn serials(
 #[tracing::instrument(skip_all, fields(rows = rows.len()))]
 pub async fn write(
     conn: &mut PgConnection,
+    cat: &Catalog,
     state: &State,
     expired: &HashMap<(Uuid, Uuid), i64>,
     cutoff: OffsetDateTime,
@@ -519,8 +520,14 @@ pub async fn write(
     if state.changed_levels.is_empty() {
         return Ok(Vec::new());
     }
+    // The DEFAULT location's unlotted position is counted on its level
+    // (migration 20261205070001): its row is never written here.
+    let default_of = |warehouse: &Uuid| cat.warehouses[warehouse].default_location;
     let mut pos = PositionColumns::default();
     for key in &state.changed_positions {
+        if key.3.is_none() && key.2 == default_of(&key.1) {
+            continue;
+        }
         pos.product.push(key.0);
         pos.warehouse.push(key.1);
         pos.location.push(key.2);
@@ -533,6 +540,14 @@ pub async fn write(
         lvl.product.push(key.0);
         lvl.warehouse.push(key.1);
         lvl.quantity.push(l.quantity);
+        // Every existing level's DEFAULT position was loaded with it; a level
+        // this transaction created has one only if planning put stock there.
+        let at_default = state
+            .positions
+            .get(&(key.0, key.1, default_of(&key.1), None))
+            .copied()
+            .unwrap_or(0);
+        lvl.elsewhere.push(l.quantity - at_default);
         lvl.reserved.push(l.reserved);
         lvl.value.push(l.value);
         lvl.cost.push(l.cost);
@@ -598,10 +613,10 @@ pub async fn write(
              DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
          ),
          lvl AS (
-             UPDATE stock_levels s SET quantity = t.q, reserved = t.r, value = t.v, unit_cost = t.c,
-                 version = s.version + 1, updated_at = now()
-             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[], $35::bigint[], $36::numeric[],
-                         $37::numeric[]) AS t(p, w, q, r, v, c)
+             UPDATE stock_levels s SET quantity = t.q, elsewhere = t.e, reserved = t.r, value = t.v,
+                 unit_cost = t.c, version = s.version + 1, updated_at = now()
+             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[], $45::bigint[], $35::bigint[],
+                         $36::numeric[], $37::numeric[]) AS t(p, w, q, e, r, v, c)
              WHERE s.product_id = t.p AND s.warehouse_id = t.w
          ),
          -- Reservations past expires_at on the levels written are released
@@ -708,6 +723,7 @@ pub async fn write(
     .bind(&res.2)
     .bind(&tx.value_after)
     .bind(&tx.reservation)
+    .bind(&lvl.elsewhere)
     .fetch_all(&mut *conn)
     .await?;
     Ok(written)
@@ -727,6 +743,7 @@ struct LevelColumns {
     product: Vec<Uuid>,
     warehouse: Vec<Uuid>,
     quantity: Vec<i64>,
+    elsewhere: Vec<i64>,
     reserved: Vec<i64>,
     value: Vec<Decimal>,
     cost: Vec<Decimal>,
