@@ -14,7 +14,7 @@ CREATE TRIGGER stock_levels_v1_position AFTER INSERT ON stock_levels
     FOR EACH ROW WHEN (NEW.quantity <> 0) EXECUTE FUNCTION stock_levels_v1_position();
 
 DROP VIEW stock_positions_held;
-UPDATE stock_positions sp SET quantity = s.quantity - s.elsewhere, updated_at = s.updated_at
+UPDATE stock_positions sp SET quantity = s.quantity - s.elsewhere, updated_at = s.default_updated_at
 FROM stock_levels s
 WHERE sp.quantity IS NULL AND s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id;
 ALTER TABLE stock_positions
@@ -22,7 +22,8 @@ ALTER TABLE stock_positions
     ALTER COLUMN quantity SET NOT NULL;
 ALTER TABLE stock_levels
     DROP CONSTRAINT stock_levels_sum_covers_elsewhere,
-    DROP COLUMN elsewhere;
+    DROP COLUMN elsewhere,
+    DROP COLUMN default_updated_at;
 
 CREATE OR REPLACE FUNCTION stock_move_default(
     p_id uuid, p_kind text, p_product uuid, p_warehouse uuid, p_delta bigint,

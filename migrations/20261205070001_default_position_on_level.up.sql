@@ -23,7 +23,11 @@
 -- Writers that know only v1 (seeding, imports in SQL) still insert a level
 -- with stock and nothing else: `elsewhere` is 0, so it is all at DEFAULT, as
 -- the trigger it replaces (stock_levels_v1_position) made it.
-ALTER TABLE stock_levels ADD COLUMN elsewhere bigint NOT NULL DEFAULT 0;
+ALTER TABLE stock_levels
+    ADD COLUMN elsewhere bigint NOT NULL DEFAULT 0,
+    -- When that position last changed (the level's updated_at also moves
+    -- with its other positions and its reservations).
+    ADD COLUMN default_updated_at timestamptz NOT NULL DEFAULT now();
 
 -- Every level gets its DEFAULT position (an earlier path or SQL writer may
 -- have left one without it).
@@ -40,6 +44,10 @@ FROM (SELECT sp.product_id, sp.warehouse_id, sum(sp.quantity) AS held
       WHERE sp.lot_id IS NOT NULL OR lower(l.code) <> 'default'
       GROUP BY sp.product_id, sp.warehouse_id) o
 WHERE s.product_id = o.product_id AND s.warehouse_id = o.warehouse_id AND o.held <> 0;
+UPDATE stock_levels s SET default_updated_at = sp.updated_at
+FROM stock_positions sp JOIN locations l ON l.id = sp.location_id
+WHERE lower(l.code) = 'default' AND sp.lot_id IS NULL
+  AND sp.product_id = s.product_id AND sp.warehouse_id = s.warehouse_id;
 UPDATE stock_positions sp SET quantity = NULL
 FROM locations l
 WHERE l.id = sp.location_id AND lower(l.code) = 'default' AND sp.lot_id IS NULL;
@@ -70,15 +78,14 @@ CREATE TRIGGER stock_levels_default_position AFTER INSERT ON stock_levels
 
 -- Every position with what it holds. The level is read only for the DEFAULT
 -- unlotted position (the lateral subquery's filter is on the outer row), so
--- a read of lot positions costs what it did. For that position, updated_at
--- is the level's: when anything under the level last changed.
+-- a read of lot positions costs what it did.
 CREATE VIEW stock_positions_held AS
 SELECT sp.id, sp.product_id, sp.warehouse_id, sp.location_id, sp.lot_id,
        COALESCE(sp.quantity, d.quantity) AS quantity,
        COALESCE(d.updated_at, sp.updated_at) AS updated_at
 FROM stock_positions sp
 LEFT JOIN LATERAL (
-    SELECT s.quantity - s.elsewhere AS quantity, s.updated_at
+    SELECT s.quantity - s.elsewhere AS quantity, s.default_updated_at AS updated_at
     FROM stock_levels s
     WHERE sp.quantity IS NULL AND s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id
 ) d ON true;
@@ -153,7 +160,7 @@ BEGIN
     RETURN QUERY
     WITH lvl AS (
         UPDATE stock_levels SET quantity = new_quantity, value = new_value, unit_cost = new_cost,
-            version = version + 1, updated_at = now()
+            version = version + 1, updated_at = now(), default_updated_at = now()
         WHERE product_id = p_product AND warehouse_id = p_warehouse
     ), t AS (
         INSERT INTO stock_transactions (id, kind, product_id, warehouse_id, location_id, quantity,

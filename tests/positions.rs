@@ -523,26 +523,34 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
     let bin = f.location("A-01").await;
     assert_eq!(f.receive(json!({"quantity": 10})).await.status(), 201);
     assert_eq!(
-        f.receive(json!({"quantity": 4, "location_id": bin})).await.status(),
+        f.receive(json!({"quantity": 4, "location_id": bin}))
+            .await
+            .status(),
         201
     );
-    // First-expiring-first over untracked stock goes by location code: the
-    // bin before DEFAULT.
-    let issue = json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": 3});
-    assert_eq!(f.post("/api/v1/stock/issue", issue).await.status(), 201);
     let db = f.app.db.clone();
     let held = || async {
-        sqlx::query_as::<_, (Uuid, i64)>(
-            "SELECT id, quantity FROM stock_positions_held WHERE product_id = $1 ORDER BY id",
+        sqlx::query_as::<_, (Uuid, i64, time::OffsetDateTime)>(
+            "SELECT id, quantity, updated_at FROM stock_positions_held WHERE product_id = $1 ORDER BY id",
         )
         .bind(f.product)
         .fetch_all(&db)
         .await
         .unwrap()
     };
+    let default_changed_at = || async {
+        let at: Vec<_> = held().await.into_iter().filter(|p| p.1 >= 10).collect();
+        at[0].2
+    };
+    let received_at = default_changed_at().await;
+    // First-expiring-first over untracked stock goes by location code: the
+    // bin before DEFAULT, which does not change.
+    let issue = json!({"product_id": f.product, "warehouse_id": f.warehouse, "quantity": 3});
+    assert_eq!(f.post("/api/v1/stock/issue", issue).await.status(), 201);
+    assert_eq!(default_changed_at().await, received_at);
     let stored = || async {
-        sqlx::query_as::<_, (Uuid, Option<i64>)>(
-            "SELECT id, quantity FROM stock_positions WHERE product_id = $1 ORDER BY id",
+        sqlx::query_as::<_, (Uuid, Option<i64>, time::OffsetDateTime)>(
+            "SELECT id, quantity, updated_at FROM stock_positions WHERE product_id = $1 ORDER BY id",
         )
         .bind(f.product)
         .fetch_all(&db)
@@ -577,11 +585,14 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
             .clone()
     };
     let mut conn = db.acquire().await.unwrap();
-    sqlx::raw_sql(step(false)).execute(&mut *conn).await.unwrap();
-    let down: Vec<(Uuid, i64)> = stored()
+    sqlx::raw_sql(step(false))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let down: Vec<_> = stored()
         .await
         .into_iter()
-        .map(|(id, q)| (id, q.expect("down stores every quantity")))
+        .map(|(id, q, at)| (id, q.expect("down stores every quantity"), at))
         .collect();
     assert_eq!(down, before);
     sqlx::raw_sql(step(true)).execute(&mut *conn).await.unwrap();

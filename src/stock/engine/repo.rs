@@ -542,12 +542,11 @@ pub async fn write(
         lvl.quantity.push(l.quantity);
         // Every existing level's DEFAULT position was loaded with it; a level
         // this transaction created has one only if planning put stock there.
-        let at_default = state
-            .positions
-            .get(&(key.0, key.1, default_of(&key.1), None))
-            .copied()
-            .unwrap_or(0);
-        lvl.elsewhere.push(l.quantity - at_default);
+        let at_default = (key.0, key.1, default_of(&key.1), None);
+        let held = state.positions.get(&at_default).copied().unwrap_or(0);
+        lvl.elsewhere.push(l.quantity - held);
+        lvl.default_changed
+            .push(state.changed_positions.contains(&at_default));
         lvl.reserved.push(l.reserved);
         lvl.value.push(l.value);
         lvl.cost.push(l.cost);
@@ -614,9 +613,10 @@ pub async fn write(
          ),
          lvl AS (
              UPDATE stock_levels s SET quantity = t.q, elsewhere = t.e, reserved = t.r, value = t.v,
-                 unit_cost = t.c, version = s.version + 1, updated_at = now()
-             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[], $45::bigint[], $35::bigint[],
-                         $36::numeric[], $37::numeric[]) AS t(p, w, q, e, r, v, c)
+                 unit_cost = t.c, version = s.version + 1, updated_at = now(),
+                 default_updated_at = CASE WHEN t.d THEN now() ELSE s.default_updated_at END
+             FROM unnest($6::uuid[], $7::uuid[], $8::bigint[], $45::bigint[], $46::bool[],
+                         $35::bigint[], $36::numeric[], $37::numeric[]) AS t(p, w, q, e, d, r, v, c)
              WHERE s.product_id = t.p AND s.warehouse_id = t.w
          ),
          -- Reservations past expires_at on the levels written are released
@@ -724,6 +724,7 @@ pub async fn write(
     .bind(&tx.value_after)
     .bind(&tx.reservation)
     .bind(&lvl.elsewhere)
+    .bind(&lvl.default_changed)
     .fetch_all(&mut *conn)
     .await?;
     Ok(written)
@@ -744,6 +745,7 @@ struct LevelColumns {
     warehouse: Vec<Uuid>,
     quantity: Vec<i64>,
     elsewhere: Vec<i64>,
+    default_changed: Vec<bool>,
     reserved: Vec<i64>,
     value: Vec<Decimal>,
     cost: Vec<Decimal>,
