@@ -343,6 +343,87 @@ async fn transfers_between_locations_keep_lot_and_balance(db: PgPool) {
     f.assert_ledger_holds().await;
 }
 
+/// One untracked level under both paths at once: v1-shaped receipts and
+/// issues (the one-statement path while all the stock is at DEFAULT, the
+/// general path otherwise) racing transfers between DEFAULT and a bin. The
+/// DEFAULT position is counted on the level (`quantity - elsewhere`): after
+/// the race every position still equals its ledger, `elsewhere` equals what
+/// the bin holds, and nothing deadlocked.
+#[sqlx::test]
+async fn default_movements_racing_bin_transfers_keep_the_level_and_its_positions(db: PgPool) {
+    let f = Arc::new(fixture(db, "none").await);
+    let bin = f.location("A-01").await;
+    let default: Uuid =
+        sqlx::query_scalar("SELECT id FROM locations WHERE warehouse_id = $1 AND code = 'DEFAULT'")
+            .bind(f.warehouse)
+            .fetch_one(&f.app.db)
+            .await
+            .unwrap();
+    assert_eq!(f.receive(json!({"quantity": 100})).await.status(), 201);
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let (path, body) = match i % 4 {
+                    0 => ("/api/v1/stock/receive", json!({"quantity": 2})),
+                    1 => ("/api/v1/stock/issue", json!({"quantity": 3})),
+                    2 => (
+                        "/api/v1/stock/transfer",
+                        json!({"from_location_id": default, "to_location_id": bin, "quantity": 2}),
+                    ),
+                    _ => (
+                        "/api/v1/stock/transfer",
+                        json!({"from_location_id": bin, "to_location_id": default, "quantity": 1}),
+                    ),
+                };
+                let mut body = body;
+                let ids = if path.ends_with("transfer") {
+                    json!({"product_id": f.product, "from_warehouse_id": f.warehouse,
+                           "to_warehouse_id": f.warehouse})
+                } else {
+                    json!({"product_id": f.product, "warehouse_id": f.warehouse})
+                };
+                body.as_object_mut()
+                    .unwrap()
+                    .extend(ids.as_object().unwrap().clone());
+                f.post(path, body).await.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "only applied or refused, never a deadlock or 500: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().skip(2).step_by(4).any(|s| *s == 201),
+        "some stock went to the bin: {statuses:?}"
+    );
+    let (quantity, elsewhere, at_bin): (i64, i64, i64) = sqlx::query_as(
+        "SELECT s.quantity, s.elsewhere,
+                (SELECT quantity FROM stock_positions_held WHERE location_id = $1)
+         FROM stock_levels s",
+    )
+    .bind(bin)
+    .fetch_one(&f.app.db)
+    .await
+    .unwrap();
+    let applied = |k: usize| {
+        statuses
+            .iter()
+            .skip(k)
+            .step_by(4)
+            .filter(|s| **s == 201)
+            .count() as i64
+    };
+    assert_eq!(quantity, 100 + 2 * applied(0) - 3 * applied(1));
+    assert_eq!(elsewhere, at_bin);
+    f.assert_ledger_holds().await;
+}
+
 /// The same movements through the scanner's set-based batch and one by one
 /// through the movements API give the same answers and the same stock.
 #[sqlx::test]

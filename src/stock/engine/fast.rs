@@ -1,7 +1,9 @@
 //! The one-statement path: a v1-shaped movement (receipt, issue or
 //! adjustment of an untracked product naming no location, lot, serial,
 //! count or reservation) in ONE round trip, by the database function
-//! `stock_move_default` (migration 20261202220001, which says when it acts).
+//! `stock_move_default` (migration 20261202220001, which says when it acts;
+//! since 20261205070001 it writes the level alone, which counts the DEFAULT
+//! location's unlotted position).
 //!
 //! It is the general path's rules run by PostgreSQL where their outcome is
 //! certain: all stock at the DEFAULT position, nothing reserved. Anything
