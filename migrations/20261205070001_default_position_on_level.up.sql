@@ -13,7 +13,8 @@
 -- `quantity` NULL ("kept on the level"): the row stays the position's
 -- identity (its id, its key, what the ledger's position check and the
 -- foreign keys name), but a movement there writes the level only. Readers
--- take quantities from the view stock_positions_held, never from the table.
+-- take quantities through src/stock/held.rs, never from the column alone
+-- (not a view: see there why).
 --
 -- What holds, in the database:
 -- - A level is inserted with its DEFAULT position (the trigger below), so every ledger row at DEFAULT without a lot names a position.
@@ -75,20 +76,6 @@ BEGIN
 END $$;
 CREATE TRIGGER stock_levels_default_position AFTER INSERT ON stock_levels
     FOR EACH ROW EXECUTE FUNCTION stock_levels_default_position();
-
--- Every position with what it holds. The level is read only for the DEFAULT
--- unlotted position (the lateral subquery's filter is on the outer row), so
--- a read of lot positions costs what it did.
-CREATE VIEW stock_positions_held AS
-SELECT sp.id, sp.product_id, sp.warehouse_id, sp.location_id, sp.lot_id,
-       COALESCE(sp.quantity, d.quantity) AS quantity,
-       COALESCE(d.updated_at, sp.updated_at) AS updated_at
-FROM stock_positions sp
-LEFT JOIN LATERAL (
-    SELECT s.quantity - s.elsewhere AS quantity, s.default_updated_at AS updated_at
-    FROM stock_levels s
-    WHERE sp.quantity IS NULL AND s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id
-) d ON true;
 
 -- The one-statement path: the level alone. An addition adds to the level
 -- (the DEFAULT position is its `quantity - elsewhere`); a removal needs

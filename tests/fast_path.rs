@@ -92,11 +92,12 @@ impl World {
             .unwrap(),
         );
         out.extend(
-            sqlx::query_scalar::<_, String>(
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
                 "SELECT format('position %s %s', l.code, p.quantity)
-                 FROM stock_positions_held p JOIN locations l ON l.id = p.location_id
+                 FROM {} p JOIN locations l ON l.id = p.location_id
                  WHERE p.product_id = $1 ORDER BY l.code",
-            )
+                common::positions_held()
+            )))
             .bind(product)
             .fetch_all(&self.db)
             .await
@@ -224,9 +225,10 @@ async fn declines_what_only_the_general_path_decides(db: PgPool) {
     assert_eq!(w.fast(&receipt).await, Some(16));
     // The general path takes the bin first (A-01 sorts before DEFAULT).
     assert_eq!(w.general(&issue).await, Some(14));
-    let at_bin: i64 = sqlx::query_scalar(
-        "SELECT quantity FROM stock_positions_held WHERE location_id = $1 AND product_id = $2",
-    )
+    let at_bin: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT quantity FROM {} s WHERE location_id = $1 AND product_id = $2",
+        common::positions_held()
+    )))
     .bind(bin)
     .bind(p)
     .fetch_one(&w.db)

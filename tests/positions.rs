@@ -66,14 +66,15 @@ impl Fixture {
     /// Every position's quantity equals the sum of its ledger rows, no
     /// position is negative, and each level is the sum of its positions.
     async fn assert_ledger_holds(&self) {
-        let broken: Vec<(Uuid, Option<Uuid>, i64, i64)> = sqlx::query_as(
+        let broken: Vec<(Uuid, Option<Uuid>, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT s.location_id, s.lot_id, s.quantity, COALESCE(sum(t.quantity), 0)::bigint
-             FROM stock_positions_held s
+             FROM {} s
              LEFT JOIN stock_transactions t ON t.product_id = s.product_id AND t.warehouse_id = s.warehouse_id
                   AND t.location_id = s.location_id AND t.lot_id IS NOT DISTINCT FROM s.lot_id
              GROUP BY s.id, s.location_id, s.lot_id, s.quantity
              HAVING s.quantity <> COALESCE(sum(t.quantity), 0) OR s.quantity < 0",
-        )
+            common::positions_held()
+        )))
         .fetch_all(&self.app.db)
         .await
         .unwrap();
@@ -81,12 +82,13 @@ impl Fixture {
             broken.is_empty(),
             "positions disagree with the ledger: {broken:?}"
         );
-        let levels: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        let levels: Vec<(Uuid, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT l.warehouse_id, l.quantity, COALESCE(sum(s.quantity), 0)::bigint
-             FROM stock_levels l LEFT JOIN stock_positions_held s
+             FROM stock_levels l LEFT JOIN {} s
                ON s.product_id = l.product_id AND s.warehouse_id = l.warehouse_id
              GROUP BY l.product_id, l.warehouse_id HAVING l.quantity <> COALESCE(sum(s.quantity), 0)",
-        )
+            common::positions_held()
+        )))
         .fetch_all(&self.app.db)
         .await
         .unwrap();
@@ -402,15 +404,16 @@ async fn default_movements_racing_bin_transfers_keep_the_level_and_its_positions
         statuses.iter().skip(2).step_by(4).any(|s| *s == 201),
         "some stock went to the bin: {statuses:?}"
     );
-    let (quantity, elsewhere, at_bin): (i64, i64, i64) = sqlx::query_as(
-        "SELECT s.quantity, s.elsewhere,
-                (SELECT quantity FROM stock_positions_held WHERE location_id = $1)
+    let (quantity, elsewhere, at_bin): (i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT s.quantity, s.elsewhere, (SELECT quantity FROM {} p WHERE location_id = $1)
          FROM stock_levels s",
-    )
-    .bind(bin)
-    .fetch_one(&f.app.db)
-    .await
-    .unwrap();
+            common::positions_held()
+        )))
+        .bind(bin)
+        .fetch_one(&f.app.db)
+        .await
+        .unwrap();
     let applied = |k: usize| {
         statuses
             .iter()
@@ -514,10 +517,11 @@ async fn the_batch_path_and_the_single_path_agree(db: PgPool) {
     let positions = |w: Uuid| {
         let db = f.app.db.clone();
         async move {
-            sqlx::query_as::<_, (Option<String>, i64)>(
-                "SELECT l.code, s.quantity FROM stock_positions_held s LEFT JOIN lots l ON l.id = s.lot_id
+            sqlx::query_as::<_, (Option<String>, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT l.code, s.quantity FROM {} s LEFT JOIN lots l ON l.id = s.lot_id
                  WHERE s.warehouse_id = $1 ORDER BY 1",
-            )
+                common::positions_held()
+            )))
             .bind(w)
             .fetch_all(&db)
             .await
@@ -611,9 +615,10 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
     );
     let db = f.app.db.clone();
     let held = || async {
-        sqlx::query_as::<_, (Uuid, i64, time::OffsetDateTime)>(
-            "SELECT id, quantity, updated_at FROM stock_positions_held WHERE product_id = $1 ORDER BY id",
-        )
+        sqlx::query_as::<_, (Uuid, i64, time::OffsetDateTime)>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, quantity, updated_at FROM {} s WHERE product_id = $1 ORDER BY id",
+            common::positions_held()
+        )))
         .bind(f.product)
         .fetch_all(&db)
         .await

@@ -5,6 +5,7 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::model::Location;
+use crate::stock::held;
 
 const COLUMNS: &str =
     "id, warehouse_id, code, name, parent_id, barcode, active, path, created_at, updated_at";
@@ -159,9 +160,12 @@ pub async fn update(
 
 /// Units held at the location, over all products and lots.
 pub async fn units_held(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(sum(quantity), 0)::bigint FROM stock_positions_held WHERE location_id = $1",
-    )
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE(sum({quantity}), 0)::bigint FROM stock_positions sp {join_level}
+         WHERE sp.location_id = $1",
+        quantity = held::quantity("sp", "s"),
+        join_level = held::join_level("sp", "s"),
+    )))
     .bind(id)
     .fetch_one(&mut **tx)
     .await

@@ -7,12 +7,13 @@ use uuid::Uuid;
 use super::model::{Lot, SerialWhereabouts, TracedMovement};
 use crate::stock::blind::under_open_blind_count;
 
-/// A lot's columns with its quantity on hand: the sum of its positions,
-/// leaving out (when `$2`) those under an open blind count.
+/// A lot's columns with its quantity on hand: the sum of its positions
+/// (a lot position stores its own quantity, see `stock::held`), leaving out
+/// (when `$2`) those under an open blind count.
 fn lot_select() -> String {
     format!(
         "SELECT lt.id, lt.product_id, lt.code, lt.expires_on, lt.created_at,
-                COALESCE((SELECT sum(sp.quantity) FROM stock_positions_held sp
+                COALESCE((SELECT sum(sp.quantity) FROM stock_positions sp
                           WHERE sp.lot_id = lt.id AND NOT ($2 AND {hidden})), 0)::bigint AS quantity
          FROM lots lt",
         hidden = under_open_blind_count("sp.product_id", "sp.warehouse_id")

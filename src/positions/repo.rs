@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::model::{ExpiringStock, StockPosition};
 use crate::stock::{
     blind::under_open_blind_count,
+    held,
     repo::{available, effective_reserved},
 };
 
@@ -30,16 +31,20 @@ fn select(extra_columns: &str, f: &PositionFilter) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::new(format!(
         "SELECT sp.id, sp.product_id, p.sku, sp.warehouse_id, w.code AS warehouse_code,
                 sp.location_id, l.code AS location_code, l.path AS location_path,
-                sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity,
+                sp.lot_id, lt.code AS lot, lt.expires_on, {quantity} AS quantity,
                 {reserved} AS level_reserved, {available} AS level_available,
-                sp.updated_at{extra_columns}
-         FROM stock_positions_held sp
-         JOIN stock_levels s ON s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id
+                {updated_at} AS updated_at{extra_columns}
+         FROM stock_positions sp
+         {join_level}
          JOIN products p ON p.id = sp.product_id
          JOIN warehouses w ON w.id = sp.warehouse_id
          JOIN locations l ON l.id = sp.location_id
          LEFT JOIN lots lt ON lt.id = sp.lot_id
-         WHERE sp.quantity > 0",
+         WHERE {holds_stock}",
+        quantity = held::quantity("sp", "s"),
+        updated_at = held::updated_at("sp", "s"),
+        join_level = held::join_level("sp", "s"),
+        holds_stock = held::holds_stock("sp", "s"),
         reserved = effective_reserved("s"),
         available = available("s"),
     ));

@@ -36,6 +36,7 @@ use crate::{
     stock::{
         blind::hides_blind_counts,
         engine::{self, Actor, Amount, MoveKind, Movement, Refusal},
+        held,
         model::StockTransaction,
     },
     telemetry, Tags,
@@ -478,13 +479,14 @@ impl CountsApi {
         // (but the empty DEFAULT unlotted position every level has, for a
         // lot-tracked product: it never holds stock); a product named that
         // has none here gets a line at DEFAULT.
-        let line_count = sqlx::query(
+        let line_count = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO count_lines (count_id, product_id, location_id, lot_id, expected_quantity)
-             SELECT $1, s.product_id, s.location_id, s.lot_id, s.quantity FROM stock_positions_held s
+             SELECT $1, s.product_id, s.location_id, s.lot_id, {quantity} FROM stock_positions s
+             {join_level}
              WHERE s.warehouse_id = $2
                AND ($3::uuid[] IS NULL OR s.product_id = ANY($3))
                AND ($4::uuid[] IS NULL OR s.location_id = ANY($4))
-               AND NOT (s.quantity = 0 AND s.lot_id IS NULL
+               AND NOT (s.lot_id IS NULL AND {quantity} = 0
                         AND EXISTS (SELECT 1 FROM products p WHERE p.id = s.product_id AND p.tracking = 'lot'))
              UNION ALL
              SELECT $1, p, d.id, NULL, 0
@@ -494,7 +496,9 @@ impl CountsApi {
                AND NOT EXISTS (SELECT 1 FROM stock_positions s
                                WHERE s.product_id = p AND s.warehouse_id = $2 AND s.location_id = d.id
                                  AND s.lot_id IS NULL)",
-        )
+            quantity = held::quantity("s", "v"),
+            join_level = held::join_level("s", "v"),
+        )))
         .bind(id)
         .bind(body.warehouse_id)
         .bind(&products)

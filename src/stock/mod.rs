@@ -5,6 +5,7 @@
 
 pub mod blind;
 pub mod engine;
+pub mod held;
 pub mod model;
 pub mod repo;
 

@@ -11,16 +11,18 @@ use uuid::Uuid;
 use super::{
     blind::{and_not_hidden, under_open_blind_count},
     engine::plan::round_cost,
+    held,
     model::{LevelPosition, StockLevel, StockTransaction, TransactionKind},
 };
 
 /// SQL counting lots with stock that expire within 30 days (already expired
-/// ones included): one definition for the dashboard and the
+/// ones included; lot positions store their quantity, see [`super::held`]):
+/// one definition for the dashboard and the
 /// `inventory_expiring_lots` gauge. `hide_blind`: without the positions
 /// under an open blind count ([`super::blind`]).
 pub fn expiring_soon_lots(hide_blind: bool) -> String {
     format!(
-        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions_held s
+        "(SELECT count(DISTINCT s.lot_id) FROM stock_positions s
           JOIN lots l ON l.id = s.lot_id
           WHERE s.quantity > 0 AND l.expires_on <= current_date + 30{})",
         and_not_hidden(hide_blind, "s")
@@ -384,16 +386,21 @@ pub async fn level_positions(
         #[sqlx(flatten)]
         position: LevelPosition,
     }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT sp.product_id, sp.warehouse_id, sp.location_id, l.code AS location_code,
-                l.path AS location_path, sp.lot_id, lt.code AS lot, lt.expires_on, sp.quantity
+                l.path AS location_path, sp.lot_id, lt.code AS lot, lt.expires_on,
+                {quantity} AS quantity
          FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)
-         JOIN stock_positions_held sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
+         JOIN stock_positions sp ON sp.product_id = t.p AND sp.warehouse_id = t.w
+         {join_level}
          JOIN locations l ON l.id = sp.location_id
          LEFT JOIN lots lt ON lt.id = sp.lot_id
-         WHERE sp.quantity > 0
+         WHERE {holds_stock}
          ORDER BY sp.product_id, sp.warehouse_id, l.path, lt.expires_on NULLS LAST, lt.code NULLS FIRST",
-    )
+        quantity = held::quantity("sp", "s"),
+        join_level = held::join_level("sp", "s"),
+        holds_stock = held::holds_stock("sp", "s"),
+    )))
     .bind(&products)
     .bind(&warehouses)
     .fetch_all(db)

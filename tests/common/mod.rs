@@ -31,6 +31,21 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
 /// The port of the PgBouncer the application's pool goes through, from
 /// `TEST_APP_THROUGH_PGBOUNCER` (scripts/test.sh sets it for a subset of the
 /// suite); None: straight to PostgreSQL.
+/// Every position with what it holds, as a derived table for tests' SQL
+/// (`FROM {} s`): the application's own fragments (`stock::held`).
+#[allow(dead_code)] // not every test crate reads positions
+pub fn positions_held() -> String {
+    use inventory_api::stock::held;
+    format!(
+        "(SELECT sp.id, sp.product_id, sp.warehouse_id, sp.location_id, sp.lot_id,
+                 {quantity} AS quantity, {updated_at} AS updated_at
+          FROM stock_positions sp {join_level})",
+        quantity = held::quantity("sp", "lv"),
+        updated_at = held::updated_at("sp", "lv"),
+        join_level = held::join_level("sp", "lv"),
+    )
+}
+
 pub fn pgbouncer_port() -> Option<String> {
     std::env::var("TEST_APP_THROUGH_PGBOUNCER")
         .ok()

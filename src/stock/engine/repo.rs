@@ -18,7 +18,7 @@ use super::{
 use crate::{
     catalog::model::Tracking,
     error::Result,
-    stock::{model::StockTransaction, repo::TRANSACTION_COLUMNS},
+    stock::{held, model::StockTransaction, repo::TRANSACTION_COLUMNS},
 };
 
 /// Advisory-lock class of "serial numbers of one product are changing".
@@ -176,7 +176,7 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
     let (pair_products, pair_warehouses): (Vec<Uuid>, Vec<Uuid>) =
         req.pairs.iter().copied().unzip();
     let (lot_products, lot_codes): (Vec<Uuid>, Vec<String>) = req.lots.iter().cloned().unzip();
-    let rows: Vec<LoadRow> = sqlx::query_as(
+    let rows: Vec<LoadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(p, w)),
          seen AS (
              SELECT s.product_id, s.warehouse_id, s.version
@@ -210,9 +210,10 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
                 NULL, NULL, NULL
          FROM seen
          UNION ALL
-         SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, s.quantity, NULL,
+         SELECT 's', s.product_id, s.warehouse_id, s.location_id, s.lot_id, {quantity}, NULL,
                 loc.code, lot.code, loc.active, lot.expires_on, NULL, NULL
-         FROM pairs t JOIN stock_positions_held s ON s.product_id = t.p AND s.warehouse_id = t.w
+         FROM pairs t JOIN stock_positions s ON s.product_id = t.p AND s.warehouse_id = t.w
+         {join_level}
          JOIN locations loc ON loc.id = s.location_id
          LEFT JOIN lots lot ON lot.id = s.lot_id
          UNION ALL
@@ -243,6 +244,9 @@ pub async fn load(conn: &mut PgConnection, req: &LoadRequest) -> Result<Loaded> 
          SELECT 't', l.id, l.product_id, NULL, NULL, NULL, NULL, l.code, NULL, NULL, l.expires_on, NULL, NULL
          FROM lots l
          JOIN unnest($6::uuid[], $7::text[]) AS t(p, c) ON l.product_id = t.p AND l.code = t.c",
+        quantity = held::quantity("s", "lv"),
+        join_level = held::join_level("s", "lv"),
+    ))
     )
     .bind(&pair_products)
     .bind(&pair_warehouses)
