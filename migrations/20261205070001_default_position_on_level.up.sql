@@ -3,9 +3,8 @@
 --
 -- Why: a v1-shaped movement (no location, no lot) changes the level and the
 -- DEFAULT position by the same amount, so it locked and rewrote two rows
--- where v1 rewrote one. pgbench on stock_move_default without the position's
--- lock and write ran +11-16 % (bench/README.md, session 30), the largest
--- single part of what v2 added to such a movement.
+-- where v1 rewrote one. Without that write and lock pgbench's movements ran
+-- +9 % (bench/README.md, "The DEFAULT position on its level").
 --
 -- Now a level also keeps `elsewhere`: its units held in every position but
 -- the DEFAULT location's unlotted one. That position's quantity is the
@@ -17,7 +16,8 @@
 -- (not a view: see there why).
 --
 -- What holds, in the database:
--- - A level is inserted with its DEFAULT position (the trigger below), so every ledger row at DEFAULT without a lot names a position.
+-- - A level is inserted with its DEFAULT position (the trigger below), so
+--   every ledger row at DEFAULT without a lot names a position.
 -- - A NULL quantity is the unlotted position's only (the CHECK below): a lot
 --   position always carries its own quantity.
 -- - 0 <= elsewhere <= quantity on every level.
