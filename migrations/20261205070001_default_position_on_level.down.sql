@@ -13,6 +13,8 @@ DROP FUNCTION stock_levels_default_position();
 CREATE TRIGGER stock_levels_v1_position AFTER INSERT ON stock_levels
     FOR EACH ROW WHEN (NEW.quantity <> 0) EXECUTE FUNCTION stock_levels_v1_position();
 
+DROP TRIGGER stock_positions_kept_on_level ON stock_positions;
+DROP FUNCTION stock_positions_kept_on_level();
 UPDATE stock_positions sp SET quantity = s.quantity - s.elsewhere, updated_at = s.default_updated_at
 FROM stock_levels s
 WHERE sp.quantity IS NULL AND s.product_id = sp.product_id AND s.warehouse_id = sp.warehouse_id;

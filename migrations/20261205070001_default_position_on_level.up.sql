@@ -18,8 +18,9 @@
 -- What holds, in the database:
 -- - A level is inserted with its DEFAULT position (the trigger below), so
 --   every ledger row at DEFAULT without a lot names a position.
--- - A NULL quantity is the unlotted position's only (the CHECK below): a lot
---   position always carries its own quantity.
+-- - An unlotted position keeps NULL exactly when it is at DEFAULT (the
+--   trigger below, which runs only when an unlotted position is written);
+--   a lot position always carries its own quantity (the CHECK below).
 -- - 0 <= elsewhere <= quantity on every level.
 -- Writers that know only v1 (seeding, imports in SQL) still insert a level
 -- with stock and nothing else: `elsewhere` is 0, so it is all at DEFAULT, as
@@ -60,6 +61,20 @@ ALTER TABLE stock_positions
 -- be reported as that.)
 ALTER TABLE stock_levels
     ADD CONSTRAINT stock_levels_sum_covers_elsewhere CHECK (elsewhere >= 0 AND elsewhere <= quantity);
+
+CREATE FUNCTION stock_positions_kept_on_level() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.quantity IS NULL) <> EXISTS (SELECT 1 FROM locations
+                                         WHERE id = NEW.location_id AND lower(code) = 'default') THEN
+        RAISE check_violation USING
+            MESSAGE = 'stock_positions: an unlotted position keeps its quantity on its level (NULL) '
+                      'exactly when it is at its warehouse''s DEFAULT location',
+            CONSTRAINT = 'stock_positions_kept_on_level', TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER stock_positions_kept_on_level BEFORE INSERT OR UPDATE OF quantity ON stock_positions
+    FOR EACH ROW WHEN (NEW.lot_id IS NULL) EXECUTE FUNCTION stock_positions_kept_on_level();
 
 DROP TRIGGER stock_levels_v1_position ON stock_levels;
 DROP FUNCTION stock_levels_v1_position();

@@ -695,6 +695,18 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
         err.as_database_error().and_then(|e| e.constraint()),
         Some("stock_levels_sum_covers_elsewhere")
     );
+    // An unlotted position is kept on its level exactly at DEFAULT.
+    for (sql, case) in [
+        ("UPDATE stock_positions SET quantity = 5 WHERE quantity IS NULL AND product_id = $1", "DEFAULT stored"),
+        ("UPDATE stock_positions SET quantity = NULL WHERE quantity IS NOT NULL AND product_id = $1", "a bin on the level"),
+    ] {
+        let err = sqlx::query(sql).bind(f.product).execute(&db).await.unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.constraint()),
+            Some("stock_positions_kept_on_level"),
+            "{case}"
+        );
+    }
     // Movements after it: a v1-shaped receipt, and an issue taking the bin's
     // last unit and then DEFAULT's.
     assert_eq!(f.receive(json!({"quantity": 2})).await.status(), 201);
