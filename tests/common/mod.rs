@@ -33,7 +33,6 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
 /// suite); None: straight to PostgreSQL.
 /// Every position with what it holds, as a derived table for tests' SQL
 /// (`FROM {} s`): the application's own fragments (`stock::held`).
-#[allow(dead_code)] // not every test crate reads positions
 pub fn positions_held() -> String {
     use inventory_api::stock::held;
     format!(

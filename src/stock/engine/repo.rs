@@ -546,11 +546,11 @@ pub async fn write(
         lvl.quantity.push(l.quantity);
         // Every existing level's DEFAULT position was loaded with it; a level
         // this transaction created has one only if planning put stock there.
-        let at_default = (key.0, key.1, default_of(&key.1), None);
-        let held = state.positions.get(&at_default).copied().unwrap_or(0);
-        lvl.elsewhere.push(l.quantity - held);
+        let default_key = (key.0, key.1, default_of(&key.1), None);
+        let at_default = state.positions.get(&default_key).copied().unwrap_or(0);
+        lvl.elsewhere.push(l.quantity - at_default);
         lvl.default_changed
-            .push(state.changed_positions.contains(&at_default));
+            .push(state.changed_positions.contains(&default_key));
         lvl.reserved.push(l.reserved);
         lvl.value.push(l.value);
         lvl.cost.push(l.cost);
