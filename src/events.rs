@@ -509,7 +509,7 @@ async fn poll(
     hide_blind: bool,
 ) -> Result<Vec<FeedEvent>, sqlx::Error> {
     sequence(db).await?;
-    let mut conn = db.acquire().await?;
+    let mut conn = crate::db::acquire(db).await?;
     let mut events = read_after(&mut conn, after, limit)
         .await?
         .into_iter()

@@ -205,7 +205,7 @@ impl ReservationsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> Result<Json<Reservation>> {
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::db::acquire(&state.db).await?;
         repo::get(&mut conn, id.0)
             .await?
             .map(Json)

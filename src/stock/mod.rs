@@ -103,7 +103,7 @@ async fn perform<B: poem_openapi::types::ToJSON>(
         // Without a key the one-statement path needs no transaction of our
         // own: one round trip in all, the blind-count check included (it
         // changes nothing when it declines).
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::db::acquire(&state.db).await?;
         if let Some(mut done) = engine::fast::try_post(&mut conn, &m).await? {
             record(m.kind, &Ok(&done.result));
             if hides && done.blind {
