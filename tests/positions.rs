@@ -661,17 +661,31 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
         "only the DEFAULT position is kept on its level"
     );
 
+    // Migrations after it are reverted first, in reverse order, and applied
+    // again afterwards: its down expects the schema it left.
     let migrator = sqlx::migrate!("./migrations");
-    let step = |up: bool| {
+    let version = 20261205070001;
+    let step = |version: i64, up: bool| {
         migrator
             .iter()
-            .find(|m| m.version == 20261205070001 && m.migration_type.is_up_migration() == up)
+            .find(|m| m.version == version && m.migration_type.is_up_migration() == up)
             .unwrap()
             .sql
             .clone()
     };
+    let later: Vec<i64> = migrator
+        .iter()
+        .filter(|m| m.version > version && m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .collect();
     let mut conn = db.acquire().await.unwrap();
-    sqlx::raw_sql(step(false))
+    for v in later.iter().rev() {
+        sqlx::raw_sql(step(*v, false))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(step(version, false))
         .execute(&mut *conn)
         .await
         .unwrap();
@@ -681,9 +695,18 @@ async fn the_default_position_is_counted_on_its_level_down_and_up(db: PgPool) {
         .map(|(id, q, at)| (id, q.expect("down stores every quantity"), at))
         .collect();
     assert_eq!(down, before);
-    sqlx::raw_sql(step(true)).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(step(version, true))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(held().await, before);
     assert_eq!(elsewhere().await, 1);
+    for v in &later {
+        sqlx::raw_sql(step(*v, true))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
 
     // The level's own rule: what is elsewhere is part of its quantity.
     let err = sqlx::query("UPDATE stock_levels SET elsewhere = quantity + 1 WHERE product_id = $1")
