@@ -8,9 +8,10 @@
 -- them, 8,300 characters of node text, on every movement. A CHECK that calls
 -- a PL/pgSQL function is stored as one call; the function is compiled and
 -- its expression planned once per connection. pgbench on stock_move_default
--- (c=16 over 1,000 products, CPU-bound: synchronous_commit off), six
--- alternated pairs: +2 % to +12 %, median +5 % (bench/README.md, "Row rules
--- in one CHECK per table").
+-- (scripts/bench-variant.sh, CPU-bound: c=16 over 1,000 products,
+-- synchronous_commit off), six alternated pairs: +1 % to +18 %, median
+-- +9 %; with this migration's down as the variant instead, median -7 %
+-- (bench/README.md, "Row rules in one CHECK per table").
 --
 -- Nothing changes for a writer: each rule is the CHECK it replaces, and a
 -- row breaking it is refused with SQLSTATE 23514 under that CHECK's name
