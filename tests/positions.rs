@@ -218,14 +218,7 @@ async fn fefo_issues_racing_lot_receipts_keep_every_position_equal_to_its_ledger
             })
         })
         .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert!(
-        statuses.iter().all(|s| *s == 201 || *s == 409),
-        "only applied or refused, never a deadlock or 500: {statuses:?}"
-    );
+    let statuses = applied_or_refused(tasks).await;
     let issued = statuses
         .iter()
         .enumerate()
@@ -392,14 +385,7 @@ async fn default_movements_racing_bin_transfers_keep_the_level_and_its_positions
             })
         })
         .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert!(
-        statuses.iter().all(|s| *s == 201 || *s == 409),
-        "only applied or refused, never a deadlock or 500: {statuses:?}"
-    );
+    let statuses = applied_or_refused(tasks).await;
     assert!(
         statuses.iter().skip(2).step_by(4).any(|s| *s == 201),
         "some stock went to the bin: {statuses:?}"
@@ -751,6 +737,20 @@ const V1_LEVEL_FIELDS: [&str; 9] = [
     "warehouse_code",
     "warehouse_id",
 ];
+
+/// The statuses of racing requests, in task order; each one applied (201)
+/// or refused (409), never a deadlock or a 500.
+async fn applied_or_refused(tasks: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "only applied or refused, never a deadlock or 500: {statuses:?}"
+    );
+    statuses
+}
 
 fn keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
